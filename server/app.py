@@ -1,0 +1,336 @@
+"""The server process: WebSocket endpoint, HTTP routes, handshake and dispatch.
+
+A connection's life: `process_request` answers plain HTTP and checks an
+`Authorization` header before the upgrade; the handler then waits for `hello`, sends
+`welcome`, and feeds every later frame to `dispatch`. A bad frame becomes one `error`
+frame, never an exception that ends the handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+import weakref
+from collections.abc import Coroutine
+from http import HTTPStatus
+from typing import Any, Final
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from server import __version__
+from server.auth import AuthError, Identity, bearer_token, verify_token
+from server.boards import BoardRooms
+from server.config import ServerConfig
+from server.dispatch import Dispatcher
+from server.http import WS_PATH, json_response, path_of, text_response, unauthorized
+from server.hub import Hub, Session
+from server.presence import PresenceTracker
+from server.store import SQLiteStore, Store
+from tui_collab.protocol import (
+    PROTOCOL_VERSION,
+    CloseCode,
+    ErrorCode,
+    ErrorMessage,
+    Hello,
+    Limits,
+    ProtocolError,
+    ServerInfo,
+    UserRef,
+    Welcome,
+    decode,
+    encode,
+    utc_now,
+)
+
+logger = logging.getLogger(__name__)
+
+_IDENTIFIER_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+class CollabServer:
+    """One server process. `async with CollabServer(config) as server:` serves until exit."""
+
+    def __init__(self, config: ServerConfig, store: Store | None = None) -> None:
+        self.config = config
+        self.node = config.node or f"n-{secrets.token_hex(4)}"
+        self.store: Store = store or SQLiteStore(config.data_dir, config.durability)
+        self.hub = Hub()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.presence = PresenceTracker(self.store, self.hub, self.spawn, config.offline_grace_s)
+        self.rooms = BoardRooms(self.store, config.cursor_interval_s)
+        self.dispatcher = Dispatcher(self)
+        self._header_identity: weakref.WeakKeyDictionary[ServerConnection, Identity] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._server: Server | None = None
+        self.limits = Limits(
+            max_message_bytes=config.max_message_bytes,
+            rate_per_s=config.rate_per_s,
+            burst=config.burst,
+            max_cell_chars=config.max_cell_chars,
+        )
+
+    async def __aenter__(self) -> CollabServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "server is not started"
+        sockets = list(self._server.sockets)
+        return int(sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        host = self.config.host
+        shown = f"[{host}]" if ":" in host else host
+        return f"ws://{shown}:{self.port}{WS_PATH}"
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.store.reset_presence()
+        origins: list[str | None] | None
+        if self.config.auth == "open" or self.config.allowed_origins:
+            origins = [None, *self.config.allowed_origins]
+        else:
+            origins = None
+        self._server = await serve(
+            self._handle,
+            self.config.host,
+            self.config.port,
+            compression=None,
+            max_size=self.config.max_message_bytes,
+            max_queue=16,
+            ping_interval=self.config.ping_interval_s,
+            ping_timeout=self.config.ping_timeout_s,
+            open_timeout=self.config.hello_timeout_s,
+            close_timeout=self.config.close_timeout_s,
+            server_header=None,
+            origins=origins,  # type: ignore[arg-type]
+            process_request=self._process_request,
+        )
+        logger.info(
+            "listening on %s (auth=%s, store epoch %s)",
+            self.url,
+            self.config.auth,
+            self.store.epoch,
+        )
+
+    async def stop(self) -> None:
+        """Close every connection with 1001, then flush and close the store."""
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+            self._server = None
+        self.presence.shutdown()
+        self.rooms.close()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.store.close()
+        logger.info("server stopped")
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Run background work (store writes of presence) and keep a reference until done."""
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background task failed", exc_info=task.exception())
+
+    # --- HTTP ---------------------------------------------------------------------
+
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        path = path_of(request.path)
+        if path == "/healthz":
+            return json_response(
+                HTTPStatus.OK,
+                {
+                    "status": "ok",
+                    "version": __version__,
+                    "node": self.node,
+                    "epoch": self.store.epoch,
+                    "connections": self.hub.connection_count,
+                },
+            )
+        if path == "/api/presence":
+            return await self._presence_api(connection, request)
+        if path != WS_PATH:
+            return text_response(connection, HTTPStatus.NOT_FOUND, "not found")
+        token = bearer_token(request.headers.get("Authorization"))
+        if token is None:
+            return None
+        try:
+            identity = self._verify(token)
+        except AuthError as exc:
+            logger.warning("refused upgrade from %s: %s", _peer(connection), exc)
+            return unauthorized(connection, str(exc))
+        self._header_identity[connection] = identity
+        return None
+
+    async def _presence_api(self, connection: ServerConnection, request: Request) -> Response:
+        token = bearer_token(request.headers.get("Authorization"))
+        if token is None and self.config.auth == "open":
+            # An open server listens on loopback only and trusts whoever can reach it.
+            team = parse_qs(urlsplit(request.path).query).get("team", [""])[0]
+            if not _IDENTIFIER_RE.match(team):
+                return text_response(
+                    connection, HTTPStatus.BAD_REQUEST, "open mode: pass ?team=TEAM"
+                )
+        else:
+            try:
+                team = self._verify(token or "").team
+            except AuthError as exc:
+                return unauthorized(connection, str(exc))
+        await self.presence.ensure_team(team)
+        members = [json.loads(encode(m)) for m in self.presence.members(team)]
+        return json_response(HTTPStatus.OK, {"team": team, "members": members})
+
+    def _verify(self, token: str) -> Identity:
+        if not token:
+            raise AuthError("missing token")
+        if self.config.secret is None:
+            raise AuthError("this server does not accept tokens")
+        return verify_token(self.config.secret, token)
+
+    # --- WebSocket ----------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        session = await self._handshake(ws)
+        if session is None:
+            return
+        try:
+            async for frame in ws:
+                await self.dispatcher.dispatch(session, frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            await self._disconnect(session)
+
+    async def _handshake(self, ws: ServerConnection) -> Session | None:
+        try:
+            frame = await asyncio.wait_for(ws.recv(), self.config.hello_timeout_s)
+        except TimeoutError:
+            await ws.close(CloseCode.AUTH_FAILED, "no hello")
+            return None
+        except ConnectionClosed:
+            return None
+        try:
+            hello = decode(frame)
+            if not isinstance(hello, Hello):
+                raise ProtocolError(
+                    ErrorCode.UNAUTHORIZED, "the first message must be hello", hello.id
+                )
+            if hello.v != PROTOCOL_VERSION:
+                await self._refuse(
+                    ws,
+                    CloseCode.UNSUPPORTED_VERSION,
+                    ProtocolError(
+                        ErrorCode.UNSUPPORTED_VERSION,
+                        f"protocol version {hello.v} is not supported; this server speaks "
+                        f"{PROTOCOL_VERSION}",
+                        hello.id,
+                    ),
+                )
+                return None
+            identity = self._identify(ws, hello)
+        except ProtocolError as exc:
+            await self._refuse(ws, CloseCode.AUTH_FAILED, exc)
+            return None
+        client_id = hello.client_id or f"c-{secrets.token_hex(8)}"
+        session = Session(ws=ws, identity=identity, client_id=client_id)
+        await self.store.record_user(identity.team, identity.user, identity.name)
+        await self.presence.ensure_team(identity.team)
+        boards = await self.dispatcher.team_boards(identity.team)
+        # From here until the session is registered nothing awaits: the joiner's snapshot
+        # and the events it receives afterwards are cut at one instant, and `welcome` is
+        # always its first frame.
+        self.presence.connected(session)
+        welcome = Welcome(
+            session=session.id,
+            client_id=client_id,
+            user=UserRef(id=identity.user, name=identity.name),
+            team=identity.team,
+            server=ServerInfo(node=self.node, version=__version__, epoch=self.store.epoch),
+            limits=self.limits,
+            members=self.presence.members(identity.team),
+            boards=boards,
+        )
+        session.send(encode(welcome))
+        self.hub.add(session)
+        self.spawn(
+            self.store.session_started(
+                session.id, identity.team, identity.user, client_id, utc_now()
+            )
+        )
+        logger.info(
+            "connected %s user=%s team=%s client=%s peer=%s",
+            session.id,
+            identity.user,
+            identity.team,
+            client_id,
+            _peer(ws),
+        )
+        return session
+
+    def _identify(self, ws: ServerConnection, hello: Hello) -> Identity:
+        from_header = self._header_identity.pop(ws, None)
+        if from_header is not None:
+            return from_header
+        if self.config.auth == "open" and hello.token is None:
+            if hello.user is None or hello.team is None:
+                raise ProtocolError(
+                    ErrorCode.UNAUTHORIZED, "open mode: hello needs user and team", hello.id
+                )
+            return Identity(user=hello.user, team=hello.team, name=hello.name or hello.user)
+        if hello.token is None:
+            raise ProtocolError(ErrorCode.UNAUTHORIZED, "a token is required", hello.id)
+        try:
+            return self._verify(hello.token)
+        except AuthError as exc:
+            logger.warning("refused hello from %s: %s", _peer(ws), exc)
+            raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc), hello.id) from None
+
+    async def _refuse(self, ws: ServerConnection, close_code: int, exc: ProtocolError) -> None:
+        try:
+            await ws.send(encode(ErrorMessage(code=exc.code, message=exc.message, re=exc.re)))
+            await ws.close(close_code, exc.message[:100])
+        except ConnectionClosed:
+            pass
+
+    async def _disconnect(self, session: Session) -> None:
+        ws = session.ws
+        clean = ws.protocol.close_rcvd is not None
+        self.hub.remove(session)
+        for board in list(session.boards):
+            self.dispatcher.leave_board(session, board)
+        self.presence.disconnected(session, clean=clean)
+        self.spawn(self.store.session_ended(session.id, utc_now(), ws.close_code))
+        logger.info(
+            "disconnected %s user=%s team=%s code=%s clean=%s",
+            session.id,
+            session.user,
+            session.team,
+            ws.close_code,
+            clean,
+        )
+
+
+def _peer(ws: ServerConnection) -> str:
+    address = ws.remote_address
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return "?"

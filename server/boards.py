@@ -1,0 +1,237 @@
+"""Live boards: participants and their colours, cursors, and the in-memory cell map.
+
+A room is opened when the first connection joins a board and holds the board's cells
+(loaded once from the store) so that a joiner's snapshot and the stream of
+`cell.changed` events can never miss or double an op: both are decided synchronously
+on the event loop, in one order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Final
+
+from websockets.asyncio.server import ServerConnection, broadcast
+
+from server.hub import Session
+from server.store.base import BoardRecord, Store
+from tui_collab.cells import CellMap, CellOp
+from tui_collab.protocol import (
+    BoardMeta,
+    CursorPosition,
+    Cursors,
+    Participant,
+    ParticipantJoined,
+    ParticipantLeft,
+    encode,
+)
+
+logger = logging.getLogger(__name__)
+
+PALETTE: Final = (
+    "#e06c75", "#98c379", "#e5c07b", "#61afef", "#c678dd", "#56b6c2",
+    "#d19a66", "#ff79c6", "#8be9fd", "#50fa7b", "#bd93f9", "#f1fa8c",
+)  # fmt: skip
+"""Twelve colours that stay distinct on dark and light terminal themes."""
+
+
+def pick_colour(in_use: list[str], previous: str | None) -> str:
+    """A rejoining user keeps their colour if free; otherwise the least-used colour wins."""
+    if previous is not None and previous not in in_use:
+        return previous
+    counts = Counter(in_use)
+    return min(PALETTE, key=lambda colour: (counts[colour], PALETTE.index(colour)))
+
+
+def board_meta(record: BoardRecord, version: int | None = None) -> BoardMeta:
+    return BoardMeta(
+        id=record.id,
+        title=record.title,
+        width=record.width,
+        height=record.height,
+        created_by=record.created_by,
+        version=record.version if version is None else version,
+    )
+
+
+@dataclass(slots=True)
+class _Participant:
+    user: str
+    name: str
+    colour: str
+    sessions: set[Session] = field(default_factory=set)
+
+
+class BoardRoom:
+    """One board's live state; cursors never touch the store."""
+
+    def __init__(self, record: BoardRecord, cells: CellMap, cursor_interval_s: float) -> None:
+        self.record = record
+        self.cells = cells
+        self._interval = cursor_interval_s
+        self.participants: dict[str, _Participant] = {}
+        self._previous_colours: dict[str, str] = {}
+        self.connections: set[ServerConnection] = set()
+        self.cursors: dict[str, tuple[int, int]] = {}
+        self._moved: dict[str, tuple[int, int]] = {}
+        self._last_flush = float("-inf")
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self.frames_sent = 0
+
+    @property
+    def team(self) -> str:
+        return self.record.team
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def version(self) -> int:
+        return max(self.record.version, self.cells.version)
+
+    def meta(self) -> BoardMeta:
+        return board_meta(self.record, self.version)
+
+    def join(self, session: Session) -> tuple[_Participant, bool]:
+        """Add a session; return its participant and whether the user is new on the board."""
+        participant = self.participants.get(session.user)
+        fresh = participant is None
+        if participant is None:
+            colour = pick_colour(
+                [p.colour for p in self.participants.values()],
+                self._previous_colours.get(session.user),
+            )
+            participant = _Participant(session.user, session.identity.name, colour)
+            self.participants[session.user] = participant
+            self._previous_colours[session.user] = colour
+        participant.sessions.add(session)
+        self.connections.add(session.ws)
+        return participant, fresh
+
+    def leave(self, session: Session) -> _Participant | None:
+        """Remove a session; return the participant if that was the user's last one here."""
+        self.connections.discard(session.ws)
+        participant = self.participants.get(session.user)
+        if participant is None:
+            return None
+        participant.sessions.discard(session)
+        if participant.sessions:
+            return None
+        del self.participants[session.user]
+        self.cursors.pop(session.user, None)
+        self._moved.pop(session.user, None)
+        return participant
+
+    def participant_list(self) -> list[Participant]:
+        return [
+            Participant(user=p.user, name=p.name, color=p.colour)
+            for p in self.participants.values()
+        ]
+
+    def cursor_list(self) -> list[CursorPosition]:
+        return [CursorPosition(user=u, x=x, y=y) for u, (x, y) in self.cursors.items()]
+
+    def broadcast(self, frame: str, exclude: ServerConnection | None = None) -> None:
+        targets = self.connections if exclude is None else self.connections - {exclude}
+        if targets:
+            broadcast(targets, frame)
+
+    def joined_frame(self, participant: _Participant) -> str:
+        return encode(
+            ParticipantJoined(
+                board=self.id,
+                user=participant.user,
+                name=participant.name,
+                color=participant.colour,
+            )
+        )
+
+    def left_frame(self, participant: _Participant) -> str:
+        return encode(
+            ParticipantLeft(
+                board=self.id,
+                user=participant.user,
+                name=participant.name,
+                color=participant.colour,
+            )
+        )
+
+    def move_cursor(self, user: str, x: int, y: int) -> None:
+        """Leading-edge throttle: send at once after a quiet window, else coalesce to its end."""
+        self.cursors[user] = (x, y)
+        self._moved[user] = (x, y)
+        if self._flush_handle is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._last_flush + self._interval - loop.time()
+        if wait <= 0:
+            self.flush_cursors()
+        else:
+            self._flush_handle = loop.call_later(wait, self.flush_cursors)
+
+    def flush_cursors(self) -> None:
+        self._flush_handle = None
+        if not self._moved:
+            return
+        moved = [CursorPosition(user=u, x=x, y=y) for u, (x, y) in self._moved.items()]
+        self._moved.clear()
+        self._last_flush = asyncio.get_running_loop().time()
+        self.frames_sent += 1
+        self.broadcast(encode(Cursors(board=self.id, cursors=moved)))
+
+    def close(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+
+
+class BoardRooms:
+    """The open rooms of every team, opened on first join and closed when empty."""
+
+    def __init__(self, store: Store, cursor_interval_s: float) -> None:
+        self._store = store
+        self._interval = cursor_interval_s
+        self._rooms: dict[tuple[str, str], BoardRoom] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def get(self, team: str, board: str) -> BoardRoom | None:
+        return self._rooms.get((team, board))
+
+    async def open(self, record: BoardRecord) -> BoardRoom:
+        key = (record.team, record.id)
+        room = self._rooms.get(key)
+        if room is not None:
+            return room
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            room = self._rooms.get(key)
+            if room is None:
+                ops = await self._store.load_cells(record.team, record.id)
+                cells = CellMap(ops)
+                room = self._rooms[key] = BoardRoom(record, cells, self._interval)
+                logger.debug("opened board %s/%s with %d cells", record.team, record.id, len(ops))
+        self._locks.pop(key, None)
+        return room
+
+    def discard_if_empty(self, room: BoardRoom) -> None:
+        if not room.connections and not room.participants:
+            room.close()
+            self._rooms.pop((room.team, room.id), None)
+
+    def apply(self, team: str, board: str, op: CellOp) -> None:
+        room = self._rooms.get((team, board))
+        if room is not None:
+            room.cells.apply(op)
+
+    def update_record(self, record: BoardRecord) -> None:
+        room = self._rooms.get((record.team, record.id))
+        if room is not None:
+            room.record = record
+
+    def close(self) -> None:
+        for room in self._rooms.values():
+            room.close()

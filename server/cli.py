@@ -1,0 +1,182 @@
+"""`tui-collab-server`: serve, mint tokens, print the protocol schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+from server import __version__
+from server.app import CollabServer
+from server.auth import load_secret, mint_token, parse_ttl
+from server.config import ServerConfig
+from tui_collab.protocol import json_schema
+
+logger = logging.getLogger("server")
+
+ENV_PREFIX = "TUI_COLLAB_"
+
+
+def default_data_dir() -> Path:
+    return Path(user_data_dir("tui-collab", appauthor=False))
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(ENV_PREFIX + name, default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tui-collab-server",
+        description="Team presence and shared grids over WebSocket. Every flag also reads "
+        "an environment variable: --port reads TUI_COLLAB_PORT, --data-dir "
+        "TUI_COLLAB_DATA_DIR, and so on.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--host", default=_env("HOST", "127.0.0.1"))
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=int(_env("PORT", "9001") or 9001),
+        help="0 picks a free port (default 9001)",
+    )
+    _data_dir_flag(serve)
+    serve.add_argument(
+        "--auth",
+        choices=("token", "open"),
+        default=_env("AUTH", "token"),
+        help="open: no tokens, hello names the user (loopback hosts only)",
+    )
+    serve.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=[o for o in (_env("ALLOWED_ORIGIN") or "").split(",") if o],
+        help="allow browser pages from this origin (repeatable)",
+    )
+    serve.add_argument(
+        "--durability",
+        choices=("normal", "full"),
+        default=_env("DURABILITY", "normal"),
+        help="normal: acked edits survive a process crash; full: also power loss",
+    )
+    serve.add_argument(
+        "--ping-interval", type=float, default=float(_env("PING_INTERVAL", "10") or 10)
+    )
+    serve.add_argument(
+        "--ping-timeout", type=float, default=float(_env("PING_TIMEOUT", "10") or 10)
+    )
+    serve.add_argument(
+        "--offline-grace",
+        type=float,
+        default=float(_env("OFFLINE_GRACE", "10") or 10),
+        help="seconds a lost connection's user stays online (default 10)",
+    )
+    serve.add_argument(
+        "--hello-timeout", type=float, default=float(_env("HELLO_TIMEOUT", "10") or 10)
+    )
+    serve.add_argument(
+        "--log-level",
+        default=_env("LOG_LEVEL", "info"),
+        choices=("debug", "info", "warning", "error"),
+    )
+
+    token = commands.add_parser("token", help="print a signed token for a user")
+    token.add_argument("--user", required=True)
+    token.add_argument("--team", required=True)
+    token.add_argument("--name")
+    token.add_argument("--ttl", default="7d", help="lifetime: 90s, 15m, 2h, 7d (default 7d)")
+    _data_dir_flag(token)
+
+    commands.add_parser("schema", help="print the JSON Schema of every message")
+    return parser
+
+
+def _data_dir_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(_env("DATA_DIR") or default_data_dir()),
+        help="where the database and the signing secret live",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "schema":
+        json.dump(json_schema(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if args.command == "token":
+        try:
+            ttl = parse_ttl(args.ttl)
+            secret = load_secret(args.data_dir)
+            print(mint_token(secret, args.user, args.team, args.name, ttl))
+        except ValueError as exc:
+            print(f"tui-collab-server token: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    return serve(args)
+
+
+def serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        secret = load_secret(args.data_dir) if args.auth == "token" else None
+        config = ServerConfig(
+            data_dir=args.data_dir,
+            host=args.host,
+            port=args.port,
+            auth=args.auth,
+            secret=secret,
+            allowed_origins=tuple(args.allowed_origin),
+            durability=args.durability,
+            ping_interval_s=args.ping_interval,
+            ping_timeout_s=args.ping_timeout,
+            offline_grace_s=args.offline_grace,
+            hello_timeout_s=args.hello_timeout,
+        )
+    except ValueError as exc:
+        print(f"tui-collab-server: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(config))
+    except OSError as exc:
+        print(
+            f"tui-collab-server: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+async def _serve(config: ServerConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with CollabServer(config) as server:
+        # Scripts wait for this exact line; it is printed once connections are accepted.
+        print(f"listening on {server.url}", flush=True)
+        await stop.wait()
+        logger.info("shutting down")
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Server settings: one frozen object built by the command line or by tests."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from tui_collab.protocol import MAX_CELL_CHARS, MAX_MESSAGE_BYTES
+
+AuthMode = Literal["token", "open"]
+Durability = Literal["normal", "full"]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything a server process needs; timers are here so tests can shrink them."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 9001
+    auth: AuthMode = "token"
+    secret: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    durability: Durability = "normal"
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    max_cell_chars: int = MAX_CELL_CHARS
+    rate_per_s: int = 100
+    burst: int = 200
+    hello_timeout_s: float = 10.0
+    ping_interval_s: float = 10.0
+    ping_timeout_s: float = 10.0
+    offline_grace_s: float = 10.0
+    close_timeout_s: float = 2.0
+    """How long a closing handshake may take before the TCP connection is dropped."""
+    cursor_interval_s: float = 0.05
+    max_connections_per_user: int = 8
+    max_board_participants: int = 256
+    malformed_close_after: int = 10
+    """Bad frames in a row (within one connection) before it is closed with 1008."""
+    node: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if self.auth == "open" and not is_loopback(self.host):
+            raise ValueError(
+                f"--auth open is only allowed on a loopback host, not {self.host!r}: "
+                "anyone who can reach the port could claim to be anyone"
+            )
+        if self.auth == "token" and not self.secret:
+            raise ValueError("token auth needs a secret")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

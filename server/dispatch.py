@@ -1,0 +1,322 @@
+"""What the server does with each client message, one method per message type."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from server.auth import AuthError
+from server.boards import BoardRoom, board_meta
+from server.hub import Session
+from server.store.base import BoardRecord
+from tui_collab.cells import CellOp
+from tui_collab.protocol import (
+    CLOCK_AHEAD_LIMIT,
+    Ack,
+    AuthRefresh,
+    BoardCreate,
+    BoardCreated,
+    BoardJoin,
+    BoardLeave,
+    BoardMeta,
+    BoardState,
+    BoardUpdate,
+    BoardUpdated,
+    Cell,
+    CellChanged,
+    CellSet,
+    ClientMessage,
+    CloseCode,
+    CursorMove,
+    ErrorCode,
+    Hello,
+    PresenceQuery,
+    PresenceSet,
+    PresenceSnapshot,
+    ProtocolError,
+    Typing,
+    TypingSet,
+    decode,
+    encode,
+)
+
+if TYPE_CHECKING:
+    from server.app import CollabServer
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Session, Any], Awaitable[None]]
+
+
+class Dispatcher:
+    def __init__(self, server: CollabServer) -> None:
+        self._server = server
+        self._boards: dict[str, dict[str, BoardRecord]] = {}
+        self._board_locks: dict[str, asyncio.Lock] = {}
+        self._handlers: dict[type[Any], Handler] = {
+            Hello: self._hello_again,
+            PresenceSet: self._presence_set,
+            PresenceQuery: self._presence_query,
+            BoardCreate: self._board_create,
+            BoardUpdate: self._board_update,
+            BoardJoin: self._board_join,
+            BoardLeave: self._board_leave,
+            CursorMove: self._cursor_move,
+            TypingSet: self._typing,
+            CellSet: self._cell_set,
+            AuthRefresh: self._auth_refresh,
+        }
+
+    async def dispatch(self, session: Session, frame: str | bytes) -> None:
+        """Handle one frame; every failure becomes an `error` to the sender, never a crash."""
+        try:
+            message = decode(frame)
+        except ProtocolError as exc:
+            session.bad_frames += 1
+            session.send_error(exc.code, exc.message, exc.re)
+            if session.bad_frames >= self._server.config.malformed_close_after:
+                logger.warning(
+                    "closing %s user=%s: repeated malformed input", session.id, session.user
+                )
+                await session.ws.close(CloseCode.POLICY_VIOLATION, "repeated malformed input")
+            return
+        session.bad_frames = 0
+        try:
+            await self._handlers[type(message)](session, message)
+        except ProtocolError as exc:
+            session.send_error(exc.code, exc.message, exc.re or message.id)
+        except Exception:
+            logger.exception("internal error handling %s from %s", message.type, session.id)
+            session.send_error(ErrorCode.INTERNAL, "internal server error", message.id)
+
+    # --- boards directory ---------------------------------------------------------
+
+    async def team_boards(self, team: str) -> list[BoardMeta]:
+        boards = await self._directory(team)
+        metas = []
+        for record in boards.values():
+            room = self._server.rooms.get(team, record.id)
+            metas.append(room.meta() if room is not None else board_meta(record))
+        return metas
+
+    async def _directory(self, team: str) -> dict[str, BoardRecord]:
+        boards = self._boards.get(team)
+        if boards is not None:
+            return boards
+        async with self._board_locks.setdefault(team, asyncio.Lock()):
+            boards = self._boards.get(team)
+            if boards is None:
+                records = await self._server.store.list_boards(team)
+                boards = self._boards[team] = {r.id: r for r in records}
+        return boards
+
+    async def _record(self, session: Session, board: str, re: str | None) -> BoardRecord:
+        record = (await self._directory(session.team)).get(board)
+        if record is None:
+            # Another team's board answers exactly like a board that does not exist.
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no board {board!r}", re)
+        return record
+
+    async def _joined_room(self, session: Session, board: str, re: str | None) -> BoardRoom:
+        room = self._server.rooms.get(session.team, board)
+        if board in session.boards and room is not None:
+            return room
+        await self._record(session, board, re)
+        raise ProtocolError(ErrorCode.FORBIDDEN, f"join board {board!r} first", re)
+
+    @staticmethod
+    def _check_inside(room: BoardRoom, x: int, y: int, re: str | None) -> None:
+        if x >= room.record.width or y >= room.record.height:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                f"cell ({x}, {y}) is outside the {room.record.width}x{room.record.height} board",
+                re,
+            )
+
+    # --- handlers -----------------------------------------------------------------
+
+    async def _hello_again(self, session: Session, message: Hello) -> None:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "already said hello", message.id)
+
+    async def _presence_set(self, session: Session, message: PresenceSet) -> None:
+        self._server.presence.set(session, message.status, message.activity)
+        _ack(session, message.id)
+
+    async def _presence_query(self, session: Session, message: PresenceQuery) -> None:
+        presence = self._server.presence
+        if message.user is None:
+            members = presence.members(session.team)
+        else:
+            member = presence.member(session.team, message.user)
+            members = [] if member is None else [member]
+        session.send(encode(PresenceSnapshot(re=message.id, members=members)))
+
+    async def _board_create(self, session: Session, message: BoardCreate) -> None:
+        record = BoardRecord(
+            team=session.team,
+            id=message.board or f"b-{secrets.token_hex(4)}",
+            title=message.title,
+            width=message.width,
+            height=message.height,
+            created_by=session.user,
+        )
+        boards = await self._directory(session.team)
+        created = await self._server.store.create_board(record)
+        if created:
+            boards[record.id] = record
+            self._server.hub.to_team(session.team, encode(BoardCreated(board=board_meta(record))))
+            logger.info("board %s/%s created by %s", record.team, record.id, session.user)
+        _ack(session, message.id, version=0 if created else None, applied=created)
+
+    async def _board_update(self, session: Session, message: BoardUpdate) -> None:
+        await self._record(session, message.board, message.id)
+        if message.title is not None:
+            record = await self._server.store.update_board(
+                session.team, message.board, message.title
+            )
+            if record is None:
+                raise ProtocolError(ErrorCode.NOT_FOUND, f"no board {message.board!r}", message.id)
+            (await self._directory(session.team))[record.id] = record
+            self._server.rooms.update_record(record)
+            room = self._server.rooms.get(session.team, record.id)
+            meta = room.meta() if room is not None else board_meta(record)
+            self._server.hub.to_team(session.team, encode(BoardUpdated(board=meta)))
+        _ack(session, message.id)
+
+    async def _board_join(self, session: Session, message: BoardJoin) -> None:
+        record = await self._record(session, message.board, message.id)
+        room = await self._server.rooms.open(record)
+        # No await from here on: the snapshot and the joiner's registration for later
+        # events happen at one instant.
+        already = session.user in room.participants
+        if not already and len(room.participants) >= self._server.config.max_board_participants:
+            self._server.rooms.discard_if_empty(room)
+            raise ProtocolError(
+                ErrorCode.BOARD_FULL, f"board {message.board!r} is full", message.id
+            )
+        participant, fresh = room.join(session)
+        session.boards.add(room.id)
+        epoch = self._server.store.epoch
+        resumable = (
+            message.since is not None and message.epoch == epoch and message.since <= room.version
+        )
+        ops = room.cells.since(message.since or 0) if resumable else list(room.cells)
+        state = BoardState(
+            re=message.id,
+            board=room.meta(),
+            epoch=epoch,
+            version=room.version,
+            complete=not resumable,
+            cells=[_cell(op) for op in ops],
+            participants=room.participant_list(),
+            cursors=room.cursor_list(),
+        )
+        session.send(encode(state))
+        if fresh:
+            room.broadcast(room.joined_frame(participant), exclude=session.ws)
+
+    async def _board_leave(self, session: Session, message: BoardLeave) -> None:
+        if message.board not in session.boards:
+            await self._joined_room(session, message.board, message.id)
+        self.leave_board(session, message.board)
+        _ack(session, message.id)
+
+    def leave_board(self, session: Session, board: str) -> None:
+        session.boards.discard(board)
+        room = self._server.rooms.get(session.team, board)
+        if room is None:
+            return
+        participant = room.leave(session)
+        if participant is not None:
+            room.broadcast(room.left_frame(participant))
+        self._server.rooms.discard_if_empty(room)
+
+    async def _cursor_move(self, session: Session, message: CursorMove) -> None:
+        room = await self._joined_room(session, message.board, message.id)
+        self._check_inside(room, message.x, message.y, message.id)
+        room.move_cursor(session.user, message.x, message.y)
+
+    async def _typing(self, session: Session, message: TypingSet) -> None:
+        room = await self._joined_room(session, message.board, message.id)
+        self._check_inside(room, message.x, message.y, message.id)
+        frame = encode(
+            Typing(
+                board=room.id, user=session.user, x=message.x, y=message.y, active=message.active
+            )
+        )
+        room.broadcast(frame, exclude=session.ws)
+
+    async def _cell_set(self, session: Session, message: CellSet) -> None:
+        room = await self._joined_room(session, message.board, message.op)
+        self._check_inside(room, message.x, message.y, message.op)
+        limit = room.cells.max_clock + CLOCK_AHEAD_LIMIT
+        if message.clock > limit:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                f"clock {message.clock} is too far ahead of the board (at most {limit})",
+                message.op,
+            )
+        op = CellOp(
+            x=message.x,
+            y=message.y,
+            value=message.value,
+            clock=message.clock,
+            client=session.client_id,
+            by=session.user,
+        )
+        result = await self._server.store.apply_cell_op(session.team, room.id, op)
+        if result.applied:
+            stored = CellOp(op.x, op.y, op.value, op.clock, op.client, op.by, result.version)
+            self._server.rooms.apply(session.team, room.id, stored)
+            live = self._server.rooms.get(session.team, room.id)
+            if live is not None:
+                live.broadcast(
+                    encode(
+                        CellChanged(
+                            board=room.id,
+                            x=op.x,
+                            y=op.y,
+                            value=op.value,
+                            clock=op.clock,
+                            client=op.client,
+                            by=op.by,
+                            version=result.version,
+                        )
+                    )
+                )
+        session.send(encode(Ack(re=message.op, version=result.version, applied=result.applied)))
+
+    async def _auth_refresh(self, session: Session, message: AuthRefresh) -> None:
+        server = self._server
+        try:
+            identity = server._verify(message.token)
+        except AuthError as exc:
+            await self._refuse_refresh(session, str(exc), message.id)
+            return
+        if (identity.user, identity.team) != (session.user, session.team):
+            await self._refuse_refresh(session, "token is for another user or team", message.id)
+            return
+        session.identity = identity
+        _ack(session, message.id)
+
+    async def _refuse_refresh(self, session: Session, reason: str, re: str | None) -> None:
+        logger.warning("auth.refresh refused for %s user=%s: %s", session.id, session.user, reason)
+        session.send_error(ErrorCode.UNAUTHORIZED, reason, re)
+        await session.ws.close(CloseCode.AUTH_FAILED, reason[:100])
+
+
+def _ack(
+    session: Session, re: str | None, version: int | None = None, applied: bool | None = None
+) -> None:
+    if re is not None:
+        session.send(encode(Ack(re=re, version=version, applied=applied)))
+
+
+def _cell(op: CellOp) -> Cell:
+    return Cell(x=op.x, y=op.y, value=op.value, clock=op.clock, client=op.client, by=op.by)
+
+
+__all__ = ["ClientMessage", "Dispatcher"]

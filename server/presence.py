@@ -1,0 +1,189 @@
+"""Team presence: who is online, their status and activity, and when they were last seen.
+
+A user is online while they hold at least one connection. The status they choose
+sticks across all their connections (the last `presence.set` wins) until they go
+offline. A clean close of the last connection makes them offline at once; a lost one
+waits a grace period first, so a network blip does not make them flap. Every visible
+change goes to the team as exactly one `presence` event, and is persisted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from server.hub import Hub, Session
+from server.store.base import PresenceRecord, Store
+from tui_collab.protocol import Activity, Presence, PresenceStatus, Status, encode, utc_now
+
+logger = logging.getLogger(__name__)
+
+Spawn = Callable[[Coroutine[Any, Any, Any]], None]
+
+
+@dataclass(slots=True)
+class _UserPresence:
+    team: str
+    user: str
+    name: str
+    chosen: Status = "online"
+    activity: Activity | None = None
+    last_seen: datetime | None = None
+    connections: int = 0
+    online: bool = False
+    grace: asyncio.TimerHandle | None = None
+    lost_at: datetime | None = None
+    published: Presence | None = None
+
+
+class PresenceTracker:
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        spawn: Spawn,
+        grace_s: float,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._store = store
+        self._hub = hub
+        self._spawn = spawn
+        self._grace_s = grace_s
+        self._clock = clock
+        self._teams: dict[str, dict[str, _UserPresence]] = {}
+        self._loading: dict[str, asyncio.Lock] = {}
+
+    async def ensure_team(self, team: str) -> None:
+        """Load a team's stored presence once, so members who are offline are listed too."""
+        if team in self._teams:
+            return
+        lock = self._loading.setdefault(team, asyncio.Lock())
+        async with lock:
+            if team in self._teams:
+                return
+            records = await self._store.load_presence(team)
+            users = {
+                r.user: _UserPresence(team=team, user=r.user, name=r.name, last_seen=r.last_seen)
+                for r in records
+            }
+            for state in users.values():
+                state.published = self._view(state)
+            self._teams[team] = users
+
+    def connected(self, session: Session) -> None:
+        state = self._state(session.team, session.user, session.identity.name)
+        state.name = session.identity.name
+        self._cancel_grace(state)
+        if not state.online:
+            state.online = True
+            state.chosen = "online"
+            state.activity = None
+        state.connections += 1
+        self._publish(state)
+
+    def disconnected(self, session: Session, clean: bool) -> None:
+        state = self._teams[session.team][session.user]
+        state.connections -= 1
+        if state.connections > 0:
+            self._publish(state)
+            return
+        state.lost_at = self._clock()
+        if clean or self._grace_s <= 0:
+            self._go_offline(state)
+            return
+        logger.debug(
+            "connection of %s/%s lost; offline in %.1f s unless it returns",
+            state.team,
+            state.user,
+            self._grace_s,
+        )
+        loop = asyncio.get_running_loop()
+        state.grace = loop.call_later(self._grace_s, self._grace_expired, state)
+
+    def set(self, session: Session, status: Status | None, activity: Activity | None) -> None:
+        state = self._teams[session.team][session.user]
+        if status is not None:
+            state.chosen = status
+        if activity is not None:
+            state.activity = activity
+        self._publish(state)
+
+    def members(self, team: str) -> list[Presence]:
+        return [self._current(state) for state in self._teams.get(team, {}).values()]
+
+    def member(self, team: str, user: str) -> Presence | None:
+        state = self._teams.get(team, {}).get(user)
+        return None if state is None else self._current(state)
+
+    def shutdown(self) -> None:
+        """Cancel grace timers; the store marks everyone offline on the next start."""
+        for users in self._teams.values():
+            for state in users.values():
+                self._cancel_grace(state)
+
+    def _state(self, team: str, user: str, name: str) -> _UserPresence:
+        users = self._teams.setdefault(team, {})
+        state = users.get(user)
+        if state is None:
+            state = users[user] = _UserPresence(team=team, user=user, name=name)
+        return state
+
+    def _grace_expired(self, state: _UserPresence) -> None:
+        state.grace = None
+        if state.connections == 0:
+            self._go_offline(state)
+
+    def _go_offline(self, state: _UserPresence) -> None:
+        # last_seen is when the last connection ended, not when the grace period ran out.
+        state.last_seen = state.lost_at or self._clock()
+        state.online = False
+        state.activity = None
+        self._publish(state)
+
+    @staticmethod
+    def _cancel_grace(state: _UserPresence) -> None:
+        if state.grace is not None:
+            state.grace.cancel()
+            state.grace = None
+
+    def _status(self, state: _UserPresence) -> PresenceStatus:
+        return state.chosen if state.online else "offline"
+
+    def _view(self, state: _UserPresence) -> Presence:
+        return Presence(
+            user=state.user,
+            name=state.name,
+            status=self._status(state),
+            activity=state.activity,
+            last_seen=state.last_seen,
+            connections=state.connections,
+        )
+
+    def _current(self, state: _UserPresence) -> Presence:
+        # While a lost connection is in its grace period, others keep seeing the last
+        # published state: the blip is invisible unless it lasts.
+        if state.grace is not None and state.published is not None:
+            return state.published
+        return self._view(state)
+
+    def _publish(self, state: _UserPresence) -> None:
+        if state.grace is not None:
+            return
+        view = self._view(state)
+        if view == state.published:
+            return
+        state.published = view
+        self._hub.to_team(state.team, encode(view))
+        record = PresenceRecord(
+            team=state.team,
+            user=state.user,
+            name=state.name,
+            status=view.status,
+            activity_json=None if view.activity is None else view.activity.model_dump_json(),
+            last_seen=state.last_seen,
+        )
+        self._spawn(self._store.save_presence(record))

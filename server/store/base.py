@@ -1,0 +1,85 @@
+"""The Store protocol: what the server needs from persistence, and nothing about how."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from tui_collab.cells import CellOp
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceRecord:
+    team: str
+    user: str
+    name: str
+    status: str
+    activity_json: str | None
+    last_seen: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class BoardRecord:
+    team: str
+    id: str
+    title: str
+    width: int
+    height: int
+    created_by: str
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedOp:
+    """The store's verdict on one cell op: whether it won, and the board version after it."""
+
+    applied: bool
+    version: int
+
+
+class Store(Protocol):
+    """Durable state. Every write returns only once it is committed."""
+
+    @property
+    def epoch(self) -> str:
+        """Random id made when the store was created; a new store never reuses one."""
+        ...
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def record_user(self, team: str, user: str, name: str) -> None: ...
+
+    async def reset_presence(self) -> None:
+        """Mark every stored presence offline (a restart leaves no ghosts)."""
+        ...
+
+    async def save_presence(self, record: PresenceRecord) -> None: ...
+
+    async def load_presence(self, team: str) -> list[PresenceRecord]: ...
+
+    async def session_started(
+        self, session: str, team: str, user: str, client_id: str, at: datetime
+    ) -> None: ...
+
+    async def session_ended(self, session: str, at: datetime, close_code: int | None) -> None: ...
+
+    async def create_board(self, board: BoardRecord) -> bool:
+        """Insert a board; False when the team already has one with that id."""
+        ...
+
+    async def update_board(self, team: str, board: str, title: str) -> BoardRecord | None: ...
+
+    async def get_board(self, team: str, board: str) -> BoardRecord | None: ...
+
+    async def list_boards(self, team: str) -> list[BoardRecord]: ...
+
+    async def apply_cell_op(self, team: str, board: str, op: CellOp) -> AppliedOp:
+        """Merge one op durably under last-writer-wins; bump the version if it won."""
+        ...
+
+    async def load_cells(self, team: str, board: str, since: int = 0) -> list[CellOp]:
+        """The board's cells with a version greater than `since`."""
+        ...

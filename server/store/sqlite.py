@@ -1,0 +1,336 @@
+"""The embedded store: one SQLite file in WAL mode, written by one group-commit task.
+
+Durability contract: an `ack` is sent only after the COMMIT that holds the op returned.
+With `durability="normal"` (synchronous=NORMAL) committed data survives a crash of the
+process; with `"full"` (synchronous=FULL) it also survives power loss or an OS crash,
+at the cost of one fsync per group.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import aiosqlite
+
+from server.store.base import AppliedOp, BoardRecord, PresenceRecord
+from server.store.group_commit import GroupCommitWriter
+from server.store.migrations import LATEST, MIGRATIONS
+from tui_collab.cells import CellOp
+
+logger = logging.getLogger(__name__)
+
+DB_FILE: Final = "tui-collab.sqlite3"
+
+_UPSERT_CELL: Final = """
+INSERT INTO cells (team, board, x, y, value, clock, client, author, version, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, (SELECT version + 1 FROM boards WHERE team = ? AND id = ?), ?)
+ON CONFLICT (team, board, x, y) DO UPDATE SET
+    value = excluded.value, clock = excluded.clock, client = excluded.client,
+    author = excluded.author, version = excluded.version, updated_at = excluded.updated_at
+WHERE (excluded.clock, excluded.client, excluded.value) > (cells.clock, cells.client, cells.value)
+RETURNING version
+"""
+
+
+class MigrationError(RuntimeError):
+    """The database is newer than this server, or a migration step failed."""
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _parse(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+class SQLiteStore:
+    """`Store` on one SQLite file: a write connection owned by the writer task, one for reads."""
+
+    def __init__(self, data_dir: Path, durability: str = "normal") -> None:
+        if durability not in ("normal", "full"):
+            raise ValueError(f"durability must be normal or full, not {durability!r}")
+        self.path = data_dir / DB_FILE
+        self._synchronous = "FULL" if durability == "full" else "NORMAL"
+        self._write_db: aiosqlite.Connection | None = None
+        self._read_db: aiosqlite.Connection | None = None
+        self._writer: GroupCommitWriter | None = None
+        self._epoch = ""
+
+    @property
+    def epoch(self) -> str:
+        return self._epoch
+
+    @property
+    def commits(self) -> int:
+        return 0 if self._writer is None else self._writer.commits
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_db = await self._connect()
+        await self._write_db.execute("PRAGMA journal_mode=WAL")
+        await self._migrate(self._write_db)
+        self._epoch = await self._ensure_epoch(self._write_db)
+        self._read_db = await self._connect()
+        await self._read_db.execute("PRAGMA query_only=ON")
+        self._writer = GroupCommitWriter(self._write_db)
+        self._writer.start()
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
+        for db in (self._read_db, self._write_db):
+            if db is not None:
+                await db.close()
+        self._read_db = self._write_db = None
+
+    async def _connect(self) -> aiosqlite.Connection:
+        db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5.0)
+        await db.execute(f"PRAGMA synchronous={self._synchronous}")
+        await db.execute("PRAGMA busy_timeout=5000")
+        await db.execute("PRAGMA foreign_keys=ON")
+        return db
+
+    async def _migrate(self, db: aiosqlite.Connection) -> None:
+        async with db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        current = int(row[0]) if row else 0
+        if current > LATEST:
+            raise MigrationError(
+                f"{self.path} has schema version {current}; this server knows up to {LATEST}"
+            )
+        for number in range(current + 1, LATEST + 1):
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[number - 1]:
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version={number}")
+                await db.execute("COMMIT")
+            except Exception as exc:
+                await db.execute("ROLLBACK")
+                raise MigrationError(f"migration {number} failed: {exc}") from exc
+            logger.info("store migrated to schema version %d", number)
+
+    async def _ensure_epoch(self, db: aiosqlite.Connection) -> str:
+        await db.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)",
+            (f"e-{secrets.token_hex(8)}",),
+        )
+        async with db.execute("SELECT value FROM meta WHERE key = 'epoch'") as cursor:
+            row = await cursor.fetchone()
+        assert row is not None
+        return str(row[0])
+
+    def _require_writer(self) -> GroupCommitWriter:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return self._writer
+
+    def _require_reader(self) -> aiosqlite.Connection:
+        if self._read_db is None:
+            raise RuntimeError("store is not open")
+        return self._read_db
+
+    # --- users and presence ---------------------------------------------------------
+
+    async def record_user(self, team: str, user: str, name: str) -> None:
+        now = _iso(datetime.now(UTC))
+
+        async def job(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "INSERT OR IGNORE INTO teams (id, created_at) VALUES (?, ?)", (team, now)
+            )
+            await db.execute(
+                """INSERT INTO users (team, id, name, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (team, id) DO UPDATE SET name = excluded.name,
+                   updated_at = excluded.updated_at""",
+                (team, user, name, now, now),
+            )
+
+        await self._require_writer().submit(job)
+
+    async def reset_presence(self) -> None:
+        now = _iso(datetime.now(UTC))
+
+        async def job(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                """UPDATE user_presence SET status = 'offline',
+                   last_seen = COALESCE(last_seen, ?), updated_at = ?
+                   WHERE status != 'offline'""",
+                (now, now),
+            )
+            await db.execute(
+                """UPDATE collaboration_sessions SET ended_at = ?
+                   WHERE ended_at IS NULL""",
+                (now,),
+            )
+
+        await self._require_writer().submit(job)
+
+    async def save_presence(self, record: PresenceRecord) -> None:
+        now = _iso(datetime.now(UTC))
+        last_seen = None if record.last_seen is None else _iso(record.last_seen)
+
+        async def job(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                """INSERT INTO user_presence (team, user, status, activity, last_seen, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (team, user) DO UPDATE SET status = excluded.status,
+                   activity = excluded.activity,
+                   last_seen = COALESCE(excluded.last_seen, user_presence.last_seen),
+                   updated_at = excluded.updated_at""",
+                (record.team, record.user, record.status, record.activity_json, last_seen, now),
+            )
+
+        await self._require_writer().submit(job)
+
+    async def load_presence(self, team: str) -> list[PresenceRecord]:
+        async with self._require_reader().execute(
+            """SELECT u.id, u.name, COALESCE(p.status, 'offline'), p.activity, p.last_seen
+               FROM users u LEFT JOIN user_presence p ON p.team = u.team AND p.user = u.id
+               WHERE u.team = ? ORDER BY u.id""",
+            (team,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            PresenceRecord(
+                team=team,
+                user=row[0],
+                name=row[1],
+                status=row[2],
+                activity_json=row[3],
+                last_seen=_parse(row[4]),
+            )
+            for row in rows
+        ]
+
+    async def session_started(
+        self, session: str, team: str, user: str, client_id: str, at: datetime
+    ) -> None:
+        async def job(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                """INSERT INTO collaboration_sessions (id, team, user, client_id, started_at)
+                   VALUES (?, ?, ?, ?, ?)""",
+                (session, team, user, client_id, _iso(at)),
+            )
+
+        await self._require_writer().submit(job)
+
+    async def session_ended(self, session: str, at: datetime, close_code: int | None) -> None:
+        async def job(db: aiosqlite.Connection) -> None:
+            await db.execute(
+                "UPDATE collaboration_sessions SET ended_at = ?, close_code = ? WHERE id = ?",
+                (_iso(at), close_code, session),
+            )
+
+        await self._require_writer().submit(job)
+
+    # --- boards ---------------------------------------------------------------------
+
+    async def create_board(self, board: BoardRecord) -> bool:
+        now = _iso(datetime.now(UTC))
+
+        async def job(db: aiosqlite.Connection) -> bool:
+            await db.execute(
+                "INSERT OR IGNORE INTO teams (id, created_at) VALUES (?, ?)", (board.team, now)
+            )
+            cursor = await db.execute(
+                """INSERT OR IGNORE INTO boards
+                   (team, id, title, width, height, created_by, version, created_at)
+                   VALUES (?, ?, ?, ?, ?, ?, 0, ?)""",
+                (
+                    board.team,
+                    board.id,
+                    board.title,
+                    board.width,
+                    board.height,
+                    board.created_by,
+                    now,
+                ),
+            )
+            return cursor.rowcount == 1
+
+        return await self._require_writer().submit(job)
+
+    async def update_board(self, team: str, board: str, title: str) -> BoardRecord | None:
+        async def job(db: aiosqlite.Connection) -> BoardRecord | None:
+            rows = await db.execute_fetchall(
+                """UPDATE boards SET title = ? WHERE team = ? AND id = ?
+                   RETURNING id, title, width, height, created_by, version""",
+                (title, team, board),
+            )
+            for row in rows:
+                return _board(team, row)
+            return None
+
+        return await self._require_writer().submit(job)
+
+    async def get_board(self, team: str, board: str) -> BoardRecord | None:
+        async with self._require_reader().execute(
+            """SELECT id, title, width, height, created_by, version FROM boards
+               WHERE team = ? AND id = ?""",
+            (team, board),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else _board(team, row)
+
+    async def list_boards(self, team: str) -> list[BoardRecord]:
+        async with self._require_reader().execute(
+            """SELECT id, title, width, height, created_by, version FROM boards
+               WHERE team = ? ORDER BY created_at, id""",
+            (team,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_board(team, row) for row in rows]
+
+    # --- cells ----------------------------------------------------------------------
+
+    async def apply_cell_op(self, team: str, board: str, op: CellOp) -> AppliedOp:
+        now = _iso(datetime.now(UTC))
+        params = (team, board, op.x, op.y, op.value, op.clock, op.client, op.by, team, board, now)
+
+        async def job(db: aiosqlite.Connection) -> AppliedOp:
+            rows = list(await db.execute_fetchall(_UPSERT_CELL, params))
+            if rows:
+                return AppliedOp(applied=True, version=int(rows[0][0]))
+            current = list(
+                await db.execute_fetchall(
+                    "SELECT version FROM boards WHERE team = ? AND id = ?", (team, board)
+                )
+            )
+            if not current:
+                raise LookupError(f"no board {board!r}")
+            return AppliedOp(applied=False, version=int(current[0][0]))
+
+        return await self._require_writer().submit(job)
+
+    async def load_cells(self, team: str, board: str, since: int = 0) -> list[CellOp]:
+        async with self._require_reader().execute(
+            """SELECT x, y, value, clock, client, author, version FROM cells
+               WHERE team = ? AND board = ? AND version > ? ORDER BY version""",
+            (team, board, since),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            CellOp(x=r[0], y=r[1], value=r[2], clock=r[3], client=r[4], by=r[5], version=r[6])
+            for r in rows
+        ]
+
+
+def _board(team: str, row: Sequence[Any]) -> BoardRecord:
+    return BoardRecord(
+        team=team,
+        id=str(row[0]),
+        title=str(row[1]),
+        width=int(row[2]),
+        height=int(row[3]),
+        created_by=str(row[4]),
+        version=int(row[5]),
+    )

@@ -1,0 +1,66 @@
+"""Fixtures: a real server on a free loopback port, on a real SQLite file."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import settings
+
+from server.app import CollabServer
+from server.auth import mint_token
+from server.config import ServerConfig
+
+settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True)
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+SECRET = "test-secret-" + "x" * 40
+
+
+def fast_config(data_dir: Path, **overrides: Any) -> ServerConfig:
+    """Production defaults with timers shrunk so tests run in milliseconds, not seconds."""
+    base = ServerConfig(
+        data_dir=data_dir,
+        port=0,
+        secret=SECRET,
+        hello_timeout_s=2.0,
+        ping_interval_s=5.0,
+        ping_timeout_s=5.0,
+        offline_grace_s=0.3,
+        close_timeout_s=0.5,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def token(user: str, team: str, name: str | None = None, ttl_s: int = 3600) -> str:
+    return mint_token(SECRET, user, team, name, ttl_s)
+
+
+StartServer = Callable[..., Awaitable[CollabServer]]
+
+
+@pytest.fixture
+async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
+    """Start servers on demand (same data dir unless told); all are stopped at teardown."""
+    running: list[CollabServer] = []
+
+    async def start(data_dir: Path | None = None, **overrides: Any) -> CollabServer:
+        server = CollabServer(fast_config(data_dir or tmp_path / "data", **overrides))
+        await server.start()
+        running.append(server)
+        return server
+
+    yield start
+    for server in running:
+        if server._server is not None:
+            await server.stop()
+
+
+@pytest.fixture
+async def server(start_server: StartServer) -> CollabServer:
+    return await start_server()

@@ -1,0 +1,460 @@
+"""The wire protocol, version 1: every message as a pydantic model.
+
+This module is the single source of truth for what may cross the socket. The server and
+every Python client decode with the same adapters, so a frame the server accepts is one a
+client can build, and every bound of the protocol (coordinates, lengths, control
+characters) is enforced here rather than scattered through handlers. Nothing here does
+I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Final, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import from_json
+
+PROTOCOL_VERSION: Final = 1
+
+MAX_MESSAGE_BYTES: Final = 64 * 1024
+MAX_CELL_CHARS: Final = 256
+MAX_BOARD_WIDTH: Final = 256
+MAX_BOARD_HEIGHT: Final = 4096
+MAX_CLOCK: Final = 2**62
+"""Clocks must fit a signed 64-bit SQLite integer with room for the per-board bound."""
+CLOCK_AHEAD_LIMIT: Final = 100_000
+"""A clock may run at most this far ahead of the board's highest clock (checked by the server)."""
+MAX_TOKEN_CHARS: Final = 8192
+
+_NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
+"""No C0, DEL or C1 characters: they could drive another user's terminal."""
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
+]
+"""User, team, board and client ids: safe to print, to log and to use as keys."""
+OpId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")]
+MessageId = Annotated[str, Field(min_length=1, max_length=64, pattern=_NO_CONTROL)]
+DisplayName = Annotated[str, Field(min_length=1, max_length=64, pattern=_NO_CONTROL)]
+Title = Annotated[str, Field(min_length=1, max_length=80, pattern=_NO_CONTROL)]
+Detail = Annotated[str, Field(max_length=80, pattern=_NO_CONTROL)]
+CellValue = Annotated[str, Field(max_length=MAX_CELL_CHARS, pattern=_NO_CONTROL)]
+ClientName = Annotated[str, Field(max_length=64, pattern=_NO_CONTROL)]
+Token = Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_CHARS)]
+Column = Annotated[int, Field(ge=0, lt=MAX_BOARD_WIDTH)]
+Row = Annotated[int, Field(ge=0, lt=MAX_BOARD_HEIGHT)]
+Clock = Annotated[int, Field(ge=1, le=MAX_CLOCK)]
+Version = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+Status = Literal["online", "away", "busy"]
+PresenceStatus = Literal["online", "away", "busy", "offline"]
+ActivityKind = Literal["viewing", "editing", "idle", "running_automation", "reviewing"]
+
+
+class ErrorCode(StrEnum):
+    """Every error code a server may send; clients switch on these, never on messages."""
+
+    BAD_REQUEST = "bad_request"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    RATE_LIMITED = "rate_limited"
+    TOO_LARGE = "too_large"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    BOARD_FULL = "board_full"
+    INTERNAL = "internal"
+
+
+class CloseCode:
+    """WebSocket close codes with a protocol meaning."""
+
+    GOING_AWAY: Final = 1001
+    POLICY_VIOLATION: Final = 1008
+    MESSAGE_TOO_BIG: Final = 1009
+    TRY_AGAIN_LATER: Final = 1013
+    AUTH_FAILED: Final = 4001
+    UNSUPPORTED_VERSION: Final = 4002
+    RATE_LIMITED: Final = 4029
+
+
+class ProtocolError(Exception):
+    """A frame or request the protocol refuses; becomes one `error` message on the wire."""
+
+    def __init__(self, code: ErrorCode, message: str, re: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.re = re
+
+
+class _Message(BaseModel):
+    # Unknown fields are ignored for forward compatibility; types are never coerced
+    # ("1" is not 1), so a client bug shows up as an error instead of a surprise.
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+
+class _Request(_Message):
+    id: MessageId | None = None
+
+
+class Activity(_Message):
+    kind: ActivityKind
+    board: Identifier | None = None
+    detail: Detail | None = None
+
+
+# --- client -> server ---------------------------------------------------------------
+
+
+class Hello(_Request):
+    type: Literal["hello"] = "hello"
+    v: Annotated[int, Field(ge=0, le=2**31)]
+    token: Token | None = None
+    client: ClientName | None = None
+    client_id: Identifier | None = None
+    user: Identifier | None = None
+    team: Identifier | None = None
+    name: DisplayName | None = None
+
+
+class PresenceSet(_Request):
+    type: Literal["presence.set"] = "presence.set"
+    status: Status | None = None
+    activity: Activity | None = None
+
+
+class PresenceQuery(_Request):
+    type: Literal["presence.query"] = "presence.query"
+    user: Identifier | None = None
+
+
+class BoardCreate(_Request):
+    type: Literal["board.create"] = "board.create"
+    board: Identifier | None = None
+    title: Title
+    width: Annotated[int, Field(ge=1, le=MAX_BOARD_WIDTH)]
+    height: Annotated[int, Field(ge=1, le=MAX_BOARD_HEIGHT)]
+
+
+class BoardUpdate(_Request):
+    type: Literal["board.update"] = "board.update"
+    board: Identifier
+    title: Title | None = None
+
+
+class BoardJoin(_Request):
+    type: Literal["board.join"] = "board.join"
+    board: Identifier
+    since: Version | None = None
+    epoch: Identifier | None = None
+
+
+class BoardLeave(_Request):
+    type: Literal["board.leave"] = "board.leave"
+    board: Identifier
+
+
+class CursorMove(_Request):
+    type: Literal["cursor.move"] = "cursor.move"
+    board: Identifier
+    x: Column
+    y: Row
+
+
+class CellSet(_Request):
+    type: Literal["cell.set"] = "cell.set"
+    board: Identifier
+    x: Column
+    y: Row
+    value: CellValue
+    op: OpId
+    clock: Clock
+
+
+class TypingSet(_Request):
+    type: Literal["typing"] = "typing"
+    board: Identifier
+    x: Column
+    y: Row
+    active: bool
+
+
+class AuthRefresh(_Request):
+    type: Literal["auth.refresh"] = "auth.refresh"
+    token: Token
+
+
+ClientMessage: TypeAlias = Annotated[
+    Hello
+    | PresenceSet
+    | PresenceQuery
+    | BoardCreate
+    | BoardUpdate
+    | BoardJoin
+    | BoardLeave
+    | CursorMove
+    | CellSet
+    | TypingSet
+    | AuthRefresh,
+    Field(discriminator="type"),
+]
+
+# --- server -> client ---------------------------------------------------------------
+
+
+class UserRef(_Message):
+    id: Identifier
+    name: DisplayName
+
+
+class ServerInfo(_Message):
+    node: str
+    version: str
+    epoch: str
+
+
+class Limits(_Message):
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    rate_per_s: int = 100
+    burst: int = 200
+    max_cell_chars: int = MAX_CELL_CHARS
+
+
+class BoardMeta(_Message):
+    id: Identifier
+    title: Title
+    width: int
+    height: int
+    created_by: Identifier
+    version: Version = 0
+
+
+class Presence(_Message):
+    type: Literal["presence"] = "presence"
+    user: Identifier
+    name: DisplayName
+    status: PresenceStatus
+    activity: Activity | None = None
+    last_seen: datetime | None = None
+    connections: int = 0
+
+
+class Welcome(_Message):
+    type: Literal["welcome"] = "welcome"
+    v: int = PROTOCOL_VERSION
+    session: str
+    client_id: Identifier
+    user: UserRef
+    team: Identifier
+    server: ServerInfo
+    limits: Limits
+    members: list[Presence]
+    boards: list[BoardMeta]
+
+
+class PresenceSnapshot(_Message):
+    type: Literal["presence.snapshot"] = "presence.snapshot"
+    re: MessageId | None = None
+    members: list[Presence]
+
+
+class BoardCreated(_Message):
+    type: Literal["board.created"] = "board.created"
+    board: BoardMeta
+
+
+class BoardUpdated(_Message):
+    type: Literal["board.updated"] = "board.updated"
+    board: BoardMeta
+
+
+class Cell(_Message):
+    x: Column
+    y: Row
+    value: CellValue
+    clock: Clock
+    client: Identifier
+    by: Identifier
+
+
+class Participant(_Message):
+    user: Identifier
+    name: DisplayName
+    color: str
+
+
+class CursorPosition(_Message):
+    user: Identifier
+    x: Column
+    y: Row
+
+
+class BoardState(_Message):
+    type: Literal["board.state"] = "board.state"
+    re: MessageId | None = None
+    board: BoardMeta
+    epoch: str
+    version: Version
+    complete: bool
+    cells: list[Cell]
+    participants: list[Participant]
+    cursors: list[CursorPosition]
+
+
+class ParticipantJoined(_Message):
+    type: Literal["participant.joined"] = "participant.joined"
+    board: Identifier
+    user: Identifier
+    name: DisplayName
+    color: str
+
+
+class ParticipantLeft(_Message):
+    type: Literal["participant.left"] = "participant.left"
+    board: Identifier
+    user: Identifier
+    name: DisplayName
+    color: str
+
+
+class Cursors(_Message):
+    type: Literal["cursors"] = "cursors"
+    board: Identifier
+    cursors: list[CursorPosition]
+
+
+class CellChanged(_Message):
+    type: Literal["cell.changed"] = "cell.changed"
+    board: Identifier
+    x: Column
+    y: Row
+    value: CellValue
+    clock: Clock
+    client: Identifier
+    by: Identifier
+    version: Version
+
+
+class Typing(_Message):
+    type: Literal["typing"] = "typing"
+    board: Identifier
+    user: Identifier
+    x: Column
+    y: Row
+    active: bool
+
+
+class Ack(_Message):
+    type: Literal["ack"] = "ack"
+    re: MessageId
+    version: Version | None = None
+    applied: bool | None = None
+
+
+class ErrorMessage(_Message):
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+    re: MessageId | None = None
+
+
+ServerMessage: TypeAlias = Annotated[
+    Welcome
+    | Presence
+    | PresenceSnapshot
+    | BoardCreated
+    | BoardUpdated
+    | BoardState
+    | ParticipantJoined
+    | ParticipantLeft
+    | Cursors
+    | CellChanged
+    | Typing
+    | Ack
+    | ErrorMessage,
+    Field(discriminator="type"),
+]
+
+CLIENT_ADAPTER: Final[TypeAdapter[ClientMessage]] = TypeAdapter(ClientMessage)
+SERVER_ADAPTER: Final[TypeAdapter[ServerMessage]] = TypeAdapter(ServerMessage)
+
+
+def encode(message: _Message) -> str:
+    """Serialize one message to the text of one frame (absent optionals are left out)."""
+    return message.model_dump_json(exclude_none=True)
+
+
+def decode(frame: str | bytes) -> ClientMessage:
+    """Parse one client frame or raise `ProtocolError` with the code the protocol names."""
+    if isinstance(frame, bytes):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "binary frames are not accepted; send JSON text")
+    try:
+        return CLIENT_ADAPTER.validate_json(frame)
+    except ValidationError as exc:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, _describe(exc), _request_id(frame)) from None
+
+
+def decode_server(frame: str | bytes) -> ServerMessage:
+    """Parse one server frame (used by clients); raises `ProtocolError` like `decode`."""
+    if isinstance(frame, bytes):
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "binary frames are not part of the protocol")
+    try:
+        return SERVER_ADAPTER.validate_json(frame)
+    except ValidationError as exc:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, _describe(exc)) from None
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of both directions, for third-party clients."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"tui-collab protocol v{PROTOCOL_VERSION}",
+        "client_to_server": CLIENT_ADAPTER.json_schema(),
+        "server_to_client": SERVER_ADAPTER.json_schema(),
+    }
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """Escape control characters and truncate, so untrusted text is safe to echo or log."""
+    escaped = _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False, include_input=False)[0]
+    kind = first["type"]
+    if kind == "json_invalid":
+        return "frame is not valid JSON"
+    if kind == "union_tag_invalid":
+        tag = (first.get("ctx") or {}).get("tag", "")
+        return printable(f"unknown message type {tag!r}")
+    if kind == "union_tag_not_found":
+        return "message has no 'type' field"
+    if kind in {"model_type", "model_attributes_type", "dict_type"} and not first["loc"]:
+        return "frame must be a JSON object"
+    location = ".".join(str(part) for part in first["loc"][1:]) or "message"
+    if kind == "string_pattern_mismatch":
+        return f"{location}: contains characters that are not allowed"
+    return printable(f"{location}: {first['msg']}")
+
+
+def _request_id(frame: str) -> str | None:
+    """Recover the request `id` from a frame that failed validation, so the error can cite it."""
+    try:
+        raw = from_json(frame)
+    except ValueError:
+        return None
+    if not isinstance(raw, dict):
+        return None
+    value = raw.get("id")
+    if isinstance(value, str) and 0 < len(value) <= 64 and not _CONTROL_RE.search(value):
+        return value
+    return None
