@@ -19,6 +19,7 @@ from server import __version__
 from server.app import CollabServer
 from server.auth import load_secret, mint_token, parse_ttl
 from server.config import ServerConfig
+from server.logs import configure as configure_logging
 from tui_collab.protocol import json_schema
 
 logger = logging.getLogger("server")
@@ -131,11 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.log_level)
     try:
         secret = load_secret(args.data_dir) if args.auth == "token" else None
         config = ServerConfig(

@@ -160,17 +160,39 @@ async def test_other_team_hears_nothing_of_this_team(server: CollabServer) -> No
     alice = await Peer.join(server.url, token("alice", "core"))
     bob = await Peer.join(server.url, token("bob", "core"))
     for peer in (alice, bob):
-        await peer.send({"type": "board.create", "board": "plan", "title": "Plan",
-                         "width": 8, "height": 8, "id": "c"})
+        await peer.send(
+            {
+                "type": "board.create",
+                "board": "plan",
+                "title": "Plan",
+                "width": 8,
+                "height": 8,
+                "id": "c",
+            }
+        )
         await peer.next("ack", re="c")
         await peer.send({"type": "board.join", "board": "plan", "id": "j"})
         await peer.next("board.state", re="j")
-    await alice.send({"type": "presence.set", "status": "busy",
-                      "activity": {"kind": "editing", "detail": "secret plans"}})
+    await alice.send(
+        {
+            "type": "presence.set",
+            "status": "busy",
+            "activity": {"kind": "editing", "detail": "secret plans"},
+        }
+    )
     await alice.send({"type": "cursor.move", "board": "plan", "x": 3, "y": 4})
     await alice.send({"type": "typing", "board": "plan", "x": 3, "y": 4, "active": True})
-    await alice.send({"type": "cell.set", "board": "plan", "x": 3, "y": 4,
-                      "value": "launch code", "op": "o-1", "clock": 1})
+    await alice.send(
+        {
+            "type": "cell.set",
+            "board": "plan",
+            "x": 3,
+            "y": 4,
+            "value": "launch code",
+            "op": "o-1",
+            "clock": 1,
+        }
+    )
     await alice.send({"type": "board.update", "board": "plan", "title": "Secret"})
     await bob.next("cell.changed")
     await bob.next("board.updated")

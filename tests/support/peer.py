@@ -63,9 +63,7 @@ class Peer:
     async def send_raw(self, frame: str | bytes) -> None:
         await self.ws.send(frame)
 
-    async def next(
-        self, type_: str | None = None, timeout: float = 3.0, **where: Any
-    ) -> Message:
+    async def next(self, type_: str | None = None, timeout: float = 3.0, **where: Any) -> Message:
         """The next message of `type_` whose fields equal `where`; others are skipped."""
         async with asyncio.timeout(timeout):
             while True:

@@ -1,0 +1,42 @@
+# Every target sets up what it needs: on a fresh clone, `make test` and `make serve` just work.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: test lint serve token clean
+
+$(PY):
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "tui-collab needs Python 3.11 or newer ($(PYTHON) is older)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[test,dev]'
+	touch $@ $(VENV)/.installed-test
+
+## test: create the venv if needed, install the project with its test extras, run the suite
+test: $(VENV)/.installed-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## lint: ruff and mypy, as CI runs them
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+## serve: a local server on ws://127.0.0.1:9001/ws (token auth, data in ./.data)
+serve: $(VENV)/.installed-test
+	$(VENV)/bin/tui-collab-server serve --data-dir .data $(SERVE_ARGS)
+
+## token: mint a token for the local server, e.g. `make token USER=alice TEAM=core`
+token: $(VENV)/.installed-test
+	@$(VENV)/bin/tui-collab-server token --data-dir .data --user $(USER) --team $(TEAM)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,26 @@
+"""Small steps shared by board tests: create a board, join it, collect cursors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.peer import Message, Peer
+
+
+async def create_board(peer: Peer, board: str, width: int = 10, height: int = 10) -> Message:
+    await peer.send(
+        {
+            "type": "board.create",
+            "id": f"create-{board}",
+            "board": board,
+            "title": board.title(),
+            "width": width,
+            "height": height,
+        }
+    )
+    return await peer.next("ack", re=f"create-{board}")
+
+
+async def join_board(peer: Peer, board: str, **extra: Any) -> Message:
+    await peer.send({"type": "board.join", "id": f"join-{board}", "board": board, **extra})
+    return await peer.next("board.state", re=f"join-{board}")

@@ -1,0 +1,183 @@
+"""The schema: every message round-trips, every bound holds, every error is typed."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tui_collab import protocol as p
+
+CONTROL = st.sampled_from(
+    [chr(c) for c in range(0x20)] + ["\x7f"] + [chr(c) for c in range(0x80, 0xA0)]
+)
+
+CLIENT_EXAMPLES: list[p._Message] = [
+    p.Hello(v=1, token="t.o.k", client="tui-collab/0.1", client_id="c-1", id="h"),
+    p.Hello(v=1, user="alice", team="core", name="Alice Ng"),
+    p.PresenceSet(
+        status="busy",
+        activity=p.Activity(kind="reviewing", board="plan", detail="PR #12 — ünïcode ok"),
+    ),
+    p.PresenceQuery(user="bob", id="q"),
+    p.BoardCreate(board="plan", title="Plan", width=26, height=100),
+    p.BoardUpdate(board="plan", title="Roadmap"),
+    p.BoardJoin(board="plan", since=12, epoch="e-abc"),
+    p.BoardLeave(board="plan"),
+    p.CursorMove(board="plan", x=0, y=4095),
+    p.CellSet(board="plan", x=255, y=0, value="", op="c-1:7", clock=p.MAX_CLOCK),
+    p.TypingSet(board="plan", x=1, y=2, active=False),
+    p.AuthRefresh(token="new"),
+]
+
+MEMBER = p.Presence(
+    user="alice",
+    name="Alice",
+    status="offline",
+    last_seen=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    connections=0,
+)
+META = p.BoardMeta(id="plan", title="Plan", width=4, height=4, created_by="alice", version=3)
+SERVER_EXAMPLES: list[p._Message] = [
+    p.Welcome(
+        session="s-1",
+        client_id="c-1",
+        user=p.UserRef(id="alice", name="Alice"),
+        team="core",
+        server=p.ServerInfo(node="n", version="0.1.0", epoch="e"),
+        limits=p.Limits(),
+        members=[MEMBER],
+        boards=[META],
+    ),
+    MEMBER,
+    p.PresenceSnapshot(re="q", members=[MEMBER]),
+    p.BoardCreated(board=META),
+    p.BoardUpdated(board=META),
+    p.BoardState(
+        board=META,
+        epoch="e",
+        version=3,
+        complete=False,
+        cells=[p.Cell(x=1, y=1, value="v", clock=2, client="c-1", by="alice")],
+        participants=[p.Participant(user="alice", name="Alice", color="#e06c75")],
+        cursors=[p.CursorPosition(user="alice", x=1, y=1)],
+    ),
+    p.ParticipantJoined(board="plan", user="bob", name="Bob", color="#98c379"),
+    p.ParticipantLeft(board="plan", user="bob", name="Bob", color="#98c379"),
+    p.Cursors(board="plan", cursors=[p.CursorPosition(user="bob", x=0, y=0)]),
+    p.CellChanged(board="plan", x=1, y=1, value="v", clock=2, client="c-1", by="alice", version=4),
+    p.Typing(board="plan", user="bob", x=1, y=1, active=True),
+    p.Ack(re="op-1", version=4, applied=True),
+    p.ErrorMessage(code=p.ErrorCode.NOT_FOUND, message="no board 'x'", re="q"),
+]
+
+
+@pytest.mark.parametrize("message", CLIENT_EXAMPLES, ids=lambda m: m.type)  # type: ignore[attr-defined]
+def test_client_messages_round_trip(message: p._Message) -> None:
+    assert p.decode(p.encode(message)) == message
+
+
+@pytest.mark.parametrize("message", SERVER_EXAMPLES, ids=lambda m: m.type)  # type: ignore[attr-defined]
+def test_server_messages_round_trip(message: p._Message) -> None:
+    assert p.decode_server(p.encode(message)) == message
+
+
+def test_every_protocol_type_has_an_example() -> None:
+    schema = p.json_schema()
+    client_types = {m.type for m in CLIENT_EXAMPLES}  # type: ignore[attr-defined]
+    server_types = {m.type for m in SERVER_EXAMPLES}  # type: ignore[attr-defined]
+    assert client_types == set(schema["client_to_server"]["discriminator"]["mapping"])
+    assert server_types == set(schema["server_to_client"]["discriminator"]["mapping"])
+
+
+def test_last_seen_is_iso_8601_utc() -> None:
+    assert json.loads(p.encode(MEMBER))["last_seen"] == "2026-01-02T03:04:05Z"
+
+
+def test_unknown_fields_are_ignored() -> None:
+    message = p.decode('{"type": "board.leave", "board": "plan", "future": {"x": 1}}')
+    assert message == p.BoardLeave(board="plan")
+
+
+@given(prefix=st.text(max_size=5), control=CONTROL, suffix=st.text(max_size=5))
+def test_control_characters_are_refused_in_every_text_field(
+    prefix: str, control: str, suffix: str
+) -> None:
+    text = prefix + control + suffix
+    for frame in (
+        {"type": "cell.set", "board": "b", "x": 0, "y": 0, "value": text, "op": "o", "clock": 1},
+        {"type": "presence.set", "activity": {"kind": "editing", "detail": text}},
+        {"type": "board.create", "title": text or "t", "width": 1, "height": 1},
+        {"type": "hello", "v": 1, "user": "u", "team": "t", "name": text},
+        {"type": "hello", "v": 1, "client": text},
+        {"type": "presence.query", "id": text},
+    ):
+        with pytest.raises(p.ProtocolError) as refused:
+            p.decode(json.dumps(frame))
+        assert refused.value.code is p.ErrorCode.BAD_REQUEST
+        assert p.printable(refused.value.message) == refused.value.message
+
+
+@given(value=st.text(alphabet=st.characters(blacklist_categories=["Cc", "Cs"]), max_size=256))
+def test_any_printable_value_up_to_the_limit_is_accepted(value: str) -> None:
+    message = p.decode(
+        json.dumps(
+            {
+                "type": "cell.set",
+                "board": "b",
+                "x": 0,
+                "y": 0,
+                "value": value,
+                "op": "o",
+                "clock": 1,
+            }
+        )
+    )
+    assert isinstance(message, p.CellSet)
+    assert message.value == value
+
+
+@given(junk=st.binary(max_size=200) | st.text(max_size=200))
+def test_decode_never_raises_anything_but_protocol_error(junk: bytes | str) -> None:
+    with pytest.raises(p.ProtocolError) as refused:  # no random junk is a valid message
+        p.decode(junk)
+    assert refused.value.code is p.ErrorCode.BAD_REQUEST
+
+
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False)
+        | st.text(max_size=8),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+        ),
+        max_leaves=20,
+    )
+)
+def test_wrong_shapes_get_bad_request(shape: object) -> None:
+    frame = {"type": "cell.set", "board": shape, "x": shape, "y": 0, "value": shape}
+    with pytest.raises(p.ProtocolError) as refused:
+        p.decode(json.dumps(frame))
+    assert refused.value.code is p.ErrorCode.BAD_REQUEST
+
+
+def test_error_messages_never_echo_control_characters() -> None:
+    with pytest.raises(p.ProtocolError) as refused:
+        p.decode('{"type": "\\u001b]0;owned\\u0007"}')
+    assert "\x1b" not in refused.value.message
+    assert "\\x1b" in refused.value.message
+
+
+def test_request_id_is_recovered_for_errors() -> None:
+    with pytest.raises(p.ProtocolError) as refused:
+        p.decode('{"type": "cursor.move", "id": "m-1", "board": "b", "x": -1, "y": 0}')
+    assert refused.value.re == "m-1"
+    with pytest.raises(p.ProtocolError) as refused:
+        p.decode('{"type": "cursor.move", "id": "\\u001b", "board": "b", "x": -1, "y": 0}')
+    assert refused.value.re is None
