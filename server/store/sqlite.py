@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -33,8 +35,85 @@ ON CONFLICT (team, board, x, y) DO UPDATE SET
     value = excluded.value, clock = excluded.clock, client = excluded.client,
     author = excluded.author, version = excluded.version, updated_at = excluded.updated_at
 WHERE (excluded.clock, excluded.client, excluded.value) > (cells.clock, cells.client, cells.value)
-RETURNING version
 """
+
+# The write connection records every op the upsert applied in a temporary table, so a
+# whole group of ops is one `executemany` plus one read of what won, not a round trip
+# per op. Temporary objects live only on that connection.
+_APPLIED_LOG: Final = (
+    """CREATE TEMP TABLE applied (
+        seq INTEGER PRIMARY KEY, team TEXT, board TEXT, x INTEGER, y INTEGER,
+        clock INTEGER, client TEXT, value TEXT, version INTEGER)""",
+    """CREATE TEMP TRIGGER log_cell_insert AFTER INSERT ON main.cells BEGIN
+        INSERT INTO applied (team, board, x, y, clock, client, value, version)
+        VALUES (NEW.team, NEW.board, NEW.x, NEW.y, NEW.clock, NEW.client, NEW.value,
+                NEW.version);
+    END""",
+    """CREATE TEMP TRIGGER log_cell_update AFTER UPDATE ON main.cells BEGIN
+        INSERT INTO applied (team, board, x, y, clock, client, value, version)
+        VALUES (NEW.team, NEW.board, NEW.x, NEW.y, NEW.clock, NEW.client, NEW.value,
+                NEW.version);
+    END""",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _CellWrite:
+    team: str
+    board: str
+    op: CellOp
+    at: str
+
+
+async def _apply_cell_writes(
+    db: aiosqlite.Connection, writes: Sequence[_CellWrite]
+) -> list[AppliedOp]:
+    """Apply a group's cell ops in order; each result says whether that op won its cell."""
+    versions: dict[tuple[str, str], int] = {}
+    for team, board in {(w.team, w.board) for w in writes}:
+        rows = list(
+            await db.execute_fetchall(
+                "SELECT version FROM boards WHERE team = ? AND id = ?", (team, board)
+            )
+        )
+        if not rows:
+            raise LookupError(f"no board {board!r}")
+        versions[(team, board)] = int(rows[0][0])
+    await db.executemany(
+        _UPSERT_CELL,
+        [
+            (
+                w.team,
+                w.board,
+                w.op.x,
+                w.op.y,
+                w.op.value,
+                w.op.clock,
+                w.op.client,
+                w.op.by,
+                w.team,
+                w.board,
+                w.at,
+            )
+            for w in writes
+        ],
+    )
+    won: dict[tuple[Any, ...], deque[int]] = {}
+    for row in await db.execute_fetchall(
+        "SELECT team, board, x, y, clock, client, value, version FROM applied ORDER BY seq"
+    ):
+        won.setdefault(tuple(row[:7]), deque()).append(int(row[7]))
+    await db.execute("DELETE FROM applied")
+    results = []
+    for w in writes:
+        key = (w.team, w.board, w.op.x, w.op.y, w.op.clock, w.op.client, w.op.value)
+        queue = won.get(key)
+        if queue:
+            version = versions[(w.team, w.board)] = queue.popleft()
+            results.append(AppliedOp(applied=True, version=version))
+        else:
+            results.append(AppliedOp(applied=False, version=versions[(w.team, w.board)]))
+    return results
 
 
 class MigrationError(RuntimeError):
@@ -76,6 +155,8 @@ class SQLiteStore:
         await self._write_db.execute("PRAGMA journal_mode=WAL")
         await self._migrate(self._write_db)
         self._epoch = await self._ensure_epoch(self._write_db)
+        for statement in _APPLIED_LOG:
+            await self._write_db.execute(statement)
         self._read_db = await self._connect()
         await self._read_db.execute("PRAGMA query_only=ON")
         self._writer = GroupCommitWriter(self._write_db)
@@ -293,23 +374,9 @@ class SQLiteStore:
     # --- cells ----------------------------------------------------------------------
 
     async def apply_cell_op(self, team: str, board: str, op: CellOp) -> AppliedOp:
-        now = _iso(datetime.now(UTC))
-        params = (team, board, op.x, op.y, op.value, op.clock, op.client, op.by, team, board, now)
-
-        async def job(db: aiosqlite.Connection) -> AppliedOp:
-            rows = list(await db.execute_fetchall(_UPSERT_CELL, params))
-            if rows:
-                return AppliedOp(applied=True, version=int(rows[0][0]))
-            current = list(
-                await db.execute_fetchall(
-                    "SELECT version FROM boards WHERE team = ? AND id = ?", (team, board)
-                )
-            )
-            if not current:
-                raise LookupError(f"no board {board!r}")
-            return AppliedOp(applied=False, version=int(current[0][0]))
-
-        return await self._require_writer().submit(job)
+        write = _CellWrite(team, board, op, _iso(datetime.now(UTC)))
+        result: AppliedOp = await self._require_writer().submit_item(_apply_cell_writes, write)
+        return result
 
     async def load_cells(self, team: str, board: str, since: int = 0) -> list[CellOp]:
         async with self._require_reader().execute(
