@@ -68,12 +68,19 @@ class _Participant:
 class BoardRoom:
     """One board's live state; cursors never touch the store."""
 
-    def __init__(self, record: BoardRecord, cells: CellMap, cursor_interval_s: float) -> None:
+    def __init__(
+        self,
+        record: BoardRecord,
+        cells: CellMap,
+        cursor_interval_s: float,
+        previous_colours: dict[str, str] | None = None,
+    ) -> None:
         self.record = record
         self.cells = cells
         self._interval = cursor_interval_s
         self.participants: dict[str, _Participant] = {}
-        self._previous_colours: dict[str, str] = {}
+        # Shared with BoardRooms, so a colour outlives the room while the server runs.
+        self._previous_colours = {} if previous_colours is None else previous_colours
         self.connections: set[ServerConnection] = set()
         self.cursors: dict[str, tuple[int, int]] = {}
         self._moved: dict[str, tuple[int, int]] = {}
@@ -197,6 +204,7 @@ class BoardRooms:
         self._interval = cursor_interval_s
         self._rooms: dict[tuple[str, str], BoardRoom] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._colours: dict[tuple[str, str], dict[str, str]] = {}
 
     def get(self, team: str, board: str) -> BoardRoom | None:
         return self._rooms.get((team, board))
@@ -212,15 +220,20 @@ class BoardRooms:
             if room is None:
                 ops = await self._store.load_cells(record.team, record.id)
                 cells = CellMap(ops)
-                room = self._rooms[key] = BoardRoom(record, cells, self._interval)
+                room = self._rooms[key] = BoardRoom(
+                    record, cells, self._interval, self._colours.setdefault(key, {})
+                )
                 logger.debug("opened board %s/%s with %d cells", record.team, record.id, len(ops))
         self._locks.pop(key, None)
         return room
 
-    def discard_if_empty(self, room: BoardRoom) -> None:
-        if not room.connections and not room.participants:
-            room.close()
-            self._rooms.pop((room.team, room.id), None)
+    def discard_if_empty(self, room: BoardRoom) -> bool:
+        """Close a room nobody is in; return True if it was closed."""
+        if room.connections or room.participants:
+            return False
+        room.close()
+        self._rooms.pop((room.team, room.id), None)
+        return True
 
     def apply(self, team: str, board: str, op: CellOp) -> None:
         room = self._rooms.get((team, board))

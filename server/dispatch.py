@@ -6,6 +6,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from server.auth import AuthError
@@ -142,7 +143,9 @@ class Dispatcher:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "already said hello", message.id)
 
     async def _presence_set(self, session: Session, message: PresenceSet) -> None:
-        self._server.presence.set(session, message.status, message.activity)
+        # An explicit `"activity": null` clears it; a missing field leaves it as it is.
+        clear = "activity" in message.model_fields_set and message.activity is None
+        self._server.presence.set(session, message.status, message.activity, clear)
         _ack(session, message.id)
 
     async def _presence_query(self, session: Session, message: PresenceQuery) -> None:
@@ -232,7 +235,11 @@ class Dispatcher:
         participant = room.leave(session)
         if participant is not None:
             room.broadcast(room.left_frame(participant))
-        self._server.rooms.discard_if_empty(room)
+        if self._server.rooms.discard_if_empty(room):
+            # Versions only move while a room is open: keep the directory's copy current.
+            boards = self._boards.get(session.team)
+            if boards is not None and room.id in boards:
+                boards[room.id] = replace(room.record, version=room.version)
 
     async def _cursor_move(self, session: Session, message: CursorMove) -> None:
         room = await self._joined_room(session, message.board, message.id)

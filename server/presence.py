@@ -104,11 +104,17 @@ class PresenceTracker:
         loop = asyncio.get_running_loop()
         state.grace = loop.call_later(self._grace_s, self._grace_expired, state)
 
-    def set(self, session: Session, status: Status | None, activity: Activity | None) -> None:
+    def set(
+        self,
+        session: Session,
+        status: Status | None,
+        activity: Activity | None,
+        clear_activity: bool = False,
+    ) -> None:
         state = self._teams[session.team][session.user]
         if status is not None:
             state.chosen = status
-        if activity is not None:
+        if activity is not None or clear_activity:
             state.activity = activity
         self._publish(state)
 

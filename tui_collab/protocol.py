@@ -447,14 +447,17 @@ def _describe(exc: ValidationError) -> str:
 
 
 def _request_id(frame: str) -> str | None:
-    """Recover the request `id` from a frame that failed validation, so the error can cite it."""
+    """Recover what an error should cite from a frame that failed validation.
+
+    Replies to `cell.set` cite its `op`; every other request cites its `id`.
+    """
     try:
         raw = from_json(frame)
     except ValueError:
         return None
     if not isinstance(raw, dict):
         return None
-    value = raw.get("id")
+    value = raw.get("op") if raw.get("type") == "cell.set" else raw.get("id")
     if isinstance(value, str) and 0 < len(value) <= 64 and not _CONTROL_RE.search(value):
         return value
     return None

@@ -170,6 +170,24 @@ async def test_error_cites_the_request_id(on_board: tuple[Peer, Peer]) -> None:
     assert error["message"].startswith("x:")
 
 
+async def test_cell_set_errors_cite_the_op(on_board: tuple[Peer, Peer]) -> None:
+    alice, _ = on_board
+    await alice.send(
+        {
+            "type": "cell.set",
+            "board": "plan",
+            "x": 1,
+            "y": 1,
+            "value": "\x1b[2J",
+            "op": "op-9",
+            "clock": 1,
+            "id": "ignored",
+        }
+    )
+    error = await alice.next("error")
+    assert (error["code"], error["re"]) == ("bad_request", "op-9")
+
+
 async def test_cell_outside_the_board_changes_nothing(on_board: tuple[Peer, Peer]) -> None:
     alice, bob = on_board
     for x, y in [(10, 0), (0, 10), (255, 4095)]:

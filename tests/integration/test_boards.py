@@ -190,3 +190,30 @@ async def test_joiner_sees_current_cursors_and_typing_reaches_others(
     left = await bob.next("participant.left", user="alice")
     assert left["board"] == "plan"
     await bob.close()
+
+
+async def test_colour_and_version_outlive_an_empty_room(server: CollabServer) -> None:
+    alice = await Peer.join(server.url, token("alice", "core"))
+    bob = await Peer.join(server.url, token("bob", "core"))
+    await create_board(alice, "plan")
+    await join_board(alice, "plan")
+    state = await join_board(bob, "plan")
+    bob_colour = {p["user"]: p["color"] for p in state["participants"]}["bob"]
+    await bob.send(
+        {"type": "cell.set", "board": "plan", "x": 0, "y": 0, "value": "v", "op": "o1", "clock": 1}
+    )
+    await bob.next("ack", re="o1")
+    await alice.close()
+    await bob.close()
+    async with asyncio.timeout(2):  # the server notices both closes a moment later
+        while server.rooms.get("core", "plan") is not None:
+            await asyncio.sleep(0.01)
+
+    carol = await Peer.join(server.url, token("carol", "core"))
+    assert [b["version"] for b in carol.welcome["boards"]] == [1]
+    await join_board(carol, "plan")
+    bob = await Peer.join(server.url, token("bob", "core"))
+    state = await join_board(bob, "plan")
+    assert {p["user"]: p["color"] for p in state["participants"]}["bob"] == bob_colour
+    await bob.close()
+    await carol.close()

@@ -18,8 +18,15 @@ async def _send_edits(peer: Peer, user: int, count: int, rng: random.Random) -> 
     """Fire `count` cell.set without waiting, then collect every ack."""
     sent = []
     for n in range(count):
-        op = {"type": "cell.set", "board": "plan", "x": rng.randrange(4), "y": rng.randrange(3),
-              "value": f"u{user}-{n}", "op": f"u{user}-{n}", "clock": rng.randrange(1, 30)}
+        op = {
+            "type": "cell.set",
+            "board": "plan",
+            "x": rng.randrange(4),
+            "y": rng.randrange(3),
+            "value": f"u{user}-{n}",
+            "op": f"u{user}-{n}",
+            "clock": rng.randrange(1, 30),
+        }
         sent.append(op)
         await peer.send(op)
     for op in sent:
@@ -29,8 +36,9 @@ async def _send_edits(peer: Peer, user: int, count: int, rng: random.Random) -> 
 
 
 async def test_five_clients_converge_on_overlapping_cells(server: CollabServer) -> None:
-    peers = [await Peer.join(server.url, token(f"u{n}", "core"), client_id=f"c-{n}")
-             for n in range(5)]
+    peers = [
+        await Peer.join(server.url, token(f"u{n}", "core"), client_id=f"c-{n}") for n in range(5)
+    ]
     await create_board(peers[0], "plan", width=4, height=3)
     for peer in peers:
         await join_board(peer, "plan")
@@ -63,8 +71,15 @@ async def test_a_resent_op_is_acked_but_changes_nothing(server: CollabServer) ->
     await create_board(alice, "plan")
     await join_board(alice, "plan")
     await join_board(bob, "plan")
-    op = {"type": "cell.set", "board": "plan", "x": 2, "y": 2, "value": "hi", "op": "o-1",
-          "clock": 1}
+    op = {
+        "type": "cell.set",
+        "board": "plan",
+        "x": 2,
+        "y": 2,
+        "value": "hi",
+        "op": "o-1",
+        "clock": 1,
+    }
     await alice.send(op)
     first = await alice.next("ack", re="o-1")
     assert (first["applied"], first["version"]) == (True, 1)
@@ -85,8 +100,17 @@ async def test_clearing_a_cell_is_an_op_like_any_other(server: CollabServer) -> 
     await create_board(alice, "plan")
     await join_board(alice, "plan")
     for n, value in enumerate(["x", ""], start=1):
-        await alice.send({"type": "cell.set", "board": "plan", "x": 0, "y": 0, "value": value,
-                          "op": f"o{n}", "clock": n})
+        await alice.send(
+            {
+                "type": "cell.set",
+                "board": "plan",
+                "x": 0,
+                "y": 0,
+                "value": value,
+                "op": f"o{n}",
+                "clock": n,
+            }
+        )
         await alice.next("ack", re=f"o{n}")
     state = await join_board(alice, "plan")
     assert [c["value"] for c in state["cells"]] == [""]
@@ -95,8 +119,17 @@ async def test_clearing_a_cell_is_an_op_like_any_other(server: CollabServer) -> 
 
 async def _edit(peer: Peer, x: int, y: int, value: str, clock: int) -> None:
     op_id = f"{value}-{clock}"
-    await peer.send({"type": "cell.set", "board": "plan", "x": x, "y": y, "value": value,
-                     "op": op_id, "clock": clock})
+    await peer.send(
+        {
+            "type": "cell.set",
+            "board": "plan",
+            "x": x,
+            "y": y,
+            "value": value,
+            "op": op_id,
+            "clock": clock,
+        }
+    )
     assert (await peer.next("ack", re=op_id))["applied"]
 
 
@@ -126,8 +159,9 @@ async def test_rejoin_with_since_gets_only_what_changed(server: CollabServer) ->
     assert {(c["x"], c["y"]) for c in delta["cells"]} == changed
     assert delta["version"] == before["version"] + 20
     for cell in delta["cells"]:
-        bob_cells.apply(CellOp(cell["x"], cell["y"], cell["value"], cell["clock"],
-                               cell["client"], cell["by"]))
+        bob_cells.apply(
+            CellOp(cell["x"], cell["y"], cell["value"], cell["clock"], cell["client"], cell["by"])
+        )
 
     fresh = await join_board(alice, "plan")
     assert fresh["complete"] is True

@@ -17,8 +17,9 @@ from tests.support.process import ServerProcess
 from tui_collab.cells import CellOp
 
 
-async def _edit_until_killed(peer: Peer, user: str, client_id: str, start_clock: int,
-                             rng: random.Random, acked: list[CellOp]) -> None:
+async def _edit_until_killed(
+    peer: Peer, user: str, client_id: str, start_clock: int, rng: random.Random, acked: list[CellOp]
+) -> None:
     """Keep up to 32 edits in flight; record every op the server acknowledged as applied."""
     in_flight: dict[str, CellOp] = {}
     clock = start_clock  # Lamport: start past every clock seen on the board
@@ -40,8 +41,17 @@ async def _edit_until_killed(peer: Peer, user: str, client_id: str, start_clock:
             clock += rng.randrange(1, 3)
             op = CellOp(rng.randrange(8), rng.randrange(8), f"{user}:{n}", clock, client_id, user)
             in_flight[f"{user}-{n}"] = op
-            await peer.send({"type": "cell.set", "board": "plan", "x": op.x, "y": op.y,
-                             "value": op.value, "op": f"{user}-{n}", "clock": op.clock})
+            await peer.send(
+                {
+                    "type": "cell.set",
+                    "board": "plan",
+                    "x": op.x,
+                    "y": op.y,
+                    "value": op.value,
+                    "op": f"{user}-{n}",
+                    "clock": op.clock,
+                }
+            )
 
     sender = asyncio.create_task(send())
     await collect()  # returns when the connection dies with the server
@@ -60,16 +70,21 @@ async def test_sigkill_mid_stream_loses_no_acked_edit(tmp_path: Path, durability
         server = ServerProcess(data, "--auth", "open", "--durability", durability)
         try:
             url = server.start()
-            writers = [await Peer.join(url, user=f"u{n}", team="core", client_id=f"c-u{n}")
-                       for n in range(3)]
+            writers = [
+                await Peer.join(url, user=f"u{n}", team="core", client_id=f"c-u{n}")
+                for n in range(3)
+            ]
             if round_ == 0:
                 await create_board(writers[0], "plan", width=8, height=8)
             states = [await join_board(peer, "plan") for peer in writers]
             start = max((c["clock"] for c in states[-1]["cells"]), default=0)
             acked: list[CellOp] = []
             tasks = [
-                asyncio.create_task(_edit_until_killed(
-                    p, f"r{round_}u{n}", f"c-u{n}", start, random.Random(rng.random()), acked))
+                asyncio.create_task(
+                    _edit_until_killed(
+                        p, f"r{round_}u{n}", f"c-u{n}", start, random.Random(rng.random()), acked
+                    )
+                )
                 for n, p in enumerate(writers)
             ]
             await asyncio.sleep(rng.uniform(0.3, 0.8))
@@ -85,8 +100,9 @@ async def test_sigkill_mid_stream_loses_no_acked_edit(tmp_path: Path, durability
             url = server.start()
             reader = await Peer.join(url, user="checker", team="core")
             state = await join_board(reader, "plan")
-            cells = {(c["x"], c["y"]): (c["clock"], c["client"], c["value"])
-                     for c in state["cells"]}
+            cells = {
+                (c["x"], c["y"]): (c["clock"], c["client"], c["value"]) for c in state["cells"]
+            }
             lost = [op for op in acked if cells.get((op.x, op.y), (0, "", "")) < op.stamp]
             assert lost == [], f"round {round_}: {len(lost)} of {len(acked)} acked edits lost"
             await reader.close()

@@ -32,6 +32,10 @@ async def test_teammates_see_each_others_status_activity_and_offline(server: Col
     assert busy["status"] == "busy"
     assert busy["activity"] == {"kind": "editing", "board": "plan", "detail": "Q3 budget"}
 
+    await bob.send({"type": "presence.set", "activity": None})
+    cleared = await alice.next("presence", user="bob")
+    assert (cleared["status"], "activity" in cleared) == ("busy", False)
+
     await bob.close()
     gone = await alice.next("presence", user="bob")
     assert gone["status"] == "offline"

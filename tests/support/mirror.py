@@ -8,14 +8,32 @@ from tui_collab.cells import CellMap, CellOp
 
 def apply_state(cells: CellMap, state: Message) -> None:
     for cell in state["cells"]:
-        cells.apply(CellOp(cell["x"], cell["y"], cell["value"], cell["clock"], cell["client"],
-                           cell["by"], state["version"]))
+        cells.apply(
+            CellOp(
+                cell["x"],
+                cell["y"],
+                cell["value"],
+                cell["clock"],
+                cell["client"],
+                cell["by"],
+                state["version"],
+            )
+        )
     cells.version = max(cells.version, state["version"])
 
 
 def apply_change(cells: CellMap, change: Message) -> None:
-    cells.apply(CellOp(change["x"], change["y"], change["value"], change["clock"],
-                       change["client"], change["by"], change["version"]))
+    cells.apply(
+        CellOp(
+            change["x"],
+            change["y"],
+            change["value"],
+            change["clock"],
+            change["client"],
+            change["by"],
+            change["version"],
+        )
+    )
 
 
 def mirror(log: list[Message], board: str) -> CellMap:

@@ -40,8 +40,9 @@ def stamps(cells: CellMap) -> dict[tuple[int, int], tuple[int, str, str]]:
 
 
 @given(ops=ops_strategy, data=st.data())
-def test_any_order_with_duplicates_gives_the_same_grid(ops: list[CellOp], data: st.DataObject
-                                                       ) -> None:
+def test_any_order_with_duplicates_gives_the_same_grid(
+    ops: list[CellOp], data: st.DataObject
+) -> None:
     with_duplicates = ops + data.draw(st.lists(st.sampled_from(ops), max_size=10)) if ops else []
     one = data.draw(st.permutations(with_duplicates))
     other = data.draw(st.permutations(with_duplicates))
@@ -61,8 +62,7 @@ def test_applying_twice_changes_nothing(ops: list[CellOp]) -> None:
 
 
 @given(left=ops_strategy, right=ops_strategy)
-def test_merging_two_replicas_either_way_converges(left: list[CellOp], right: list[CellOp]
-                                                   ) -> None:
+def test_merging_two_replicas_either_way_converges(left: list[CellOp], right: list[CellOp]) -> None:
     a, b = CellMap(left), CellMap(right)
     for op in right:
         a.apply(op)
@@ -88,9 +88,13 @@ def test_an_edit_made_after_seeing_another_wins() -> None:
 
 
 def test_since_returns_cells_changed_after_a_version() -> None:
-    cells = CellMap([CellOp(0, 0, "a", 1, "c", "u", version=1),
-                     CellOp(1, 0, "b", 2, "c", "u", version=2),
-                     CellOp(0, 0, "c", 3, "c", "u", version=3)])
+    cells = CellMap(
+        [
+            CellOp(0, 0, "a", 1, "c", "u", version=1),
+            CellOp(1, 0, "b", 2, "c", "u", version=2),
+            CellOp(0, 0, "c", 3, "c", "u", version=3),
+        ]
+    )
     assert [(op.x, op.value) for op in cells.since(1)] == [(1, "b"), (0, "c")]  # by version
     assert cells.since(3) == []
     assert cells.version == 3
@@ -133,8 +137,9 @@ def test_store_and_client_agree_on_every_op(ops: list[CellOp], data: st.DataObje
 
 
 @given(ops=ops_strategy, data=st.data())
-def test_store_agrees_when_a_whole_group_arrives_at_once(ops: list[CellOp], data: st.DataObject
-                                                         ) -> None:
+def test_store_agrees_when_a_whole_group_arrives_at_once(
+    ops: list[CellOp], data: st.DataObject
+) -> None:
     """Ops queued together are applied in one group commit, duplicates included."""
     order = data.draw(st.permutations(ops + ops[: len(ops) // 2]))
 
