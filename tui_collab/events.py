@@ -1,0 +1,95 @@
+"""What a client tells the application: connection states and typed events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Connecting:
+    url: str
+
+
+@dataclass(frozen=True)
+class Connected:
+    url: str
+    session: str
+
+
+@dataclass(frozen=True)
+class Reconnecting:
+    attempt: int
+    next_delay: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Closed:
+    reason: str
+    """`closed` (by the application), `unauthorized`, `unsupported_version` or `gave_up`."""
+
+
+ConnectionState = Connecting | Connected | Reconnecting | Closed
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    state: ConnectionState
+
+
+@dataclass(frozen=True)
+class PendingChanged:
+    """The set of unacknowledged ops of a board changed (for "not yet saved" marks)."""
+
+    board: str
+
+
+E = TypeVar("E")
+Handler = Callable[[Any], Any]
+
+
+class EventBus:
+    """Handlers by event type, plus any number of `async for` listeners."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[type[Any], list[Handler]] = defaultdict(list)
+        self._queues: list[asyncio.Queue[Any]] = []
+
+    def on(self, kind: type[E], handler: Callable[[E], Any]) -> Callable[[], None]:
+        self._handlers[kind].append(handler)
+
+        def unsubscribe() -> None:
+            if handler in self._handlers[kind]:
+                self._handlers[kind].remove(handler)
+
+        return unsubscribe
+
+    def emit(self, event: Any) -> None:
+        for handler in tuple(self._handlers.get(type(event), ())):
+            try:
+                handler(event)
+            except Exception:
+                logger.exception("event handler failed for %s", type(event).__name__)
+        for queue in self._queues:
+            queue.put_nowait(event)
+
+    def stream(self) -> AsyncIterator[Any]:
+        """Events from this call on (subscribed now, not at the first `async for` step)."""
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._queues.append(queue)
+
+        async def drain() -> AsyncIterator[Any]:
+            try:
+                while True:
+                    yield await queue.get()
+            finally:
+                self._queues.remove(queue)
+
+        return drain()
