@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: test lint serve token clean
+.PHONY: test lint serve token bench clean
 
 $(PY):
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -37,6 +37,10 @@ serve: $(VENV)/.installed-test
 ## token: mint a token for the local server, e.g. `make token USER=alice TEAM=core`
 token: $(VENV)/.installed-test
 	@$(VENV)/bin/tui-collab-server token --data-dir .data --user $(USER) --team $(TEAM)
+
+## bench: the edit-storm benchmark against a bare websockets relay (a few minutes)
+bench: $(VENV)/.installed-test
+	$(PY) -m bench.edits
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -271,3 +271,78 @@ async def test_offline_edits_apply_in_order_and_survive_a_second_crash(tmp_path:
             assert (board.cells.value(1, 1), board.cells.value(2, 2)) == ("v9", "other")
     finally:
         server.stop()
+
+
+async def test_moves_out_at_most_30_a_second_and_the_last_always(unused_tcp_port: int) -> None:
+    """Count what reaches the wire, with a minimal real server that speaks the handshake."""
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from tui_collab import protocol as p
+
+    moves: list[tuple[int, int]] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send(
+            p.encode(
+                p.Welcome(
+                    session="s-1",
+                    client_id="c-1",
+                    user=p.UserRef(id="a", name="A"),
+                    team="t",
+                    server=p.ServerInfo(node="n", version="0", epoch="e"),
+                    limits=p.Limits(),
+                    members=[],
+                    boards=[],
+                )
+            )
+        )
+        async for frame in ws:
+            message = p.decode(frame)
+            if isinstance(message, p.CursorMove):
+                moves.append((message.x, message.y))
+
+    async with serve(handler, "127.0.0.1", unused_tcp_port):
+        async with CollabClient(
+            f"ws://127.0.0.1:{unused_tcp_port}/ws", user="a", team="t"
+        ) as client:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            x = 0
+            while loop.time() - started < 1.0:  # ~1,000 moves a second for one second
+                client.move_cursor("plan", x % 200, 0)
+                x += 1
+                await asyncio.sleep(0.001)
+            final = ((x - 1) % 200, 0)
+            await eventually(lambda: moves and moves[-1] == final)
+    assert x > 300
+    assert len(moves) <= 33, f"{len(moves)} moves went out in one second"
+
+
+async def test_moves_to_the_next_url_when_one_is_down(
+    server: CollabServer, unused_tcp_port: int
+) -> None:
+    dead = f"ws://127.0.0.1:{unused_tcp_port}/ws"
+    async with CollabClient(
+        [dead, server.url], token=token("alice", "core"), backoff=fast_backoff()
+    ) as client:
+        assert client.state == Connected(server.url, client.welcome.session)  # type: ignore[union-attr]
+        assert client.attempts == 2
+
+
+async def test_reconnect_now_skips_the_backoff_wait(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", "--auth", "open")
+    url = server.start()
+    port = server.port
+    try:
+        slow = Backoff(base_s=30.0, cap_s=30.0, rng=random.Random(1))
+        async with CollabClient(url, user="alice", team="core", backoff=slow) as alice:
+            server.kill()
+            await eventually(lambda: isinstance(alice.state, Reconnecting))
+            assert alice.state.next_delay > 1.0  # type: ignore[union-attr]
+            server = ServerProcess(tmp_path / "data", "--auth", "open")
+            server.start(port=port)
+            alice.reconnect_now()
+            await eventually(lambda: isinstance(alice.state, Connected), timeout=3)
+    finally:
+        server.stop()
