@@ -11,6 +11,7 @@ or against an open-mode server (`tui-collab-server serve --auth open`):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 
@@ -43,7 +44,5 @@ async def main(url: str, token: str | None, board: str) -> None:
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
     url, credential, board = sys.argv[1], sys.argv[2], sys.argv[3]
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main(url, None if credential == "--open" else credential, board))
-    except KeyboardInterrupt:
-        pass

@@ -302,19 +302,19 @@ async def test_moves_out_at_most_30_a_second_and_the_last_always(unused_tcp_port
             if isinstance(message, p.CursorMove):
                 moves.append((message.x, message.y))
 
-    async with serve(handler, "127.0.0.1", unused_tcp_port):
-        async with CollabClient(
-            f"ws://127.0.0.1:{unused_tcp_port}/ws", user="a", team="t"
-        ) as client:
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            x = 0
-            while loop.time() - started < 1.0:  # ~1,000 moves a second for one second
-                client.move_cursor("plan", x % 200, 0)
-                x += 1
-                await asyncio.sleep(0.001)
-            final = ((x - 1) % 200, 0)
-            await eventually(lambda: moves and moves[-1] == final)
+    async with (
+        serve(handler, "127.0.0.1", unused_tcp_port),
+        CollabClient(f"ws://127.0.0.1:{unused_tcp_port}/ws", user="a", team="t") as client,
+    ):
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        x = 0
+        while loop.time() - started < 1.0:  # ~1,000 moves a second for one second
+            client.move_cursor("plan", x % 200, 0)
+            x += 1
+            await asyncio.sleep(0.001)
+        final = ((x - 1) % 200, 0)
+        await eventually(lambda: moves and moves[-1] == final)
     assert x > 300
     assert len(moves) <= 33, f"{len(moves)} moves went out in one second"
 
