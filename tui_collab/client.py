@@ -198,7 +198,10 @@ class CollabClient:
                 future.set_exception(ConnectionError("client closed before the ack"))
 
     def reconnect_now(self) -> None:
-        """Skip the rest of the current backoff wait."""
+        """Skip the rest of the current backoff wait, or start again after giving up."""
+        if self._task is not None and self._task.done() and not self._closing:
+            self._task = None
+            self.start()
         self._wake.set()
 
     # --- events ---------------------------------------------------------------------

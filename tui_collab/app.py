@@ -1,0 +1,423 @@
+"""The terminal app: team presence beside a live shared grid.
+
+The app owns no socket. It is built around a `CollabClient` (injected, so tests can
+drive it against a real or a scripted server) and a clock (injected, so snapshots are
+still). Client events arrive on the same event loop and update widgets directly; the
+widgets repaint at most once a frame however many events arrive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Label
+
+from tui_collab.client import ClientError, CollabClient, NotConnected
+from tui_collab.events import Connected, PendingChanged, Reconnecting, StateChanged
+from tui_collab.mirror import BoardMirror
+from tui_collab.protocol import (
+    Activity,
+    BoardCreated,
+    BoardState,
+    BoardUpdated,
+    CellChanged,
+    Cursors,
+    ParticipantJoined,
+    ParticipantLeft,
+    Presence,
+    Status,
+    Typing,
+)
+from tui_collab.screens import HelpScreen, PickScreen
+from tui_collab.widgets.feed import ActivityFeed
+from tui_collab.widgets.grid import BoardGrid, cell_name
+from tui_collab.widgets.presence import BoardList, PresenceList
+from tui_collab.widgets.status import StatusBar
+
+AWAY_AFTER_S = 300.0
+STATUS_CYCLE: dict[str, Status] = {"online": "busy", "busy": "away", "away": "online"}
+DEFAULT_BOARD_SIZE = (26, 40)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Wall time for display, monotonic time for intervals; both fixed in tests."""
+
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    monotonic: Callable[[], float] = time.monotonic
+
+
+def board_id_from(name: str) -> str:
+    """A board id from what a person typed: 'Q3 plan!' -> 'q3-plan'."""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", name.strip().lower()).strip("-._")
+    return slug[:64] or "board"
+
+
+class CollabApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "tui-collab"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "cycle_status", "Status"),
+        Binding("f", "follow", "Follow"),
+        Binding("b", "boards", "Boards"),
+        Binding("r", "reconnect", "Reconnect", show=False),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        client: CollabClient,
+        *,
+        board: str = "main",
+        clock: Clock | None = None,
+        where: str = "",
+    ) -> None:
+        super().__init__()
+        self.client = client
+        self.board_id = board
+        self.clock = clock or Clock()
+        self.where = where
+        self.status: Status = "online"
+        self.auto_away = False
+        self.last_input = self.clock.monotonic()
+        self._unsubscribe: list[Callable[[], None]] = []
+
+    # --- layout ---------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            with Vertical(id="sidebar"):
+                yield Label("TEAM", id="team-title", classes="section")
+                yield PresenceList(self.clock.now, id="presence")
+                yield Label("BOARDS", classes="section")
+                yield BoardList(id="boards")
+            with Vertical(id="center"):
+                yield Label("", id="board-title")
+                yield BoardGrid(self.clock.monotonic, id="grid")
+                with Horizontal(id="editor"):
+                    yield Label("", id="editor-cell")
+                    yield Input(id="editor-input", max_length=256)
+                yield ActivityFeed(self.clock.now, id="feed")
+        yield StatusBar(self.clock.monotonic, id="status")
+        yield Footer()
+
+    @property
+    def grid(self) -> BoardGrid:
+        return self.query_one(BoardGrid)
+
+    @property
+    def feed(self) -> ActivityFeed:
+        return self.query_one(ActivityFeed)
+
+    @property
+    def status_bar(self) -> StatusBar:
+        return self.query_one(StatusBar)
+
+    def on_mount(self) -> None:
+        self.query_one("#editor").display = False
+        self.status_bar.where = self.where
+        client = self.client
+        self._unsubscribe = [
+            client.on(StateChanged, self._on_state),
+            client.on(Presence, self._on_presence),
+            client.on(BoardCreated, self._on_board_meta),
+            client.on(BoardUpdated, self._on_board_meta),
+            client.on(BoardState, self._on_board_state),
+            client.on(CellChanged, self._on_cell_changed),
+            client.on(Cursors, self._on_cursors),
+            client.on(ParticipantJoined, self._on_joined),
+            client.on(ParticipantLeft, self._on_left),
+            client.on(Typing, self._on_typing),
+            client.on(PendingChanged, self._on_pending),
+        ]
+        self.status_bar.show_state(client.state)
+        self.set_interval(15, self._check_idle)
+        self.grid.focus()
+        client.start()
+        self.open_board(self.board_id)
+
+    async def on_unmount(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        await self.client.close()
+
+    # --- board ----------------------------------------------------------------------
+
+    @work(exclusive=True, group="board", exit_on_error=False)
+    async def open_board(self, board: str, title: str | None = None) -> None:
+        """Join (creating it if the team has none by that id) and show it."""
+        await self.client.wait_connected()
+        if board not in self.client.boards:
+            width, height = DEFAULT_BOARD_SIZE
+            await self.client.create_board(
+                title or board.replace("-", " ").title(), width, height, board=board
+            )
+        previous = self.board_id
+        if previous != board and previous in self.client.joined:
+            with contextlib.suppress(ClientError, NotConnected):
+                await self.client.leave(previous)
+        self.board_id = board
+        mirror = await self.client.join(board)
+        self._show_board(mirror)
+        await self._announce()
+
+    def _show_board(self, mirror: BoardMirror) -> None:
+        self.grid.show_board(mirror, self._own_user)
+        self._update_title()
+        self._refresh_sidebar()
+
+    def _update_title(self) -> None:
+        mirror = self.client.joined.get(self.board_id)
+        if mirror is None:
+            return
+        grid = self.grid
+        self.query_one("#board-title", Label).update(
+            f"{mirror.meta.title}  ·  {mirror.meta.width}×{mirror.meta.height}"  # noqa: RUF001
+            f"  ·  {cell_name(grid.cursor_x, grid.cursor_y)}"
+        )
+
+    @property
+    def _own_user(self) -> str:
+        welcome = self.client.welcome
+        return welcome.user.id if welcome else ""
+
+    def _name_of(self, user: str) -> str:
+        member = self.client.presence.get(user)
+        return member.name if member else user
+
+    # --- client events --------------------------------------------------------------
+
+    def _on_state(self, event: StateChanged) -> None:
+        state = event.state
+        previous = self.status_bar.state
+        self.status_bar.show_state(state)
+        if isinstance(state, Connected):
+            if isinstance(previous, Reconnecting):
+                self.feed.add("reconnected")
+            welcome = self.client.welcome
+            if welcome is not None:
+                self.query_one("#team-title", Label).update(f"TEAM {welcome.team}")
+            self._refresh_sidebar()
+        elif isinstance(state, Reconnecting) and not isinstance(previous, Reconnecting):
+            self.feed.add(f"connection lost: {state.reason}")
+
+    def _on_presence(self, event: Presence) -> None:
+        self._refresh_sidebar()
+        if event.user == self._own_user:
+            return
+        if event.status == "offline":
+            self.feed.add(f"{event.name} went offline")
+        elif event.connections == 1 and event.status == "online" and not event.activity:
+            self.feed.add(f"{event.name} is online")
+        elif event.status in ("busy", "away"):
+            self.feed.add(f"{event.name} is {event.status}")
+
+    def _on_board_meta(self, event: BoardCreated | BoardUpdated) -> None:
+        verb = "created" if isinstance(event, BoardCreated) else "renamed"
+        self.feed.add(
+            f"board {event.board.title} {verb} by {self._name_of(event.board.created_by)}"
+            if verb == "created"
+            else f"board renamed to {event.board.title}"
+        )
+        self._refresh_sidebar()
+        self._update_title()
+
+    def _on_board_state(self, event: BoardState) -> None:
+        if event.board.id == self.board_id:
+            mirror = self.client.joined.get(self.board_id)
+            if mirror is not None:
+                self._show_board(mirror)
+
+    def _on_cell_changed(self, event: CellChanged) -> None:
+        if event.board == self.board_id:
+            self.grid.refresh()
+
+    def _on_cursors(self, event: Cursors) -> None:
+        if event.board != self.board_id:
+            return
+        for cursor in event.cursors:
+            self.grid.move_remote(cursor.user, cursor.x, cursor.y)
+
+    def _on_joined(self, event: ParticipantJoined) -> None:
+        if event.board == self.board_id and event.user != self._own_user:
+            self.feed.add(f"{event.name} joined {self.board_id}")
+
+    def _on_left(self, event: ParticipantLeft) -> None:
+        if event.board == self.board_id:
+            self.grid.remove_remote(event.user)
+            if event.user != self._own_user:
+                self.feed.add(f"{event.name} left {self.board_id}")
+            self._update_following()
+
+    def _on_typing(self, event: Typing) -> None:
+        if event.board == self.board_id:
+            self.grid.set_typing(event.user, event.x, event.y, event.active)
+
+    def _on_pending(self, event: PendingChanged) -> None:
+        self.status_bar.pending = sum(len(m.pending) for m in self.client.joined.values())
+        self.status_bar.refresh()
+        if event.board == self.board_id:
+            self.grid.refresh()
+
+    def _refresh_sidebar(self) -> None:
+        members = self.client.presence.values()
+        self.query_one(PresenceList).show(members, self._own_user)
+        self.query_one(BoardList).show(self.client.boards.values(), self.board_id, members)
+
+    # --- own actions ----------------------------------------------------------------
+
+    @on(BoardGrid.CursorMoved)
+    def _moved(self, event: BoardGrid.CursorMoved) -> None:
+        self.client.move_cursor(self.board_id, event.x, event.y)
+        self._update_title()
+
+    @on(BoardGrid.EditRequested)
+    def _start_edit(self, event: BoardGrid.EditRequested) -> None:
+        mirror = self.client.joined.get(self.board_id)
+        if mirror is None:
+            return
+        pending = mirror.pending_at(event.x, event.y)
+        value = pending.value if pending else mirror.cells.value(event.x, event.y)
+        self.query_one("#editor-cell", Label).update(f" {cell_name(event.x, event.y)} ")
+        editor = self.query_one("#editor-input", Input)
+        editor.value = value
+        self.query_one("#editor").display = True
+        editor.focus()
+        self._editing = (event.x, event.y)
+        self.client.set_typing(self.board_id, event.x, event.y, True)
+        self._set_activity("editing", cell_name(event.x, event.y))
+
+    @on(Input.Submitted, "#editor-input")
+    def _save_edit(self, event: Input.Submitted) -> None:
+        x, y = self._editing
+        self._close_editor()
+        self.save_cell(self.board_id, x, y, event.value)
+
+    @work(group="edits", exit_on_error=False)
+    async def save_cell(self, board: str, x: int, y: int, value: str) -> None:
+        try:
+            await self.client.set_cell(board, x, y, value)
+        except ClientError as exc:
+            self.notify(exc.message, title="Edit refused", severity="error", markup=False)
+        except NotConnected as exc:
+            self.notify(str(exc), title="Not saved", severity="warning", markup=False)
+
+    def _close_editor(self) -> None:
+        if not self.query_one("#editor").display:
+            return
+        self.query_one("#editor").display = False
+        x, y = self._editing
+        self.client.set_typing(self.board_id, x, y, False)
+        self._set_activity("viewing")
+        self.grid.focus()
+
+    def on_key(self, event: object) -> None:
+        key = getattr(event, "key", "")
+        self.last_input = self.clock.monotonic()
+        if self.auto_away:
+            self.auto_away = False
+            self._set_status("online")
+        if self.grid.follow is not None and key != "f":
+            self.grid.follow = None
+            self._update_following()
+        if key == "escape" and self.query_one("#editor").display:
+            self._close_editor()
+
+    def action_cycle_status(self) -> None:
+        self.auto_away = False
+        self._set_status(STATUS_CYCLE[self.status])
+
+    def _set_status(self, status: Status) -> None:
+        self.status = status
+        self.send_presence(status, None)
+
+    def _set_activity(self, kind: str, detail: str | None = None) -> None:
+        activity = Activity.model_validate({"kind": kind, "board": self.board_id, "detail": detail})
+        self.send_presence(None, activity)
+
+    @work(group="presence", exit_on_error=False)
+    async def send_presence(self, status: Status | None, activity: Activity | None) -> None:
+        # When offline, the client restores status and activity after the reconnect.
+        with contextlib.suppress(ClientError, NotConnected, ConnectionError):
+            await self.client.set_status(status, activity)
+
+    async def _announce(self) -> None:
+        with contextlib.suppress(ClientError, NotConnected, ConnectionError):
+            await self.client.set_status(self.status, Activity(kind="viewing", board=self.board_id))
+
+    def _check_idle(self) -> None:
+        idle = self.clock.monotonic() - self.last_input
+        if idle >= AWAY_AFTER_S and self.status == "online" and not self.auto_away:
+            self.auto_away = True
+            self._set_status("away")
+            self.status = "online"  # what to come back to
+
+    def action_follow(self) -> None:
+        mirror = self.client.joined.get(self.board_id)
+        if mirror is None:
+            return
+        options = [
+            (user, p.name)
+            for user, p in sorted(mirror.participants.items())
+            if user != self._own_user
+        ]
+        self.push_screen(PickScreen("Follow whom?", options), self._follow_picked)
+
+    def _follow_picked(self, user: str | None) -> None:
+        if not user:
+            return
+        self.grid.follow = user
+        cursor = self.grid.remote.get(user)
+        if cursor is not None:
+            self.grid.move_remote(user, cursor.x, cursor.y)
+        self._update_following()
+
+    def _update_following(self) -> None:
+        follow = self.grid.follow
+        self.status_bar.following = self._name_of(follow) if follow else None
+        self.status_bar.refresh()
+
+    def action_boards(self) -> None:
+        options = [
+            (b.id, b.title)
+            for b in sorted(self.client.boards.values(), key=lambda b: b.title.casefold())
+        ]
+        self.push_screen(
+            PickScreen("Boards", options, new_label="new board name…"), self._board_picked
+        )
+
+    def _board_picked(self, choice: str | None) -> None:
+        if not choice:
+            return
+        if choice.startswith("new:"):
+            title = choice.removeprefix("new:")
+            self.open_board(board_id_from(title), title)
+        elif choice != self.board_id:
+            self.open_board(choice)
+
+    def action_reconnect(self) -> None:
+        self.client.reconnect_now()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Cycle status", "online → busy → away", self.action_cycle_status)
+        yield SystemCommand("Follow a teammate", "keep their cursor in view", self.action_follow)
+        yield SystemCommand("Switch or create board", "pick a board", self.action_boards)
+        yield SystemCommand("Reconnect now", "skip the reconnect wait", self.action_reconnect)
+        yield SystemCommand("Keys", "show every key", self.action_help)

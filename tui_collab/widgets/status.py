@@ -1,0 +1,57 @@
+"""The status bar: connection state first, because it decides whether edits are safe."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.text import Text
+from textual.widget import Widget
+
+from tui_collab.events import Closed, Connected, Connecting, ConnectionState, Reconnecting
+
+
+class StatusBar(Widget):
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $panel; color: $text; padding: 0 1; }
+    """
+
+    def __init__(self, clock: Callable[[], float], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._clock = clock
+        self.state: ConnectionState = Connecting("")
+        self.reconnect_at = 0.0
+        self.where = ""
+        self.pending = 0
+        self.following: str | None = None
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self.refresh)  # the reconnect countdown
+
+    def show_state(self, state: ConnectionState) -> None:
+        self.state = state
+        if isinstance(state, Reconnecting):
+            self.reconnect_at = self._clock() + state.next_delay
+        self.refresh()
+
+    def render(self) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        state = self.state
+        if isinstance(state, Connected):
+            text.append("● connected", "bold green")
+        elif isinstance(state, Connecting):
+            text.append("◌ connecting…", "bold yellow")
+        elif isinstance(state, Reconnecting):
+            wait = max(0, round(self.reconnect_at - self._clock()))
+            text.append(f"◌ reconnecting in {wait} s (attempt {state.attempt})", "bold yellow")
+            text.append("  offline — edits will sync", "yellow")
+        elif isinstance(state, Closed):
+            text.append(f"✕ disconnected: {state.reason.replace('_', ' ')}", "bold red")
+            if state.reason not in ("unauthorized", "unsupported_version"):
+                text.append("  r reconnects", "dim")
+        if self.pending:
+            text.append(f"   {self.pending} unsaved", "yellow")
+        if self.following:
+            text.append(f"   following {self.following} (any key stops)", "bold cyan")
+        if self.where:
+            text.append(f"   {self.where}", "dim")
+        return text
