@@ -205,9 +205,11 @@ class CollabApp(App[None]):
         previous = self.status_bar.state
         self.status_bar.show_state(state)
         if isinstance(state, Connected):
+            welcome = self.client.welcome
             if isinstance(previous, Reconnecting):
                 self.feed.add("reconnected")
-            welcome = self.client.welcome
+            elif welcome is not None:
+                self.feed.add(f"signed in to team {welcome.team} as {welcome.user.name}")
             if welcome is not None:
                 self.query_one("#team-title", Label).update(f"TEAM {welcome.team}")
             self._refresh_sidebar()

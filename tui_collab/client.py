@@ -83,6 +83,16 @@ _FATAL_CLOSES: Final = {
     CloseCode.AUTH_FAILED: "unauthorized",
     CloseCode.UNSUPPORTED_VERSION: "unsupported_version",
 }
+_CLOSE_REASONS: Final = {
+    1000: "closed by the server",
+    1001: "server went away",
+    1006: "connection lost",
+    1008: "refused by the server",
+    1009: "message too big",
+    1011: "server error or missed keepalive",
+    CloseCode.TRY_AGAIN_LATER: "server busy",
+    CloseCode.RATE_LIMITED: "rate limited",
+}
 _SLOW_DOWN_CLOSES: Final = {CloseCode.TRY_AGAIN_LATER, CloseCode.RATE_LIMITED}
 
 
@@ -404,9 +414,7 @@ class CollabClient:
         finally:
             self._detach()
         code = ws.close_code
-        reason = ws.close_reason or (
-            "connection lost" if code in (None, 1006) else f"closed {code}"
-        )
+        reason = ws.close_reason or _CLOSE_REASONS.get(code or 1006, f"closed with {code}")
         return welcomed, code, reason
 
     async def _handshake(self, ws: ClientConnection) -> bool:

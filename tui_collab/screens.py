@@ -13,19 +13,20 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 HELP = """\
-Move              arrows or h j k l, mouse click
-Edit a cell       Enter or F2, type, Enter saves, Esc cancels
-Status            s cycles online → busy → away
-Follow            f, then pick a teammate; any key stops
-Boards            b switches board or creates one
-Reconnect         r reconnects now
-Commands          ctrl+p opens the command palette
-Quit              q
+Move             arrows or h j k l, or click a cell
+Edit a cell      Enter or F2, type, Enter saves, Esc cancels
+Status           s cycles online → busy → away
+Follow           f, then pick a teammate; any key stops
+Boards           b switches board or creates one
+Reconnect        r reconnects now
+Commands         ctrl+p opens the command palette
+Quit             q
 
-Teammates' cursors show in their colour with their name above.
-A ✎ marks a cell someone is typing in; a value ending in * is
-your own edit the server has not confirmed yet. You go away
-after 5 minutes without input and come back on the next key."""
+Teammates' cursors show in their colour, with their name on
+the cell next to them. ✎ marks a cell someone is typing in.
+A value ending in * is your edit the server has not saved
+yet. After 5 minutes without a key you show as away; the
+next key brings you back."""
 
 
 class HelpScreen(ModalScreen[None]):

@@ -241,11 +241,19 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         return Strip.join([Strip([gutter]), body]).extend_cell_length(width, base)
 
     def _labels_for_row(self, row: int) -> dict[int, RemoteCursor]:
-        """Name labels sit on the row above a teammate's cursor (below it on the top row)."""
+        """Name labels go on an empty cell above a teammate's cursor, else below, else above."""
         labels: dict[int, RemoteCursor] = {}
+        mirror = self.mirror
+        if mirror is None:
+            return labels
         for cursor in self.remote.values():
-            label_row = cursor.y - 1 if cursor.y > 0 else cursor.y + 1
-            if label_row == row:
+            if abs(cursor.y - row) != 1:
+                continue
+            above, below = cursor.y - 1, cursor.y + 1
+            spots = [y for y in (above, below) if 0 <= y < mirror.meta.height]
+            empty = [y for y in spots if not mirror.cells.value(cursor.x, y)]
+            chosen = (empty or spots or [above])[0]
+            if chosen == row:
                 labels[cursor.x] = cursor
         return labels
 
@@ -267,7 +275,7 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
                 _fit(label.name, CELL_WIDTH), style + Style(color=self._colour(label), bold=True)
             )
         if typing:
-            value = _fit(value, CELL_WIDTH - 2) + " ✎"
+            return Segment(_fit(value, CELL_WIDTH - 2)[:-1] + " ✎ ", style)
         return Segment(_fit(value, CELL_WIDTH), style)
 
     def _colour(self, cursor: RemoteCursor) -> str:
