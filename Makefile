@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: test lint serve token bench clean
+.PHONY: demo test lint serve token bench clean
 
 $(PY):
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -19,6 +19,10 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
 	$(PIP) install -q -e '.[test,dev]'
 	touch $@ $(VENV)/.installed-test
+
+## demo: set up and start the app with a local server and four simulated teammates
+demo: $(VENV)/.installed-test
+	$(VENV)/bin/tui-collab --demo $(DEMO_ARGS)
 
 ## test: create the venv if needed, install the project with its test extras, run the suite
 test: $(VENV)/.installed-test
@@ -41,6 +45,7 @@ token: $(VENV)/.installed-test
 ## bench: the edit-storm benchmark against a bare websockets relay (a few minutes)
 bench: $(VENV)/.installed-test
 	$(PY) -m bench.edits
+	$(PY) -m bench.app_cursors
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
