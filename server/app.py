@@ -29,7 +29,7 @@ from server.boards import BoardRooms
 from server.config import ServerConfig
 from server.dispatch import Dispatcher
 from server.http import WS_PATH, json_response, path_of, text_response, unauthorized
-from server.hub import Hub, Session
+from server.hub import Hub, Session, close_reason
 from server.presence import PresenceTracker
 from server.store import SQLiteStore, Store
 from tui_collab.protocol import (
@@ -307,7 +307,7 @@ class CollabServer:
     async def _refuse(self, ws: ServerConnection, close_code: int, exc: ProtocolError) -> None:
         try:
             await ws.send(encode(ErrorMessage(code=exc.code, message=exc.message, re=exc.re)))
-            await ws.close(close_code, exc.message[:100])
+            await ws.close(close_code, close_reason(exc.message))
         except ConnectionClosed:
             pass
 

@@ -14,9 +14,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final
 
-from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.asyncio.server import ServerConnection
 
-from server.hub import Session
+from server.hub import Session, send_bounded
 from server.store.base import BoardRecord, Store
 from tui_collab.cells import CellMap, CellOp
 from tui_collab.protocol import (
@@ -144,8 +144,7 @@ class BoardRoom:
 
     def broadcast(self, frame: str, exclude: ServerConnection | None = None) -> None:
         targets = self.connections if exclude is None else self.connections - {exclude}
-        if targets:
-            broadcast(targets, frame)
+        send_bounded(list(targets), frame)
 
     def joined_frame(self, participant: _Participant) -> str:
         return encode(

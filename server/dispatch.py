@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from server.auth import AuthError
 from server.boards import BoardRoom, board_meta
-from server.hub import Session
+from server.hub import Session, close_reason
 from server.store.base import BoardRecord
 from tui_collab.cells import CellOp
 from tui_collab.protocol import (
@@ -91,7 +91,8 @@ class Dispatcher:
             session.send_error(exc.code, exc.message, exc.re or message.id)
         except Exception:
             logger.exception("internal error handling %s from %s", message.type, session.id)
-            session.send_error(ErrorCode.INTERNAL, "internal server error", message.id)
+            re = message.op if isinstance(message, CellSet) else message.id
+            session.send_error(ErrorCode.INTERNAL, "internal server error", re)
 
     # --- boards directory ---------------------------------------------------------
 
@@ -312,7 +313,7 @@ class Dispatcher:
     async def _refuse_refresh(self, session: Session, reason: str, re: str | None) -> None:
         logger.warning("auth.refresh refused for %s user=%s: %s", session.id, session.user, reason)
         session.send_error(ErrorCode.UNAUTHORIZED, reason, re)
-        await session.ws.close(CloseCode.AUTH_FAILED, reason[:100])
+        await session.ws.close(CloseCode.AUTH_FAILED, close_reason(reason))
 
 
 def _ack(

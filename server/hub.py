@@ -7,14 +7,52 @@ handler ever waits on a slow peer.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Final
 
 from websockets.asyncio.server import ServerConnection, broadcast
 
 from server.auth import Identity
 from tui_collab.protocol import ErrorCode, ErrorMessage, encode
+
+logger = logging.getLogger(__name__)
+
+
+MAX_BUFFERED_BYTES: Final = 4 * 1024 * 1024
+"""A peer that lets this much pile up unread is dropped: one client must not exhaust memory."""
+
+
+def close_reason(text: str) -> str:
+    """Fit a close reason into the 123 bytes a close frame allows."""
+    return text.encode()[:120].decode(errors="ignore")
+
+
+def send_bounded(connections: Iterable[ServerConnection], frame: str) -> None:
+    """Broadcast, dropping any peer whose unread backlog is over the bound."""
+    targets = []
+    for ws in connections:
+        transport = ws.transport
+        if transport is None or transport.is_closing():
+            continue
+        if transport.get_write_buffer_size() > MAX_BUFFERED_BYTES:
+            logger.warning(
+                "dropping %s: %d bytes unread", _peer(ws), transport.get_write_buffer_size()
+            )
+            transport.abort()
+            continue
+        targets.append(ws)
+    if targets:
+        broadcast(targets, frame)
+
+
+def _peer(ws: ServerConnection) -> str:
+    address = ws.remote_address
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return "?"
 
 
 @dataclass(eq=False, slots=True)
@@ -37,7 +75,7 @@ class Session:
         return self.identity.user
 
     def send(self, frame: str) -> None:
-        broadcast((self.ws,), frame)
+        send_bounded((self.ws,), frame)
 
     def send_error(self, code: ErrorCode, message: str, re: str | None = None) -> None:
         self.send(encode(ErrorMessage(code=code, message=message, re=re)))
@@ -69,7 +107,7 @@ class Hub:
     def to_team(self, team: str, frame: str) -> None:
         members = self._teams.get(team)
         if members:
-            broadcast(members.keys(), frame)
+            send_bounded(list(members.keys()), frame)
 
     @property
     def connection_count(self) -> int:

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from tui_collab import __version__
 from tui_collab.backoff import Backoff
@@ -155,6 +155,9 @@ class CollabClient:
         self._wake = asyncio.Event()
         self._connected = asyncio.Event()
         self._ids = itertools.count(1)
+        self._op_prefix = f"o{secrets.token_hex(4)}-"  # op ids: unique for this client
+        self._op_numbers = itertools.count(1)
+        self._rejoins: dict[str, str] = {}
         self._requests: dict[str, asyncio.Future[ServerMessage]] = {}
         self._joins: dict[str, list[asyncio.Future[BoardMirror]]] = {}
         self._op_futures: dict[str, asyncio.Future[Ack]] = {}
@@ -203,9 +206,7 @@ class CollabClient:
         if self._task is not None:
             await self._task
             self._task = None
-        for future in self._op_futures.values():
-            if not future.done():
-                future.set_exception(ConnectionError("client closed before the ack"))
+        self._fail_ops(ConnectionError("client closed before the ack"))
 
     def reconnect_now(self) -> None:
         """Skip the rest of the current backoff wait, or start again after giving up."""
@@ -262,7 +263,7 @@ class CollabClient:
             self._status = status
         if activity is not None:
             self._activity = activity
-        if self._ws is not None:
+        if self._outbox is not None:  # otherwise restored once connected
             await self._request(PresenceSet(status=status, activity=activity))
 
     async def query_presence(self, user: str | None = None) -> list[Presence]:
@@ -278,8 +279,12 @@ class CollabClient:
         mirror = self.joined.get(board)
         if mirror is None:
             raise NotConnected(f"join board {board!r} before editing it")
-        op_id = f"{self.client_id}:{secrets.token_hex(6)}"
-        op = CellSet(board=board, x=x, y=y, value=value, op=op_id, clock=mirror.next_clock())
+        if isinstance(self.state, Closed) and (self._task is None or self._task.done()):
+            raise NotConnected(f"the client is closed ({self.state.reason})")
+        op_id = f"{self._op_prefix}{next(self._op_numbers)}"
+        op = CellSet(
+            board=board, x=x, y=y, value=value, op=op_id, clock=mirror.next_clock(), id=op_id
+        )
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         mirror.pending[op_id] = op
         self._op_futures[op_id] = future
@@ -314,8 +319,10 @@ class CollabClient:
 
     def _flush_cursor(self, board: str) -> None:
         self._cursor_timer.pop(board, None)
+        if self._outbox is None:
+            return  # kept in _cursor_due: sent on reconnect
         position = self._cursor_due.pop(board, None)
-        if position is None or self._outbox is None:
+        if position is None:
             return
         self._cursor_sent_at[board] = asyncio.get_running_loop().time()
         self._outbox.put_nowait(encode(CursorMove(board=board, x=position[0], y=position[1])))
@@ -339,36 +346,48 @@ class CollabClient:
         self._bus.emit(StateChanged(state))
 
     async def _run(self) -> None:
-        failures = 0
-        url_index = 0
+        final = "closed"
         try:
-            while not self._closing:
-                url = self.urls[url_index % len(self.urls)]
-                self._set_state(Connecting(url))
-                self.attempts += 1
-                welcomed, code, reason = await self._attempt(url)
-                if self._closing:
-                    break
-                fatal = _FATAL_CLOSES.get(code or 0)
-                if fatal is None and reason.startswith("HTTP 401"):
-                    fatal = "unauthorized"
-                if fatal is not None:
-                    logger.warning("server refused this client (%s): %s", fatal, reason)
-                    self._set_state(Closed(fatal))
-                    return
-                failures = 1 if welcomed else failures + 1
-                if self.max_attempts is not None and failures > self.max_attempts:
-                    self._set_state(Closed("gave_up"))
-                    return
-                if not welcomed:
-                    url_index += 1  # a server that cannot be reached: try the next one
-                slow_down = code in _SLOW_DOWN_CLOSES or reason.startswith("HTTP 503")
-                delay = self.backoff.delay(failures, self.backoff.cap_s if slow_down else 0.0)
-                self._set_state(Reconnecting(failures, delay, reason))
-                await self._wait(delay)
+            final = await self._connect_until_final()
+        except Exception:
+            logger.exception("client stopped by an unexpected error")
+            final = "error"
         finally:
             self._fail_requests(ConnectionError("client closed"))
-        self._set_state(Closed("closed"))
+            if final != "closed" or not self._closing:
+                self._fail_ops(ConnectionError(f"client closed: {final}"))
+            self._set_state(Closed(final))
+            self._bus.close()
+
+    async def _connect_until_final(self) -> str:
+        """Connect and reconnect until something final happens; return why it ended."""
+        failures = 0
+        url_index = 0
+        while not self._closing:
+            url = self.urls[url_index % len(self.urls)]
+            self._set_state(Connecting(url))
+            self.attempts += 1
+            welcomed, code, reason = await self._attempt(url)
+            if self._closing:
+                break
+            fatal = _FATAL_CLOSES.get(code or 0)
+            if fatal is None and reason.startswith("HTTP 401"):
+                fatal = "unauthorized"
+            if fatal is None and reason.startswith("InvalidURI"):
+                fatal = "invalid_url"
+            if fatal is not None:
+                logger.warning("giving up on the server (%s): %s", fatal, reason)
+                return fatal
+            failures = 1 if welcomed else failures + 1
+            if self.max_attempts is not None and failures > self.max_attempts:
+                return "gave_up"
+            if not welcomed:
+                url_index += 1  # a server that cannot be reached: try the next one
+            slow_down = code in _SLOW_DOWN_CLOSES or reason.startswith("HTTP 503")
+            delay = self.backoff.delay(failures, self.backoff.cap_s if slow_down else 0.0)
+            self._set_state(Reconnecting(failures, delay, reason))
+            await self._wait(delay)
+        return "closed"
 
     async def _wait(self, delay: float) -> None:
         self._wake.clear()
@@ -399,12 +418,15 @@ class CollabClient:
             )
         except InvalidStatus as exc:
             return False, None, f"HTTP {exc.response.status_code}"
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
+        except (OSError, TimeoutError, WebSocketException) as exc:
             return False, None, f"{type(exc).__name__}: {exc}"
+        self._ws = ws  # from now on close() can reach it
         welcomed = False
         try:
             welcomed = await self._handshake(ws)
-            if welcomed:
+            if welcomed and self._closing:
+                await ws.close()
+            elif welcomed:
                 await self._serve(ws, url)
         except ConnectionClosed:
             pass
@@ -443,9 +465,16 @@ class CollabClient:
         # unacknowledged op, oldest first (the server handles a connection's frames in order).
         if self._status is not None or self._activity is not None:
             outbox.put_nowait(encode(PresenceSet(status=self._status, activity=self._activity)))
+        self._rejoins.clear()
         for board, mirror in self.joined.items():
+            rejoin_id = f"rejoin-{next(self._ids)}"
+            self._rejoins[rejoin_id] = board
             outbox.put_nowait(
-                encode(BoardJoin(board=board, since=mirror.version, epoch=mirror.epoch or None))
+                encode(
+                    BoardJoin(
+                        board=board, since=mirror.version, epoch=mirror.epoch or None, id=rejoin_id
+                    )
+                )
             )
         for op_id, board in self._op_boards.items():
             waiting = self.joined.get(board)
@@ -535,12 +564,51 @@ class CollabClient:
         for future in self._joins.pop(state.board.id, []):
             if not future.done():
                 future.set_result(mirror)
-        if state.re is not None and state.re in self._requests:
-            self._requests[state.re].set_result(state)
+        self._rejoins.pop(state.re or "", None)
+        request = self._requests.get(state.re or "")
+        if request is not None and not request.done():
+            request.set_result(state)
+
+    def _rejoin_failed(self, board: str, error: ErrorMessage) -> None:
+        """The board is gone or closed to us: drop its mirror and fail its queued edits."""
+        logger.warning("could not rejoin %s: %s %s", board, error.code, error.message)
+        self.joined.pop(board, None)
+        for op_id in [op for op, b in self._op_boards.items() if b == board]:
+            self._op_boards.pop(op_id)
+            future = self._op_futures.pop(op_id, None)
+            if future is not None and not future.done():
+                future.set_exception(ClientError(error.code, error.message))
+        self._bus.emit(PendingChanged(board))
+
+    def _retry_op_later(self, op_id: str, delay_s: float = 1.0) -> None:
+        """A server-side failure: the op stays pending and goes out again (resending is safe)."""
+
+        def resend() -> None:
+            board = self._op_boards.get(op_id)
+            mirror = self.joined.get(board or "")
+            if mirror is not None and op_id in mirror.pending and self._outbox is not None:
+                self._outbox.put_nowait(encode(mirror.pending[op_id]))
+
+        asyncio.get_running_loop().call_later(delay_s, resend)
+
+    def _fail_ops(self, exc: Exception) -> None:
+        for future in self._op_futures.values():
+            if not future.done():
+                future.set_exception(exc)
 
     def _on_reply(self, message: Ack | ErrorMessage) -> None:
         re = message.re
         if re is None:
+            return
+        if re in self._rejoins and isinstance(message, ErrorMessage):
+            self._rejoin_failed(self._rejoins.pop(re), message)
+            return
+        if (
+            re in self._op_futures
+            and isinstance(message, ErrorMessage)
+            and (message.code == "internal")
+        ):
+            self._retry_op_later(re)
             return
         if re in self._op_futures:
             future = self._op_futures.pop(re)

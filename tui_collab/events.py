@@ -7,7 +7,7 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -81,15 +81,29 @@ class EventBus:
             queue.put_nowait(event)
 
     def stream(self) -> AsyncIterator[Any]:
-        """Events from this call on (subscribed now, not at the first `async for` step)."""
+        """Events from this call on (subscribed now, not at the first `async for` step).
+
+        The iterator ends when the client closes for good; one that is never iterated
+        keeps collecting events, so close it (`aclose()`) if you stop reading.
+        """
         queue: asyncio.Queue[Any] = asyncio.Queue()
         self._queues.append(queue)
 
         async def drain() -> AsyncIterator[Any]:
             try:
-                while True:
-                    yield await queue.get()
+                while (event := await queue.get()) is not _END:
+                    yield event
             finally:
-                self._queues.remove(queue)
+                if queue in self._queues:
+                    self._queues.remove(queue)
 
         return drain()
+
+    def close(self) -> None:
+        """End every `stream()` iterator once it has delivered what it already holds."""
+        for queue in self._queues:
+            queue.put_nowait(_END)
+        self._queues.clear()
+
+
+_END: Final = object()

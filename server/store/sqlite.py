@@ -131,7 +131,10 @@ def _parse(text: str | None) -> datetime | None:
 class SQLiteStore:
     """`Store` on one SQLite file: a write connection owned by the writer task, one for reads."""
 
-    def __init__(self, data_dir: Path, durability: str = "normal") -> None:
+    def __init__(
+        self, data_dir: Path, durability: str = "normal", busy_timeout_s: float = 5.0
+    ) -> None:
+        self._busy_timeout_s = busy_timeout_s
         if durability not in ("normal", "full"):
             raise ValueError(f"durability must be normal or full, not {durability!r}")
         self.path = data_dir / DB_FILE
@@ -172,9 +175,9 @@ class SQLiteStore:
         self._read_db = self._write_db = None
 
     async def _connect(self) -> aiosqlite.Connection:
-        db = await aiosqlite.connect(self.path, isolation_level=None, timeout=5.0)
+        db = await aiosqlite.connect(self.path, isolation_level=None, timeout=self._busy_timeout_s)
         await db.execute(f"PRAGMA synchronous={self._synchronous}")
-        await db.execute("PRAGMA busy_timeout=5000")
+        await db.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
         await db.execute("PRAGMA foreign_keys=ON")
         return db
 
