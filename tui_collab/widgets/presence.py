@@ -41,7 +41,7 @@ class PresenceList(Widget):
     """Two lines a member; '+N more' when they do not all fit."""
 
     DEFAULT_CSS = """
-    PresenceList { height: 1fr; }
+    PresenceList { height: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, clock: Callable[[], datetime], *, id: str | None = None) -> None:
@@ -97,7 +97,7 @@ class BoardList(Widget):
     """The team's boards and who is on each (from their activity)."""
 
     DEFAULT_CSS = """
-    BoardList { height: auto; max-height: 8; }
+    BoardList { height: auto; max-height: 8; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:

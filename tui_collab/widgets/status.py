@@ -12,7 +12,10 @@ from tui_collab.events import Closed, Connected, Connecting, ConnectionState, Re
 
 class StatusBar(Widget):
     DEFAULT_CSS = """
-    StatusBar { height: 1; background: $panel; color: $text; padding: 0 1; }
+    StatusBar {
+        height: 1; background: $panel; color: $text; padding: 0 1;
+        text-wrap: nowrap; text-overflow: ellipsis;
+    }
     """
 
     def __init__(self, clock: Callable[[], float], *, id: str | None = None) -> None:
