@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -184,9 +185,12 @@ class CollabApp(App[None]):
         if mirror is None:
             return
         grid = self.grid
+        # Titles are user text: a Text is shown as is, never parsed as markup.
         self.query_one("#board-title", Label).update(
-            f"{mirror.meta.title}  ·  {mirror.meta.width}×{mirror.meta.height}"  # noqa: RUF001
-            f"  ·  {cell_name(grid.cursor_x, grid.cursor_y)}"
+            Text(
+                f"{mirror.meta.title}  ·  {mirror.meta.width}×{mirror.meta.height}"  # noqa: RUF001
+                f"  ·  {cell_name(grid.cursor_x, grid.cursor_y)}"
+            )
         )
 
     @property
@@ -211,7 +215,7 @@ class CollabApp(App[None]):
             elif welcome is not None:
                 self.feed.add(f"signed in to team {welcome.team} as {welcome.user.name}")
             if welcome is not None:
-                self.query_one("#team-title", Label).update(f"TEAM {welcome.team}")
+                self.query_one("#team-title", Label).update(Text(f"TEAM {welcome.team}"))
             self._refresh_sidebar()
         elif isinstance(state, Reconnecting) and not isinstance(previous, Reconnecting):
             self.feed.add(f"connection lost: {state.reason}")
