@@ -199,7 +199,7 @@ def format_who(members: list[dict[str, Any]]) -> str:
     from tui_collab.widgets.presence import sort_members
 
     rows = [("STATUS", "NAME", "USER", "ACTIVITY", "LAST SEEN")]
-    for member in sort_members(Presence.model_validate(m) for m in members):
+    for member in sort_members(Presence.model_validate(m, strict=False) for m in members):
         activity = ""
         if member.activity is not None:
             activity = member.activity.kind.replace("_", " ")

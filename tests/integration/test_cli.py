@@ -113,3 +113,59 @@ async def test_serve_prints_listening_line_and_stops_on_sigterm(tmp_path: Path) 
         assert "connected" in output  # the log is there, only the token is not
     finally:
         server.stop()
+
+
+async def test_who_prints_the_teams_presence(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data")
+    try:
+        url = server.start()
+        alice_token = run_cli(
+            "token",
+            "--user",
+            "alice",
+            "--team",
+            "core",
+            "--name",
+            "Alice Ng",
+            data_dir=tmp_path / "data",
+        ).stdout.strip()
+        bob_token = run_cli(
+            "token", "--user", "bob", "--team", "core", data_dir=tmp_path / "data"
+        ).stdout.strip()
+        alice = await Peer.join(url, alice_token)
+        await alice.send(
+            {
+                "type": "presence.set",
+                "status": "busy",
+                "activity": {"kind": "editing", "board": "plan", "detail": "Q3"},
+            }
+        )
+        bob = await Peer.join(url, bob_token)
+        await bob.close()
+        await alice.next("presence", user="bob", status="offline")
+
+        def who(*extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "tui_collab.cli", "who", "--server", url, *extra],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+
+        table = who("--token", alice_token)
+        assert table.returncode == 0, table.stderr
+        lines = table.stdout.splitlines()
+        assert lines[0].split() == ["STATUS", "NAME", "USER", "ACTIVITY", "LAST", "SEEN"]
+        assert lines[1].split()[:5] == ["busy", "Alice", "Ng", "alice", "editing"]
+        assert "plan: Q3" in lines[1]
+        assert lines[2].split()[:3] == ["offline", "bob", "bob"]
+        assert "UTC" in lines[2]
+        as_json = json.loads(who("--token", alice_token, "--json").stdout)
+        assert [m["user"] for m in as_json["members"]] == ["alice", "bob"]
+        refused = who("--token", "forged")
+        assert refused.returncode == 1
+        assert "401" in refused.stderr
+        await alice.close()
+    finally:
+        server.stop()

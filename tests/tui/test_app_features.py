@@ -27,8 +27,9 @@ async def test_follow_keeps_a_teammate_in_view_until_a_key(start_server: StartSe
             await bob.join("plan")
             await wait_for(pilot, lambda: "bob" in app.client.joined["plan"].participants)
             await pilot.press("f")
-            await wait_for(pilot, lambda: isinstance(app.screen, PickScreen)
-                           and app.focused is not None)
+            await wait_for(
+                pilot, lambda: isinstance(app.screen, PickScreen) and app.focused is not None
+            )
             await pilot.press("enter")  # Bob is the only one to follow
             await wait_for(pilot, lambda: app.grid.follow == "bob")
             assert "following Bob" in str(app.status_bar.render())
@@ -51,8 +52,9 @@ async def test_b_creates_and_switches_boards(start_server: StartServer) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.grid.mirror is not None)
         await pilot.press("b")
-        await wait_for(pilot, lambda: isinstance(app.screen, PickScreen)
-                       and app.focused is not None)
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, PickScreen) and app.focused is not None
+        )
         await pilot.press("tab", *"Q4 Roadmap!", "enter")
         await wait_for(
             pilot,
@@ -66,8 +68,9 @@ async def test_b_creates_and_switches_boards(start_server: StartServer) -> None:
         assert sorted(b.id for b in boards) == ["plan", "q4-roadmap"]
         assert "plan" not in app.client.joined  # left the old board
         await pilot.press("b")
-        await wait_for(pilot, lambda: isinstance(app.screen, PickScreen)
-                       and app.focused is not None)
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, PickScreen) and app.focused is not None
+        )
         await pilot.press("enter")  # boards sorted by title: Plan first, highlighted
         await wait_for(
             pilot,
