@@ -10,6 +10,7 @@ import pytest
 
 from server.app import CollabServer
 from tests.conftest import StartServer, token
+from tests.support.frames import welcome
 from tests.support.process import ServerProcess
 from tests.support.proxy import Proxy
 from tui_collab.backoff import Backoff
@@ -283,20 +284,7 @@ async def test_moves_out_at_most_30_a_second_and_the_last_always(unused_tcp_port
 
     async def handler(ws: ServerConnection) -> None:
         await ws.recv()
-        await ws.send(
-            p.encode(
-                p.Welcome(
-                    session="s-1",
-                    client_id="c-1",
-                    user=p.UserRef(id="a", name="A"),
-                    team="t",
-                    server=p.ServerInfo(node="n", version="0", epoch="e"),
-                    limits=p.Limits(),
-                    members=[],
-                    boards=[],
-                )
-            )
-        )
+        await ws.send(welcome())
         async for frame in ws:
             message = p.decode(frame)
             if isinstance(message, p.CursorMove):

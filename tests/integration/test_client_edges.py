@@ -16,8 +16,8 @@ from server.app import CollabServer
 from server.store import SQLiteStore
 from server.store.sqlite import DB_FILE
 from tests.conftest import StartServer, fast_config
+from tests.support.frames import welcome
 from tests.support.peer import Peer
-from tui_collab import protocol as p
 from tui_collab.backoff import Backoff
 from tui_collab.client import ClientError, CollabClient, NotConnected
 from tui_collab.events import Closed, Reconnecting
@@ -55,20 +55,7 @@ async def test_close_during_the_handshake_returns(unused_tcp_port: int) -> None:
     async def slow_welcome(ws: ServerConnection) -> None:
         await ws.recv()
         await asyncio.sleep(0.5)
-        await ws.send(
-            p.encode(
-                p.Welcome(
-                    session="s",
-                    client_id="c",
-                    user=p.UserRef(id="a", name="A"),
-                    team="t",
-                    server=p.ServerInfo(node="n", version="0", epoch="e"),
-                    limits=p.Limits(),
-                    members=[],
-                    boards=[],
-                )
-            )
-        )
+        await ws.send(welcome())
         await ws.wait_closed()
 
     async with serve(slow_welcome, "127.0.0.1", unused_tcp_port):
