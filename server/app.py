@@ -20,6 +20,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -30,6 +31,7 @@ from server.config import ServerConfig
 from server.dispatch import Dispatcher
 from server.http import WS_PATH, json_response, path_of, text_response, unauthorized
 from server.hub import Hub, Session, close_reason
+from server.metrics import CONTENT_TYPE_LATEST, Metrics
 from server.presence import PresenceTracker
 from server.store import SQLiteStore, Store
 from tui_collab.protocol import (
@@ -60,10 +62,15 @@ class CollabServer:
         self.config = config
         self.node = config.node or f"n-{secrets.token_hex(4)}"
         self.store: Store = store or SQLiteStore(config.data_dir, config.durability)
-        self.hub = Hub()
+        self.metrics = Metrics()
+        self.hub = Hub(self.metrics)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.presence = PresenceTracker(self.store, self.hub, self.spawn, config.offline_grace_s)
-        self.rooms = BoardRooms(self.store, config.cursor_interval_s)
+        self.rooms = BoardRooms(self.store, config.cursor_interval_s, self.metrics)
+        self.metrics.track(lambda: self.hub.connection_count, self.presence.online_count)
+        observe = getattr(self.store, "observe_commits", None)
+        if observe is not None:
+            observe(self.metrics.committed)
         self.dispatcher = Dispatcher(self)
         self._header_identity: weakref.WeakKeyDictionary[ServerConnection, Identity] = (
             weakref.WeakKeyDictionary()
@@ -166,6 +173,16 @@ class CollabServer:
                     "connections": self.hub.connection_count,
                 },
             )
+        if path == "/metrics":
+            body = self.metrics.exposition()
+            headers = Headers(
+                [
+                    ("Content-Type", CONTENT_TYPE_LATEST),
+                    ("Content-Length", str(len(body))),
+                    ("Connection", "close"),
+                ]
+            )
+            return Response(200, "OK", headers, body)
         if path == "/api/presence":
             return await self._presence_api(connection, request)
         if path != WS_PATH:
@@ -251,7 +268,7 @@ class CollabServer:
             await self._refuse(ws, CloseCode.AUTH_FAILED, exc)
             return None
         client_id = hello.client_id or f"c-{secrets.token_hex(8)}"
-        session = Session(ws=ws, identity=identity, client_id=client_id)
+        session = Session(ws=ws, identity=identity, client_id=client_id, metrics=self.metrics)
         await self.store.record_user(identity.team, identity.user, identity.name)
         await self.presence.ensure_team(identity.team)
         boards = await self.dispatcher.team_boards(identity.team)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final
@@ -17,6 +18,7 @@ from typing import Final
 from websockets.asyncio.server import ServerConnection
 
 from server.hub import Session, send_bounded
+from server.metrics import Metrics
 from server.store.base import BoardRecord, Store
 from tui_collab.cells import CellMap, CellOp
 from tui_collab.protocol import (
@@ -74,7 +76,9 @@ class BoardRoom:
         cells: CellMap,
         cursor_interval_s: float,
         previous_colours: dict[str, str] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.record = record
         self.cells = cells
         self._interval = cursor_interval_s
@@ -144,7 +148,7 @@ class BoardRoom:
 
     def broadcast(self, frame: str, exclude: ServerConnection | None = None) -> None:
         targets = self.connections if exclude is None else self.connections - {exclude}
-        send_bounded(list(targets), frame)
+        send_bounded(list(targets), frame, self.metrics)
 
     def joined_frame(self, participant: _Participant) -> str:
         return encode(
@@ -183,11 +187,14 @@ class BoardRoom:
         self._flush_handle = None
         if not self._moved:
             return
+        started = time.perf_counter()
         moved = [CursorPosition(user=u, x=x, y=y) for u, (x, y) in self._moved.items()]
         self._moved.clear()
         self._last_flush = asyncio.get_running_loop().time()
         self.frames_sent += 1
         self.broadcast(encode(Cursors(board=self.id, cursors=moved)))
+        if self.metrics is not None:
+            self.metrics.cursor_flush.observe(time.perf_counter() - started)
 
     def close(self) -> None:
         if self._flush_handle is not None:
@@ -198,7 +205,10 @@ class BoardRoom:
 class BoardRooms:
     """The open rooms of every team, opened on first join and closed when empty."""
 
-    def __init__(self, store: Store, cursor_interval_s: float) -> None:
+    def __init__(
+        self, store: Store, cursor_interval_s: float, metrics: Metrics | None = None
+    ) -> None:
+        self._metrics = metrics
         self._store = store
         self._interval = cursor_interval_s
         self._rooms: dict[tuple[str, str], BoardRoom] = {}
@@ -220,7 +230,11 @@ class BoardRooms:
                 ops = await self._store.load_cells(record.team, record.id)
                 cells = CellMap(ops)
                 room = self._rooms[key] = BoardRoom(
-                    record, cells, self._interval, self._colours.setdefault(key, {})
+                    record,
+                    cells,
+                    self._interval,
+                    self._colours.setdefault(key, {}),
+                    self._metrics,
                 )
                 logger.debug("opened board %s/%s with %d cells", record.team, record.id, len(ops))
         self._locks.pop(key, None)

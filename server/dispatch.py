@@ -73,9 +73,11 @@ class Dispatcher:
 
     async def dispatch(self, session: Session, frame: str | bytes) -> None:
         """Handle one frame; every failure becomes an `error` to the sender, never a crash."""
+        metrics = self._server.metrics
         try:
             message = decode(frame)
         except ProtocolError as exc:
+            metrics.received("invalid")
             session.bad_frames += 1
             session.send_error(exc.code, exc.message, exc.re)
             if session.bad_frames >= self._server.config.malformed_close_after:
@@ -85,6 +87,7 @@ class Dispatcher:
                 await session.ws.close(CloseCode.POLICY_VIOLATION, "repeated malformed input")
             return
         session.bad_frames = 0
+        metrics.received(message.type)
         try:
             await self._handlers[type(message)](session, message)
         except ProtocolError as exc:

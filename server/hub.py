@@ -16,6 +16,7 @@ from typing import Final
 from websockets.asyncio.server import ServerConnection, broadcast
 
 from server.auth import Identity
+from server.metrics import Metrics
 from tui_collab.protocol import ErrorCode, ErrorMessage, encode
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,9 @@ def close_reason(text: str) -> str:
     return text.encode()[:120].decode(errors="ignore")
 
 
-def send_bounded(connections: Iterable[ServerConnection], frame: str) -> None:
+def send_bounded(
+    connections: Iterable[ServerConnection], frame: str, metrics: Metrics | None = None
+) -> None:
     """Broadcast, dropping any peer whose unread backlog is over the bound."""
     targets = []
     for ws in connections:
@@ -42,10 +45,14 @@ def send_bounded(connections: Iterable[ServerConnection], frame: str) -> None:
                 "dropping %s: %d bytes unread", _peer(ws), transport.get_write_buffer_size()
             )
             transport.abort()
+            if metrics is not None:
+                metrics.slow_consumers.inc()
             continue
         targets.append(ws)
     if targets:
         broadcast(targets, frame)
+        if metrics is not None:
+            metrics.sent(frame, len(targets))
 
 
 def _peer(ws: ServerConnection) -> str:
@@ -65,6 +72,7 @@ class Session:
     id: str = field(default_factory=lambda: f"s-{secrets.token_hex(8)}")
     boards: set[str] = field(default_factory=set)
     bad_frames: int = 0
+    metrics: Metrics | None = None
 
     @property
     def team(self) -> str:
@@ -75,17 +83,20 @@ class Session:
         return self.identity.user
 
     def send(self, frame: str) -> None:
-        send_bounded((self.ws,), frame)
+        send_bounded((self.ws,), frame, self.metrics)
 
     def send_error(self, code: ErrorCode, message: str, re: str | None = None) -> None:
+        if self.metrics is not None:
+            self.metrics.errors.labels(code.value).inc()
         self.send(encode(ErrorMessage(code=code, message=message, re=re)))
 
 
 class Hub:
     """Sessions by team; a frame for a team never reaches another team's sockets."""
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics | None = None) -> None:
         self._teams: dict[str, dict[ServerConnection, Session]] = {}
+        self.metrics = metrics
 
     def add(self, session: Session) -> None:
         self._teams.setdefault(session.team, {})[session.ws] = session
@@ -107,7 +118,7 @@ class Hub:
     def to_team(self, team: str, frame: str) -> None:
         members = self._teams.get(team)
         if members:
-            send_bounded(list(members.keys()), frame)
+            send_bounded(list(members.keys()), frame, self.metrics)
 
     @property
     def connection_count(self) -> int:

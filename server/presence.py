@@ -118,6 +118,9 @@ class PresenceTracker:
             state.activity = activity
         self._publish(state)
 
+    def online_count(self) -> int:
+        return sum(s.online for users in self._teams.values() for s in users.values())
+
     def members(self, team: str) -> list[Presence]:
         return [self._current(state) for state in self._teams.get(team, {}).values()]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
@@ -47,6 +48,8 @@ async def _run_jobs(db: aiosqlite.Connection, jobs: Sequence[Job]) -> list[Any]:
 
 class GroupCommitWriter:
     def __init__(self, db: aiosqlite.Connection, max_group: int = 500) -> None:
+        self.on_commit: Callable[[float, int], None] | None = None
+        """Called with (seconds, writes) after each group commit."""
         self._db = db
         self._max_group = max_group
         self._queue: asyncio.Queue[_Work | None] = asyncio.Queue()
@@ -108,6 +111,7 @@ class GroupCommitWriter:
             _settle(work.future, result=result)
 
     async def _transaction(self, group: list[_Work]) -> list[Any]:
+        started = time.perf_counter()
         await self._db.execute("BEGIN IMMEDIATE")
         try:
             results: list[Any] = []
@@ -123,6 +127,8 @@ class GroupCommitWriter:
                 await self._db.execute("ROLLBACK")
             raise
         self.commits += 1
+        if self.on_commit is not None:
+            self.on_commit(time.perf_counter() - started, len(group))
         return results
 
 

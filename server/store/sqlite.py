@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,6 +135,7 @@ class SQLiteStore:
         self, data_dir: Path, durability: str = "normal", busy_timeout_s: float = 5.0
     ) -> None:
         self._busy_timeout_s = busy_timeout_s
+        self._on_commit: Callable[[float, int], None] | None = None
         if durability not in ("normal", "full"):
             raise ValueError(f"durability must be normal or full, not {durability!r}")
         self.path = data_dir / DB_FILE
@@ -147,6 +148,12 @@ class SQLiteStore:
     @property
     def epoch(self) -> str:
         return self._epoch
+
+    def observe_commits(self, callback: Callable[[float, int], None]) -> None:
+        """Report each group commit's duration and size (for metrics)."""
+        self._on_commit = callback
+        if self._writer is not None:
+            self._writer.on_commit = callback
 
     @property
     def commits(self) -> int:
@@ -163,6 +170,7 @@ class SQLiteStore:
         self._read_db = await self._connect()
         await self._read_db.execute("PRAGMA query_only=ON")
         self._writer = GroupCommitWriter(self._write_db)
+        self._writer.on_commit = self._on_commit
         self._writer.start()
 
     async def close(self) -> None:
