@@ -29,8 +29,60 @@ async def edits(ws: ServerConnection) -> None:
         room.discard(ws)
 
 
+class CoalescingRoom:
+    """Latest position per connection, sent as one frame at most every 50 ms (leading edge)."""
+
+    def __init__(self) -> None:
+        self.members: set[ServerConnection] = set()
+        self.moved: dict[str, tuple[int, int]] = {}
+        self.last_flush = float("-inf")
+        self.pending: asyncio.TimerHandle | None = None
+
+    def move(self, user: str, x: int, y: int) -> None:
+        self.moved[user] = (x, y)
+        if self.pending is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self.last_flush + 0.05 - loop.time()
+        if wait <= 0:
+            self.flush()
+        else:
+            self.pending = loop.call_later(wait, self.flush)
+
+    def flush(self) -> None:
+        self.pending = None
+        if not self.moved:
+            return
+        frame = json.dumps(
+            {
+                "type": "cursors",
+                "board": "grid",
+                "cursors": [{"user": u, "x": x, "y": y} for u, (x, y) in self.moved.items()],
+            },
+            separators=(",", ":"),
+        )
+        self.moved.clear()
+        self.last_flush = asyncio.get_running_loop().time()
+        broadcast(self.members, frame)
+
+
+cursor_room = CoalescingRoom()
+
+
+async def cursors(ws: ServerConnection) -> None:
+    """Relay cursor moves through one coalescing room; the sender names itself."""
+    cursor_room.members.add(ws)
+    try:
+        async for frame in ws:
+            message = json.loads(frame)
+            if message.get("type") == "cursor.move":
+                cursor_room.move(message["user"], message["x"], message["y"])
+    finally:
+        cursor_room.members.discard(ws)
+
+
 async def main(mode: str) -> None:
-    handler = {"edits": edits}[mode]
+    handler = {"edits": edits, "cursors": cursors}[mode]
     async with serve(handler, "127.0.0.1", 0, compression=None, max_size=2**16) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         print(f"listening on ws://127.0.0.1:{port}/ws", flush=True)

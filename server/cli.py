@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--hello-timeout", type=float, default=float(_env("HELLO_TIMEOUT", "10") or 10)
     )
     serve.add_argument(
+        "--max-board-participants",
+        type=int,
+        default=int(_env("MAX_BOARD_PARTICIPANTS", "256") or 256),
+        help="users on one board at once (default 256)",
+    )
+    serve.add_argument(
         "--log-level",
         default=_env("LOG_LEVEL", "info"),
         choices=("debug", "info", "warning", "error"),
@@ -147,6 +153,7 @@ def serve(args: argparse.Namespace) -> int:
             ping_timeout_s=args.ping_timeout,
             offline_grace_s=args.offline_grace,
             hello_timeout_s=args.hello_timeout,
+            max_board_participants=args.max_board_participants,
         )
     except ValueError as exc:
         print(f"tui-collab-server: {exc}", file=sys.stderr)
