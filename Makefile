@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test lint serve token bench clean
+.PHONY: demo test lint serve token bench bench-full clean
 
 $(PY):
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -42,9 +42,17 @@ serve: $(VENV)/.installed-test
 token: $(VENV)/.installed-test
 	@$(VENV)/bin/tui-collab-server token --data-dir .data --user $(USER) --team $(TEAM)
 
-## bench: the edit-storm benchmark against a bare websockets relay (a few minutes)
+## bench: every benchmark once, short (under 5 minutes); bench-full: medians of 3, as documented
 bench: $(VENV)/.installed-test
+	$(PY) -m bench.edits --repeats 1 --seconds 3
+	$(PY) -m bench.cursors --clients 10,200 --repeats 1 --seconds 5
+	$(PY) -m bench.connections --idle 1000 --joiners 200 --repeats 1
+	$(PY) -m bench.app_cursors --repeats 1 --seconds 5
+
+bench-full: $(VENV)/.installed-test
 	$(PY) -m bench.edits
+	$(PY) -m bench.cursors
+	$(PY) -m bench.connections
 	$(PY) -m bench.app_cursors
 
 clean:

@@ -81,8 +81,17 @@ async def cursors(ws: ServerConnection) -> None:
         cursor_room.members.discard(ws)
 
 
+async def idle(ws: ServerConnection) -> None:
+    """Accept, answer one hello and one join with a small frame each, then hold the socket."""
+    async for frame in ws:
+        message = json.loads(frame)
+        reply = {"hello": "welcome", "board.join": "board.state"}.get(message.get("type"))
+        if reply is not None:
+            await ws.send(json.dumps({"type": reply}))
+
+
 async def main(mode: str) -> None:
-    handler = {"edits": edits, "cursors": cursors}[mode]
+    handler = {"edits": edits, "cursors": cursors, "idle": idle}[mode]
     async with serve(handler, "127.0.0.1", 0, compression=None, max_size=2**16) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         print(f"listening on ws://127.0.0.1:{port}/ws", flush=True)
