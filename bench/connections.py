@@ -34,9 +34,7 @@ async def _hello(url: str, user: str) -> ClientConnection:
     return ws
 
 
-def _idle_worker(args: tuple[str, list[int], object, object]) -> int:
-    url, users, ready, done = args
-
+def _idle_worker(url: str, users: list[int], ready: Any, done: Any, out: Any) -> None:
     async def run() -> int:
         gate = asyncio.Semaphore(64)
 
@@ -45,36 +43,41 @@ def _idle_worker(args: tuple[str, list[int], object, object]) -> int:
                 return await _hello(url, f"u{n}")
 
         sockets = await asyncio.gather(*(one(n) for n in users))
-        ready.set()  # type: ignore[attr-defined]
-        while not done.is_set():  # type: ignore[attr-defined]
+        ready.set()
+        while not done.is_set():
             await asyncio.sleep(0.1)
         for ws in sockets:
             ws.transport.abort()
         return len(sockets)
 
-    return asyncio.run(run())
+    out.put(asyncio.run(run()))
 
 
 def idle_once(ours: bool, clients: int) -> float:
     served = start_ours("--ping-interval", "600") if ours else start_bare("idle")
+    ctx = multiprocessing.get_context("fork")
+    workers = []
     try:
         time.sleep(0.5)
         before = rss_kib(served.proc.pid)
-        ctx = multiprocessing.get_context("fork")
-        groups = [list(range(clients))[i::PROCESSES] for i in range(PROCESSES)]
-        events = [(ctx.Event(), ctx.Event()) for _ in groups]
-        with ctx.Pool(PROCESSES) as pool:
-            work = [(served.url, g, r, d) for g, (r, d) in zip(groups, events, strict=True)]
-            pending = pool.map_async(_idle_worker, work)
-            deadline = time.monotonic() + 300
-            while not all(r.is_set() for r, _ in events) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            time.sleep(1.0)
-            after = rss_kib(served.proc.pid)
-            for _, done in events:
-                done.set()
-            connected = sum(pending.get(timeout=120))
+        out = ctx.Queue()
+        done = ctx.Event()
+        for i in range(PROCESSES):
+            ready = ctx.Event()
+            users = list(range(clients))[i::PROCESSES]
+            proc = ctx.Process(target=_idle_worker, args=(served.url, users, ready, done, out))
+            proc.start()
+            workers.append((proc, ready))
+        deadline = time.monotonic() + 300
+        while not all(r.is_set() for _, r in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        after = rss_kib(served.proc.pid)
+        done.set()
+        connected = sum(out.get(timeout=120) for _ in workers)
     finally:
+        for proc, _ in workers:
+            proc.join(30)
         served.stop()
     return (after - before) / connected
 
