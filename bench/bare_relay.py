@@ -92,7 +92,9 @@ async def idle(ws: ServerConnection) -> None:
 
 async def main(mode: str) -> None:
     handler = {"edits": edits, "cursors": cursors, "idle": idle}[mode]
-    async with serve(handler, "127.0.0.1", 0, compression=None, max_size=2**16) as server:
+    async with serve(
+        handler, "127.0.0.1", 0, compression=None, max_size=2**16, backlog=1024
+    ) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         print(f"listening on ws://127.0.0.1:{port}/ws", flush=True)
         await asyncio.Future()

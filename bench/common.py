@@ -43,6 +43,10 @@ class Served:
         self.data_dir.cleanup()
 
 
+LOOP = os.environ.get("BENCH_LOOP", "asyncio")
+"""Event loop for our server in benchmarks: BENCH_LOOP=uvloop compares the two."""
+
+
 def start_ours(*extra: str) -> Served:
     data_dir = tempfile.TemporaryDirectory(prefix="tui-collab-bench-")
     proc = subprocess.Popen(
@@ -59,6 +63,8 @@ def start_ours(*extra: str) -> Served:
             data_dir.name,
             "--log-level",
             "warning",
+            "--loop",
+            LOOP,
             *extra,
         ],
         stdout=subprocess.PIPE,

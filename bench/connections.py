@@ -2,8 +2,8 @@
 
     python -m bench.connections [--idle 1000,5000,10000] [--joiners 500] [--repeats 3]
 
-Idle: N clients connect, authenticate (open mode, one user each) and stay connected
-with presence; the server's RSS growth divided by N is its cost per connection. Join
+Idle: N clients connect, authenticate (open mode, one user each, in teams of 100) and
+stay connected with presence; the server's RSS growth divided by N is its cost per connection. Join
 storm: N clients connect, say hello and join one board, all released at once; the time
 until the last has its `board.state`. Each against our server and a bare websockets
 server that answers the same two requests with a small frame and does nothing else.
@@ -25,11 +25,15 @@ from bench.common import machine, median, percentile, rss_kib, start_bare, start
 PROCESSES = 4
 
 
-async def _hello(url: str, user: str) -> ClientConnection:
+TEAM_SIZE = 100
+"""Idle clients come in teams of 100, as on a server that hosts many teams."""
+
+
+async def _hello(url: str, user: str, team: str = "bench") -> ClientConnection:
     ws = await connect(
         url, compression=None, max_size=None, open_timeout=120, ping_interval=None, close_timeout=1
     )
-    await ws.send(json.dumps({"type": "hello", "v": 1, "user": user, "team": "bench"}))
+    await ws.send(json.dumps({"type": "hello", "v": 1, "user": user, "team": team}))
     await ws.recv()
     return ws
 
@@ -40,7 +44,7 @@ def _idle_worker(url: str, users: list[int], ready: Any, done: Any, out: Any) ->
 
         async def one(n: int) -> ClientConnection:
             async with gate:
-                return await _hello(url, f"u{n}")
+                return await _hello(url, f"u{n}", f"team{n // TEAM_SIZE}")
 
         sockets = await asyncio.gather(*(one(n) for n in users))
         ready.set()
@@ -155,7 +159,7 @@ def main() -> None:
     print(f"# connections; {machine()}; medians of {args.repeats} runs\n")
     print("| idle clients | bare websockets KiB/conn | tui-collab KiB/conn | ratio |")
     print("|---:|---:|---:|---:|")
-    for n in (int(x) for x in args.idle.split(",")):
+    for n in (int(x) for x in args.idle.split(",") if x):
         bare = median([idle_once(False, n) for _ in range(args.repeats)])
         ours = median([idle_once(True, n) for _ in range(args.repeats)])
         print(f"| {n:,} | {bare:.1f} | {ours:.1f} | {ours / bare:.2f} |", flush=True)

@@ -124,6 +124,9 @@ class CollabServer:
             server_header=None,
             origins=origins,  # type: ignore[arg-type]
             process_request=self._process_request,
+            # A team reconnecting after a restart arrives at once: the default backlog of
+            # 100 makes the rest wait for a SYN retry (1 s and more).
+            backlog=1024,
         )
         logger.info(
             "listening on %s (auth=%s, store epoch %s)",

@@ -10,8 +10,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from platformdirs import user_data_dir
 
@@ -88,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--hello-timeout", type=float, default=float(_env("HELLO_TIMEOUT", "10") or 10)
     )
     serve.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default=_env("LOOP", "asyncio"),
+        help="event loop; uvloop needs `pip install uvloop` (see docs/benchmarks.md)",
+    )
+    serve.add_argument(
         "--max-board-participants",
         type=int,
         default=int(_env("MAX_BOARD_PARTICIPANTS", "256") or 256),
@@ -159,13 +166,26 @@ def serve(args: argparse.Namespace) -> int:
         print(f"tui-collab-server: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(_serve(config))
+        run_loop(_serve(config), args.loop)
     except OSError as exc:
         print(
             f"tui-collab-server: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
         )
         return 1
     return 0
+
+
+def run_loop(main: Coroutine[Any, Any, None], loop: str) -> None:
+    if loop == "uvloop":
+        try:
+            import uvloop  # type: ignore[import-not-found, unused-ignore]
+        except ImportError:
+            raise SystemExit(
+                "tui-collab-server: --loop uvloop needs `pip install uvloop`"
+            ) from None
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
 
 
 async def _serve(config: ServerConfig) -> None:

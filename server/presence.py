@@ -173,11 +173,10 @@ class PresenceTracker:
         )
 
     def _current(self, state: _UserPresence) -> Presence:
-        # While a lost connection is in its grace period, others keep seeing the last
-        # published state: the blip is invisible unless it lasts.
-        if state.grace is not None and state.published is not None:
-            return state.published
-        return self._view(state)
+        # The last published view is the current one: every visible change is published
+        # (and during a grace period, what others saw last is what they should keep
+        # seeing). Reusing it keeps a welcome to a big team from rebuilding every member.
+        return state.published if state.published is not None else self._view(state)
 
     def _publish(self, state: _UserPresence) -> None:
         if state.grace is not None:

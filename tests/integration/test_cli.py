@@ -169,3 +169,15 @@ async def test_who_prints_the_teams_presence(tmp_path: Path) -> None:
         await alice.close()
     finally:
         server.stop()
+
+
+def test_uvloop_without_uvloop_says_how_to_get_it(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("uvloop") is not None:
+        done = run_cli("serve", "--loop", "nope", data_dir=tmp_path)
+        assert done.returncode == 2  # argparse refuses unknown loops either way
+        return
+    done = run_cli("serve", "--loop", "uvloop", "--port", "0", data_dir=tmp_path)
+    assert done.returncode != 0
+    assert "pip install uvloop" in done.stderr
