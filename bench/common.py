@@ -65,6 +65,12 @@ def start_ours(*extra: str) -> Served:
             "warning",
             "--loop",
             LOOP,
+            # Load generators send far more per connection than a person: measure the
+            # server's capacity, not the per-client limit.
+            "--rate",
+            "1000000",
+            "--burst",
+            "1000000",
             *extra,
         ],
         stdout=subprocess.PIPE,

@@ -31,6 +31,7 @@ from server.config import ServerConfig
 from server.dispatch import Dispatcher
 from server.http import WS_PATH, json_response, path_of, text_response, unauthorized
 from server.hub import Hub, Session, close_reason
+from server.limits import FloodGuard, TokenBucket
 from server.metrics import CONTENT_TYPE_LATEST, Metrics
 from server.presence import PresenceTracker
 from server.store import SQLiteStore, Store
@@ -271,7 +272,14 @@ class CollabServer:
             await self._refuse(ws, CloseCode.AUTH_FAILED, exc)
             return None
         client_id = hello.client_id or f"c-{secrets.token_hex(8)}"
-        session = Session(ws=ws, identity=identity, client_id=client_id, metrics=self.metrics)
+        session = Session(
+            ws=ws,
+            identity=identity,
+            client_id=client_id,
+            metrics=self.metrics,
+            bucket=TokenBucket(self.config.rate_per_s, self.config.burst),
+            flood=FloodGuard(self.config.flood_close_after_s),
+        )
         await self.store.record_user(identity.team, identity.user, identity.name)
         await self.presence.ensure_team(identity.team)
         boards = await self.dispatcher.team_boards(identity.team)

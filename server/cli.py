@@ -95,6 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="event loop; uvloop needs `pip install uvloop` (see docs/benchmarks.md)",
     )
     serve.add_argument(
+        "--rate",
+        type=int,
+        default=int(_env("RATE", "100") or 100),
+        help="messages a second per connection (default 100)",
+    )
+    serve.add_argument(
+        "--burst",
+        type=int,
+        default=int(_env("BURST", "200") or 200),
+        help="messages a connection may send at once before the rate applies (default 200)",
+    )
+    serve.add_argument(
         "--max-board-participants",
         type=int,
         default=int(_env("MAX_BOARD_PARTICIPANTS", "256") or 256),
@@ -161,6 +173,8 @@ def serve(args: argparse.Namespace) -> int:
             offline_grace_s=args.offline_grace,
             hello_timeout_s=args.hello_timeout,
             max_board_participants=args.max_board_participants,
+            rate_per_s=args.rate,
+            burst=args.burst,
         )
     except ValueError as exc:
         print(f"tui-collab-server: {exc}", file=sys.stderr)

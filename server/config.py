@@ -37,6 +37,8 @@ class ServerConfig:
     cursor_interval_s: float = 0.05
     max_connections_per_user: int = 8
     max_board_participants: int = 256
+    flood_close_after_s: float = 5.0
+    """Over the rate limit this long (without a 1 s pause) closes the connection with 4029."""
     malformed_close_after: int = 10
     """Bad frames in a row (within one connection) before it is closed with 1008."""
     node: str = field(default="")

@@ -88,6 +88,9 @@ class Dispatcher:
             return
         session.bad_frames = 0
         metrics.received(message.type)
+        if session.bucket is not None and not session.bucket.take():
+            await self._over_limit(session, message)
+            return
         try:
             await self._handlers[type(message)](session, message)
         except ProtocolError as exc:
@@ -96,6 +99,29 @@ class Dispatcher:
             logger.exception("internal error handling %s from %s", message.type, session.id)
             re = message.op if isinstance(message, CellSet) else message.id
             session.send_error(ErrorCode.INTERNAL, "internal server error", re)
+
+    async def _over_limit(self, session: Session, message: ClientMessage) -> None:
+        """Drop the message; cursor moves go silently, others get one error a second."""
+        self._server.metrics.rate_limited.inc()
+        assert session.flood is not None
+        send_error, close = session.flood.dropped()
+        if close:
+            logger.warning(
+                "closing %s user=%s team=%s: still flooding after %.0f s",
+                session.id,
+                session.user,
+                session.team,
+                self._server.config.flood_close_after_s,
+            )
+            await session.ws.close(CloseCode.RATE_LIMITED, "rate limit exceeded")
+            return
+        if send_error and not isinstance(message, CursorMove):
+            re = message.op if isinstance(message, CellSet) else message.id
+            session.send_error(
+                ErrorCode.RATE_LIMITED,
+                f"over {self._server.config.rate_per_s} messages a second; dropped",
+                re,
+            )
 
     # --- boards directory ---------------------------------------------------------
 

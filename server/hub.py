@@ -16,6 +16,7 @@ from typing import Final
 from websockets.asyncio.server import ServerConnection, broadcast
 
 from server.auth import Identity
+from server.limits import FloodGuard, TokenBucket
 from server.metrics import Metrics
 from tui_collab.protocol import ErrorCode, ErrorMessage, encode
 
@@ -73,6 +74,8 @@ class Session:
     boards: set[str] = field(default_factory=set)
     bad_frames: int = 0
     metrics: Metrics | None = None
+    bucket: TokenBucket | None = None
+    flood: FloodGuard | None = None
 
     @property
     def team(self) -> str:

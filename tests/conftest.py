@@ -33,6 +33,9 @@ def fast_config(data_dir: Path, **overrides: Any) -> ServerConfig:
         ping_timeout_s=5.0,
         offline_grace_s=0.3,
         close_timeout_s=0.5,
+        # Tests pipeline hundreds of messages per socket; the limiter has its own tests.
+        rate_per_s=1_000_000,
+        burst=1_000_000,
     )
     return dataclasses.replace(base, **overrides)
 

@@ -485,7 +485,11 @@ class CollabClient:
             self._flush_cursor(board)
         assert self.welcome is not None
         self._set_state(Connected(url, self.welcome.session))
-        writer = asyncio.create_task(self._write(ws, outbox))
+        limits = self.welcome.limits
+        # Stay a little under the advertised limit: the server's clock is not ours.
+        writer = asyncio.create_task(
+            self._write(ws, outbox, limits.rate_per_s * 0.9, max(1.0, limits.burst * 0.9))
+        )
         try:
             async for frame in ws:
                 try:
@@ -500,9 +504,22 @@ class CollabClient:
                 await writer
 
     @staticmethod
-    async def _write(ws: ClientConnection, outbox: asyncio.Queue[str]) -> None:
+    async def _write(
+        ws: ClientConnection, outbox: asyncio.Queue[str], rate: float, burst: float
+    ) -> None:
+        """Send in order, paced under the server's limit so nothing is dropped for rate."""
+        loop = asyncio.get_running_loop()
+        tokens, updated = burst, loop.time()
         while True:
-            await ws.send(await outbox.get())
+            frame = await outbox.get()
+            now = loop.time()
+            tokens = min(burst, tokens + (now - updated) * rate)
+            updated = now
+            if tokens < 1.0:
+                await asyncio.sleep((1.0 - tokens) / rate)
+                tokens, updated = 1.0, loop.time()
+            tokens -= 1.0
+            await ws.send(frame)
 
     def _detach(self) -> None:
         self._ws = None
@@ -606,7 +623,7 @@ class CollabClient:
         if (
             re in self._op_futures
             and isinstance(message, ErrorMessage)
-            and (message.code == "internal")
+            and message.code in ("internal", "rate_limited")
         ):
             self._retry_op_later(re)
             return

@@ -37,6 +37,10 @@ class ServerProcess:
                 str(port),
                 "--data-dir",
                 str(self.data_dir),
+                "--rate",  # tests pipeline far more than a person sends
+                "1000000",
+                "--burst",
+                "1000000",
                 *self.args,
             ],
             stdout=subprocess.PIPE,

@@ -1,0 +1,55 @@
+"""Per-connection rate limiting: a token bucket, and the flood rule that ends a connection."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    """`rate` tokens a second, holding at most `burst`; one message costs one token."""
+
+    rate: float
+    burst: float
+    clock: Callable[[], float] = time.monotonic
+    tokens: float = field(init=False)
+    updated: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.burst
+        self.updated = self.clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+@dataclass(slots=True)
+class FloodGuard:
+    """Decides what a dropped message costs: a `rate_limited` error at most once a second,
+    and the connection itself once the client has been over its limit for `close_after_s`
+    without a one-second pause."""
+
+    close_after_s: float
+    clock: Callable[[], float] = time.monotonic
+    flood_started: float | None = None
+    last_drop: float = float("-inf")
+    last_error: float = float("-inf")
+
+    def dropped(self) -> tuple[bool, bool]:
+        """Record a dropped message; return (send an error now, close the connection)."""
+        now = self.clock()
+        if self.flood_started is None or now - self.last_drop > 1.0:
+            self.flood_started = now
+        self.last_drop = now
+        send_error = now - self.last_error >= 1.0
+        if send_error:
+            self.last_error = now
+        return send_error, now - self.flood_started >= self.close_after_s
