@@ -299,6 +299,7 @@ class CollabServer:
         )
         session.send(encode(welcome))
         self.hub.add(session)
+        session.watch_expiry()
         self.spawn(
             self.store.session_started(
                 session.id, identity.team, identity.user, client_id, utc_now()
@@ -342,6 +343,7 @@ class CollabServer:
     async def _disconnect(self, session: Session) -> None:
         ws = session.ws
         clean = ws.protocol.close_rcvd is not None
+        session.forget()
         self.hub.remove(session)
         for board in list(session.boards):
             self.dispatcher.leave_board(session, board)

@@ -337,6 +337,7 @@ class Dispatcher:
             await self._refuse_refresh(session, "token is for another user or team", message.id)
             return
         session.identity = identity
+        session.watch_expiry()
         _ack(session, message.id)
 
     async def _refuse_refresh(self, session: Session, reason: str, re: str | None) -> None:

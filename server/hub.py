@@ -7,8 +7,10 @@ handler ever waits on a slow peer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
@@ -18,9 +20,12 @@ from websockets.asyncio.server import ServerConnection, broadcast
 from server.auth import Identity
 from server.limits import FloodGuard, TokenBucket
 from server.metrics import Metrics
-from tui_collab.protocol import ErrorCode, ErrorMessage, encode
+from tui_collab.protocol import CloseCode, ErrorCode, ErrorMessage, encode
 
 logger = logging.getLogger(__name__)
+
+_closing: set[asyncio.Future[None]] = set()
+"""Close handshakes started from timers; kept referenced until they finish."""
 
 
 MAX_BUFFERED_BYTES: Final = 4 * 1024 * 1024
@@ -76,6 +81,32 @@ class Session:
     metrics: Metrics | None = None
     bucket: TokenBucket | None = None
     flood: FloodGuard | None = None
+    expiry: asyncio.TimerHandle | None = None
+
+    def watch_expiry(self) -> None:
+        """Close the connection (4001) the moment its token expires; a refresh moves it."""
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
+        expires_at = self.identity.expires_at
+        if expires_at is None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, expires_at - time.time())
+        self.expiry = loop.call_later(delay, self._expired)
+
+    def _expired(self) -> None:
+        self.expiry = None
+        logger.info("closing %s user=%s team=%s: token expired", self.id, self.user, self.team)
+        self.send_error(ErrorCode.UNAUTHORIZED, "token expired")
+        task = asyncio.ensure_future(self.ws.close(CloseCode.AUTH_FAILED, "token expired"))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+    def forget(self) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
 
     @property
     def team(self) -> str:
