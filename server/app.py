@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import secrets
+import ssl
 import weakref
 from collections.abc import Coroutine
 from http import HTTPStatus
@@ -101,7 +102,8 @@ class CollabServer:
     def url(self) -> str:
         host = self.config.host
         shown = f"[{host}]" if ":" in host else host
-        return f"ws://{shown}:{self.port}{WS_PATH}"
+        scheme = "wss" if self.config.certfile else "ws"
+        return f"{scheme}://{shown}:{self.port}{WS_PATH}"
 
     async def start(self) -> None:
         await self.store.open()
@@ -111,6 +113,10 @@ class CollabServer:
             origins = [None, *self.config.allowed_origins]
         else:
             origins = None
+        tls = None
+        if self.config.certfile is not None:
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(self.config.certfile, self.config.keyfile)
         self._server = await serve(
             self._handle,
             self.config.host,
@@ -125,6 +131,7 @@ class CollabServer:
             server_header=None,
             origins=origins,  # type: ignore[arg-type]
             process_request=self._process_request,
+            ssl=tls,
             # A team reconnecting after a restart arrives at once: the default backlog of
             # 100 makes the rest wait for a SYN retry (1 s and more).
             backlog=1024,

@@ -89,6 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--hello-timeout", type=float, default=float(_env("HELLO_TIMEOUT", "10") or 10)
     )
     serve.add_argument(
+        "--certfile",
+        type=Path,
+        default=_env("CERTFILE"),
+        help="TLS certificate (PEM): serve wss://",
+    )
+    serve.add_argument(
+        "--keyfile",
+        type=Path,
+        default=_env("KEYFILE"),
+        help="TLS private key (PEM), if not in the certfile",
+    )
+    serve.add_argument(
         "--loop",
         choices=("asyncio", "uvloop"),
         default=_env("LOOP", "asyncio"),
@@ -174,6 +186,8 @@ def serve(args: argparse.Namespace) -> int:
             hello_timeout_s=args.hello_timeout,
             max_board_participants=args.max_board_participants,
             rate_per_s=args.rate,
+            certfile=args.certfile,
+            keyfile=args.keyfile,
             burst=args.burst,
         )
     except ValueError as exc:

@@ -23,6 +23,9 @@ class ServerConfig:
     auth: AuthMode = "token"
     secret: str | None = None
     allowed_origins: tuple[str, ...] = ()
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    """TLS: with a certificate (and its key, unless the certfile holds both) serve wss://."""
     durability: Durability = "normal"
     max_message_bytes: int = MAX_MESSAGE_BYTES
     max_cell_chars: int = MAX_CELL_CHARS

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import ssl
 import sys
 import urllib.error
 import urllib.parse
@@ -85,6 +86,12 @@ def _connection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", default=_env("USER_ID"), help="user id (open-mode servers)")
     parser.add_argument("--team", default=_env("TEAM"), help="team (open-mode servers)")
     parser.add_argument("--name", default=_env("NAME"), help="display name (open-mode servers)")
+    parser.add_argument(
+        "--cafile",
+        type=Path,
+        default=_env("CAFILE"),
+        help="CA certificate (PEM) to trust for wss:// (default: the system's)",
+    )
 
 
 def default_user() -> str:
@@ -130,10 +137,11 @@ async def run_app(args: argparse.Namespace) -> None:
         url = server.url
     user = args.user or default_user()
     team = args.team or "local"
+    tls = tls_context(args.cafile)
     if args.token:
-        client = CollabClient(url, token=args.token)
+        client = CollabClient(url, token=args.token, ssl_context=tls)
     else:
-        client = CollabClient(url, user=user, team=team, name=args.name)
+        client = CollabClient(url, user=user, team=team, name=args.name, ssl_context=tls)
     where = f"{url}" if server is None else f"local server {url}"
     app = CollabApp(client, board=args.board, where=where)
     demo: asyncio.Task[None] | None = None
@@ -166,6 +174,11 @@ async def _start_local_server(server_cls: Any, config_cls: Any, args: argparse.N
     raise OSError("could not start a local server")
 
 
+def tls_context(cafile: Path | None) -> ssl.SSLContext | None:
+    """Trust `cafile` for wss:// (a team's own CA); None keeps the system's trust store."""
+    return None if cafile is None else ssl.create_default_context(cafile=str(cafile))
+
+
 def who(args: argparse.Namespace) -> int:
     url = args.server or f"ws://127.0.0.1:{DEFAULT_PORT}/ws"
     parts = urllib.parse.urlsplit(url)
@@ -178,7 +191,7 @@ def who(args: argparse.Namespace) -> int:
     if args.token:
         request.add_header("Authorization", f"Bearer {args.token}")
     try:
-        with urllib.request.urlopen(request, timeout=5) as reply:  # noqa: S310 (http/https only)
+        with urllib.request.urlopen(request, timeout=5, context=tls_context(args.cafile)) as reply:  # noqa: S310 (http/https only)
             payload = json.loads(reply.read())
     except urllib.error.HTTPError as exc:
         print(f"tui-collab who: the server said {exc.code} {exc.reason}", file=sys.stderr)
