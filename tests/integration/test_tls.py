@@ -31,8 +31,7 @@ async def test_wss_works_and_plain_ws_fails_cleanly(
     assert server.url.startswith("wss://")
     trust = ssl.create_default_context()
     ca.configure_trust(trust)
-    async with CollabClient(server.url, token=token("alice", "core"), ssl_context=trust
-                            ) as alice:
+    async with CollabClient(server.url, token=token("alice", "core"), ssl_context=trust) as alice:
         await alice.create_board("Plan", 3, 3, board="plan")
         await alice.join("plan")
         assert (await alice.set_cell("plan", 0, 0, "over tls")).applied
