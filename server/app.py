@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import secrets
 import ssl
 import weakref
 from collections.abc import Coroutine
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -31,7 +30,7 @@ from server.boards import BoardRooms
 from server.config import ServerConfig
 from server.dispatch import Dispatcher
 from server.http import WS_PATH, json_response, path_of, text_response, unauthorized
-from server.hub import Hub, Session, close_reason
+from server.hub import Hub, Session, close_reason, peer_address
 from server.limits import FloodGuard, TokenBucket
 from server.metrics import CONTENT_TYPE_LATEST, Metrics
 from server.presence import PresenceTracker
@@ -49,12 +48,11 @@ from tui_collab.protocol import (
     Welcome,
     decode,
     encode,
+    is_identifier,
     utc_now,
 )
 
 logger = logging.getLogger(__name__)
-
-_IDENTIFIER_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 
 class CollabServer:
@@ -204,7 +202,7 @@ class CollabServer:
         try:
             identity = self._verify(token)
         except AuthError as exc:
-            logger.warning("refused upgrade from %s: %s", _peer(connection), exc)
+            logger.warning("refused upgrade from %s: %s", peer_address(connection), exc)
             return unauthorized(connection, str(exc))
         self._header_identity[connection] = identity
         return None
@@ -214,7 +212,7 @@ class CollabServer:
         if token is None and self.config.auth == "open":
             # An open server listens on loopback only and trusts whoever can reach it.
             team = parse_qs(urlsplit(request.path).query).get("team", [""])[0]
-            if not _IDENTIFIER_RE.match(team):
+            if not is_identifier(team):
                 return text_response(
                     connection, HTTPStatus.BAD_REQUEST, "open mode: pass ?team=TEAM"
                 )
@@ -318,7 +316,7 @@ class CollabServer:
             identity.user,
             identity.team,
             client_id,
-            _peer(ws),
+            peer_address(ws),
         )
         return session
 
@@ -337,7 +335,7 @@ class CollabServer:
         try:
             return self._verify(hello.token)
         except AuthError as exc:
-            logger.warning("refused hello from %s: %s", _peer(ws), exc)
+            logger.warning("refused hello from %s: %s", peer_address(ws), exc)
             raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc), hello.id) from None
 
     async def _refuse(self, ws: ServerConnection, close_code: int, exc: ProtocolError) -> None:
@@ -364,10 +362,3 @@ class CollabServer:
             ws.close_code,
             clean,
         )
-
-
-def _peer(ws: ServerConnection) -> str:
-    address = ws.remote_address
-    if isinstance(address, tuple) and len(address) >= 2:
-        return f"{address[0]}:{address[1]}"
-    return "?"

@@ -14,14 +14,13 @@ from typing import Final
 import jwt
 from pydantic import TypeAdapter, ValidationError
 
-from tui_collab.protocol import DisplayName, Identifier
+from tui_collab.protocol import IDENTIFIER_ADAPTER, DisplayName
 
 logger = logging.getLogger(__name__)
 
 ALGORITHM: Final = "HS256"
 SECRET_ENV: Final = "TUI_COLLAB_SECRET"  # noqa: S105 (a variable name)
 SECRET_FILE: Final = "secret"  # noqa: S105 (a file name)
-_IDENTIFIER: Final[TypeAdapter[str]] = TypeAdapter(Identifier)
 _NAME: Final[TypeAdapter[str]] = TypeAdapter(DisplayName)
 _TTL_RE: Final = re.compile(r"^(\d+)([smhdw])$")
 _TTL_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -70,8 +69,8 @@ def load_secret(data_dir: Path) -> str:
 
 def mint_token(secret: str, user: str, team: str, name: str | None, ttl_s: int) -> str:
     """A signed token for `user` in `team`, valid for `ttl_s` seconds."""
-    _IDENTIFIER.validate_python(user)
-    _IDENTIFIER.validate_python(team)
+    IDENTIFIER_ADAPTER.validate_python(user)
+    IDENTIFIER_ADAPTER.validate_python(team)
     now = int(time.time())
     claims: dict[str, object] = {"sub": user, "team": team, "iat": now, "exp": now + ttl_s}
     if name is not None:
@@ -90,8 +89,8 @@ def verify_token(secret: str, token: str) -> Identity:
     except jwt.InvalidTokenError:
         raise AuthError("invalid token") from None
     try:
-        user = _IDENTIFIER.validate_python(claims["sub"], strict=True)
-        team = _IDENTIFIER.validate_python(claims["team"], strict=True)
+        user = IDENTIFIER_ADAPTER.validate_python(claims["sub"], strict=True)
+        team = IDENTIFIER_ADAPTER.validate_python(claims["team"], strict=True)
         name = claims.get("name")
         name = user if name is None else _NAME.validate_python(name, strict=True)
         expires_at = float(claims["exp"])

@@ -48,7 +48,7 @@ def send_bounded(
             continue
         if transport.get_write_buffer_size() > MAX_BUFFERED_BYTES:
             logger.warning(
-                "dropping %s: %d bytes unread", _peer(ws), transport.get_write_buffer_size()
+                "dropping %s: %d bytes unread", peer_address(ws), transport.get_write_buffer_size()
             )
             transport.abort()
             if metrics is not None:
@@ -61,7 +61,8 @@ def send_bounded(
             metrics.sent(frame, len(targets))
 
 
-def _peer(ws: ServerConnection) -> str:
+def peer_address(ws: ServerConnection) -> str:
+    """`ip:port` of the peer, for log lines."""
     address = ws.remote_address
     if isinstance(address, tuple) and len(address) >= 2:
         return f"{address[0]}:{address[1]}"

@@ -424,6 +424,18 @@ def printable(text: str, limit: int = 200) -> str:
     return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"
 
 
+IDENTIFIER_ADAPTER: Final[TypeAdapter[str]] = TypeAdapter(Identifier)
+
+
+def is_identifier(text: object) -> bool:
+    """Whether `text` is a valid user, team, board or client id."""
+    try:
+        IDENTIFIER_ADAPTER.validate_python(text, strict=True)
+    except ValidationError:
+        return False
+    return True
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
