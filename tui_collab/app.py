@@ -24,6 +24,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label
 
+from tui_collab.cells import cell_name
 from tui_collab.client import ClientError, CollabClient, NotConnected
 from tui_collab.events import Connected, PendingChanged, Reconnecting, StateChanged
 from tui_collab.mirror import BoardMirror
@@ -42,7 +43,7 @@ from tui_collab.protocol import (
 )
 from tui_collab.screens import HelpScreen, PickScreen
 from tui_collab.widgets.feed import ActivityFeed
-from tui_collab.widgets.grid import BoardGrid, cell_name
+from tui_collab.widgets.grid import BoardGrid
 from tui_collab.widgets.presence import BoardList, PresenceList
 from tui_collab.widgets.status import StatusBar
 

@@ -93,6 +93,21 @@ class CellMap:
         return grid_digest(self._cells.values())
 
 
+def column_name(index: int) -> str:
+    """Spreadsheet-style column letters: A…Z, AA…"""
+    name = ""
+    index += 1
+    while index:
+        index, remainder = divmod(index - 1, 26)
+        name = chr(65 + remainder) + name
+    return name
+
+
+def cell_name(x: int, y: int) -> str:
+    """'B4' for (1, 3): how people name a cell."""
+    return f"{column_name(x)}{y + 1}"
+
+
 def grid_digest(ops: Iterable[CellOp]) -> str:
     """Hash each winning op's coordinate and stamp; versions differ per replica, so not them."""
     hasher = hashlib.sha256()

@@ -85,16 +85,6 @@ _AUTOMATIONS: Final = ("CSV import", "invoice sync", "weekly rollup", "price ref
 _BREAKS: Final = ("coffee break", "in a meeting", "lunch", "stepped out")
 
 
-def column_name(x: int) -> str:
-    """Spreadsheet-style column letters, for activity details a human can follow."""
-    name = ""
-    x += 1
-    while x:
-        x, rest = divmod(x - 1, 26)
-        name = chr(ord("A") + rest) + name
-    return name
-
-
 def column_header(x: int) -> str:
     return _HEADERS[(x // len(_KINDS)) % len(_HEADERS)][x % len(_KINDS)]
 

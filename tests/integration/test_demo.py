@@ -20,8 +20,9 @@ import pytest
 from pydantic import TypeAdapter
 
 from tests.conftest import StartServer
+from tui_collab.cells import column_name
 from tui_collab.client import CollabClient
-from tui_collab.demo import CAST, column_name, plausible_value, run_demo
+from tui_collab.demo import CAST, plausible_value, run_demo
 from tui_collab.protocol import (
     CellChanged,
     CellValue,

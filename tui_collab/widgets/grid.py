@@ -24,26 +24,13 @@ from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from tui_collab.cells import column_name
 from tui_collab.mirror import BoardMirror
 
 CELL_WIDTH = 10
 ROW_HEADER_WIDTH = 5
 IDLE_AFTER_S = 5.0
 """A teammate's cursor label dims after this long without movement."""
-
-
-def column_name(index: int) -> str:
-    """Spreadsheet-style column letters: A…Z, AA…"""
-    name = ""
-    index += 1
-    while index:
-        index, remainder = divmod(index - 1, 26)
-        name = chr(65 + remainder) + name
-    return name
-
-
-def cell_name(x: int, y: int) -> str:
-    return f"{column_name(x)}{y + 1}"
 
 
 @dataclass
