@@ -17,7 +17,7 @@ import multiprocessing
 import statistics
 import time
 
-from bench.common import machine, start_ours
+from bench.common import create_board, machine, start_ours
 from tui_collab.app import CollabApp
 from tui_collab.client import CollabClient
 from tui_collab.protocol import Cursors
@@ -109,7 +109,7 @@ def main() -> None:
     for _ in range(args.repeats):
         served = start_ours()
         try:
-            asyncio.run(_bootstrap(served.url))
+            asyncio.run(create_board(served.url, 26, 40))
             runs.append(asyncio.run(_measure(served.url, args.movers, args.hz, args.seconds)))
         finally:
             served.stop()
@@ -125,11 +125,6 @@ def main() -> None:
         f"| {med['cpu_pct']:.0f} | {med['frames_per_s']:.1f} | {med['max_lag_ms']:.0f} "
         f"| {med['catch_up_ms']:.0f} |"
     )
-
-
-async def _bootstrap(url: str) -> None:
-    async with CollabClient(url, user="owner", team="bench") as client:
-        await client.create_board("Grid", 26, 40, board="grid")
 
 
 if __name__ == "__main__":

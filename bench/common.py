@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -11,6 +12,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from websockets.asyncio.client import connect
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -94,6 +97,27 @@ def _listening(proc: subprocess.Popen[str]) -> str:
         proc.kill()
         raise RuntimeError(f"server did not start: {line!r}")
     return line.removeprefix("listening on ")
+
+
+async def create_board(url: str, width: int, height: int) -> None:
+    """Create the board `grid` of team `bench` that every scenario works on."""
+    async with connect(url) as ws:
+        await ws.send(json.dumps({"type": "hello", "v": 1, "user": "owner", "team": "bench"}))
+        await ws.recv()
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "board.create",
+                    "board": "grid",
+                    "title": "Grid",
+                    "id": "c",
+                    "width": width,
+                    "height": height,
+                }
+            )
+        )
+        while '"ack"' not in str(await ws.recv()):
+            pass
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -20,7 +20,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.common import machine, median, percentile, rss_kib, start_bare, start_ours
+from bench.common import create_board, machine, median, percentile, rss_kib, start_bare, start_ours
 
 PROCESSES = 4
 
@@ -106,31 +106,11 @@ def _join_worker(args: tuple[str, list[int], bool, float]) -> list[float]:
     return asyncio.run(run())
 
 
-async def _create_board(url: str) -> None:
-    async with connect(url) as ws:
-        await ws.send(json.dumps({"type": "hello", "v": 1, "user": "owner", "team": "bench"}))
-        await ws.recv()
-        await ws.send(
-            json.dumps(
-                {
-                    "type": "board.create",
-                    "board": "grid",
-                    "title": "Grid",
-                    "id": "c",
-                    "width": 26,
-                    "height": 40,
-                }
-            )
-        )
-        while '"ack"' not in str(await ws.recv()):
-            pass
-
-
 def joins_once(ours: bool, clients: int) -> dict[str, float]:
     served = start_ours("--max-board-participants", "1000") if ours else start_bare("idle")
     try:
         if ours:
-            asyncio.run(_create_board(served.url))
+            asyncio.run(create_board(served.url, 26, 40))
         groups = [list(range(clients))[i::PROCESSES] for i in range(PROCESSES)]
         start_at = time.perf_counter() + 1.5
         with multiprocessing.get_context("fork").Pool(PROCESSES) as pool:

@@ -22,7 +22,15 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.common import cpu_seconds, machine, median, percentile, start_bare, start_ours
+from bench.common import (
+    cpu_seconds,
+    create_board,
+    machine,
+    median,
+    percentile,
+    start_bare,
+    start_ours,
+)
 
 WIDTH, HEIGHT = 256, 4096
 HZ = 10.0
@@ -141,26 +149,6 @@ def _worker(args: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
-async def _create_board(url: str) -> None:
-    async with connect(url) as ws:
-        await ws.send(json.dumps({"type": "hello", "v": 1, "user": "owner", "team": "bench"}))
-        await ws.recv()
-        await ws.send(
-            json.dumps(
-                {
-                    "type": "board.create",
-                    "board": "grid",
-                    "title": "Grid",
-                    "id": "c",
-                    "width": WIDTH,
-                    "height": HEIGHT,
-                }
-            )
-        )
-        while '"ack"' not in str(await ws.recv()):
-            pass
-
-
 def run_once(ours: bool, clients: int, seconds: float, lone: bool) -> dict[str, float]:
     served = start_ours("--max-board-participants", "1000") if ours else start_bare("cursors")
     period = 0.2 if lone else 1 / HZ
@@ -169,7 +157,7 @@ def run_once(ours: bool, clients: int, seconds: float, lone: bool) -> dict[str, 
     total = 2 if lone else clients
     try:
         if ours:
-            asyncio.run(_create_board(served.url))
+            asyncio.run(create_board(served.url, WIDTH, HEIGHT))
         processes = 1 if lone else PROCESSES
         groups = [list(range(total))[i::processes] for i in range(processes)]
         start_at = time.perf_counter() + 3.0 + total / 200  # time for everyone to join

@@ -20,7 +20,15 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.common import cpu_seconds, machine, median, percentile, start_bare, start_ours
+from bench.common import (
+    cpu_seconds,
+    create_board,
+    machine,
+    median,
+    percentile,
+    start_bare,
+    start_ours,
+)
 
 BOARD = {"width": 64, "height": 64}
 CLIENTS = 10
@@ -123,26 +131,13 @@ def _worker(args: tuple[str, list[str], bool, str, float, float, float]) -> dict
     }
 
 
-async def _create_board(url: str) -> None:
-    async with connect(url) as ws:
-        await ws.send(json.dumps({"type": "hello", "v": 1, "user": "owner", "team": "bench"}))
-        await ws.recv()
-        await ws.send(
-            json.dumps(
-                {"type": "board.create", "board": "grid", "title": "Grid", "id": "c", **BOARD}
-            )
-        )
-        while '"ack"' not in str(await ws.recv()):
-            pass
-
-
 def run_phase(
     label: str, extra: tuple[str, ...] | None, phase: str, seconds: float, total_rate: float
 ) -> dict[str, float]:
     served = start_bare("edits") if extra is None else start_ours(*extra)
     try:
         if extra is not None:
-            asyncio.run(_create_board(served.url))
+            asyncio.run(create_board(served.url, BOARD["width"], BOARD["height"]))
         users = [f"u{n}" for n in range(CLIENTS)]
         groups = [users[i::PROCESSES] for i in range(PROCESSES)]
         start_at = time.perf_counter() + 1.5  # perf_counter is system-wide on Linux
