@@ -25,14 +25,16 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from server import __version__
+from server.audit import AUTH_FAILED, CAP_REFUSED, audit
 from server.auth import AuthError, Identity, bearer_token, verify_token
 from server.boards import BoardRooms
 from server.config import ServerConfig
 from server.dispatch import Dispatcher
 from server.http import WS_PATH, json_response, path_of, text_response, unauthorized
-from server.hub import Hub, Session, close_reason, peer_address
+from server.hub import Hub, Session, close_reason
 from server.limits import FloodGuard, TokenBucket
 from server.metrics import CONTENT_TYPE_LATEST, Metrics
+from server.outbound import BacklogPolicy, Outbound, peer_address, peer_ip
 from server.presence import PresenceTracker
 from server.store import SQLiteStore, Store
 from tui_collab.protocol import (
@@ -55,6 +57,13 @@ from tui_collab.protocol import (
 logger = logging.getLogger(__name__)
 
 
+class _OverCap(ProtocolError):
+    """A hello that authenticated but would pass the user's connection cap."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.RATE_LIMITED, message)
+
+
 class CollabServer:
     """One server process. `async with CollabServer(config) as server:` serves until exit."""
 
@@ -63,10 +72,20 @@ class CollabServer:
         self.node = config.node or f"n-{secrets.token_hex(4)}"
         self.store: Store = store or SQLiteStore(config.data_dir, config.durability)
         self.metrics = Metrics()
-        self.hub = Hub(self.metrics)
+        self.outbound = Outbound(
+            BacklogPolicy(
+                high_water=config.send_high_water_bytes,
+                hard_cap=config.send_hard_cap_bytes,
+                close_after_s=config.slow_close_after_s,
+                close_grace_s=config.slow_close_grace_s,
+                sweep_interval_s=min(0.5, config.slow_close_after_s / 4),
+            ),
+            self.metrics,
+        )
+        self.hub = Hub(self.outbound)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.presence = PresenceTracker(self.store, self.hub, self.spawn, config.offline_grace_s)
-        self.rooms = BoardRooms(self.store, config.cursor_interval_s, self.metrics)
+        self.rooms = BoardRooms(self.store, config.cursor_interval_s, self.outbound, self.metrics)
         self.metrics.track(lambda: self.hub.connection_count, self.presence.online_count)
         observe = getattr(self.store, "observe_commits", None)
         if observe is not None:
@@ -75,12 +94,19 @@ class CollabServer:
         self._header_identity: weakref.WeakKeyDictionary[ServerConnection, Identity] = (
             weakref.WeakKeyDictionary()
         )
+        # Sockets upgraded without a bearer header, until they say hello: one IP may not
+        # hold many of them (each costs memory and a hello timeout).
+        self._unauthenticated: dict[str, weakref.WeakSet[ServerConnection]] = {}
         self._server: Server | None = None
         self.limits = Limits(
             max_message_bytes=config.max_message_bytes,
             rate_per_s=config.rate_per_s,
             burst=config.burst,
             max_cell_chars=config.max_cell_chars,
+            max_connections_per_user=config.max_connections_per_user,
+            max_board_participants=config.max_board_participants,
+            max_boards_per_team=config.max_boards_per_team,
+            max_cells_per_board=config.max_cells_per_board,
         )
 
     async def __aenter__(self) -> CollabServer:
@@ -134,6 +160,7 @@ class CollabServer:
             # 100 makes the rest wait for a SYN retry (1 s and more).
             backlog=1024,
         )
+        self.outbound.start()
         logger.info(
             "listening on %s (auth=%s, store epoch %s)",
             self.url,
@@ -147,6 +174,7 @@ class CollabServer:
             self._server.close(close_connections=True)
             await self._server.wait_closed()
             self._server = None
+        await self.outbound.stop()
         self.presence.shutdown()
         self.rooms.close()
         while self._tasks:
@@ -196,16 +224,62 @@ class CollabServer:
             return await self._presence_api(connection, request)
         if path != WS_PATH:
             return text_response(connection, HTTPStatus.NOT_FOUND, "not found")
+        ip = peer_ip(connection)
+        assert self._server is not None
+        if len(self._server.all_connections) > self.config.max_connections:
+            return self._over_cap(connection, "global", ip)
         token = bearer_token(request.headers.get("Authorization"))
         if token is None:
+            waiting = self._unauthenticated.setdefault(ip, weakref.WeakSet())
+            if len(waiting) >= self.config.max_unauthenticated_per_ip:
+                return self._over_cap(connection, "unauthenticated_per_ip", ip)
+            waiting.add(connection)
             return None
         try:
             identity = self._verify(token)
         except AuthError as exc:
             logger.warning("refused upgrade from %s: %s", peer_address(connection), exc)
+            audit(AUTH_FAILED, ip=ip, stage="upgrade", reason=exc)
             return unauthorized(connection, str(exc))
+        if self._user_connections(identity) >= self.config.max_connections_per_user:
+            return self._over_cap(connection, "per_user", ip, identity)
         self._header_identity[connection] = identity
         return None
+
+    def _user_connections(self, identity: Identity) -> int:
+        """Live sessions of this user, plus upgrades of theirs still on the way to hello."""
+        pending = sum(
+            1
+            for other in self._header_identity.values()
+            if other.user == identity.user and other.team == identity.team
+        )
+        return len(self.hub.user_sessions(identity.team, identity.user)) + pending
+
+    def _over_cap(
+        self,
+        connection: ServerConnection,
+        cap: str,
+        ip: str,
+        identity: Identity | None = None,
+    ) -> Response:
+        self.metrics.refused.labels(cap).inc()
+        audit(
+            CAP_REFUSED,
+            ip=ip,
+            user=None if identity is None else identity.user,
+            team=None if identity is None else identity.team,
+            cap=cap,
+        )
+        return text_response(
+            connection, HTTPStatus.SERVICE_UNAVAILABLE, f"over the {cap} connection cap"
+        )
+
+    def _stop_waiting(self, ws: ServerConnection) -> None:
+        waiting = self._unauthenticated.get(peer_ip(ws))
+        if waiting is not None:
+            waiting.discard(ws)
+            if not waiting:
+                del self._unauthenticated[peer_ip(ws)]
 
     async def _presence_api(self, connection: ServerConnection, request: Request) -> Response:
         token = bearer_token(request.headers.get("Authorization"))
@@ -235,8 +309,13 @@ class CollabServer:
     # --- WebSocket ----------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
-        session = await self._handshake(ws)
+        try:
+            session = await self._handshake(ws)
+        finally:
+            self._stop_waiting(ws)
+            self._header_identity.pop(ws, None)
         if session is None:
+            self.outbound.forget(ws)
             return
         try:
             async for frame in ws:
@@ -273,6 +352,9 @@ class CollabServer:
                 )
                 return None
             identity = self._identify(ws, hello)
+        except _OverCap as exc:
+            await self._refuse(ws, CloseCode.TRY_AGAIN_LATER, exc)
+            return None
         except ProtocolError as exc:
             await self._refuse(ws, CloseCode.AUTH_FAILED, exc)
             return None
@@ -281,6 +363,7 @@ class CollabServer:
             ws=ws,
             identity=identity,
             client_id=client_id,
+            outbound=self.outbound,
             metrics=self.metrics,
             bucket=TokenBucket(self.config.rate_per_s, self.config.burst),
             flood=FloodGuard(self.config.flood_close_after_s),
@@ -291,6 +374,12 @@ class CollabServer:
         # From here until the session is registered nothing awaits: the joiner's snapshot
         # and the events it receives afterwards are cut at one instant, and `welcome` is
         # always its first frame.
+        self.outbound.register(
+            ws,
+            user=identity.user,
+            team=identity.team,
+            on_drained=lambda: self.dispatcher.resend_cursors(session),
+        )
         self.presence.connected(session)
         welcome = Welcome(
             session=session.id,
@@ -331,12 +420,23 @@ class CollabServer:
                 )
             return Identity(user=hello.user, team=hello.team, name=hello.name or hello.user)
         if hello.token is None:
+            audit(AUTH_FAILED, ip=peer_ip(ws), stage="hello", reason="no token")
             raise ProtocolError(ErrorCode.UNAUTHORIZED, "a token is required", hello.id)
         try:
-            return self._verify(hello.token)
+            identity = self._verify(hello.token)
         except AuthError as exc:
             logger.warning("refused hello from %s: %s", peer_address(ws), exc)
+            audit(AUTH_FAILED, ip=peer_ip(ws), stage="hello", reason=exc)
             raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc), hello.id) from None
+        if self._user_connections(identity) >= self.config.max_connections_per_user:
+            self.metrics.refused.labels("per_user").inc()
+            audit(
+                CAP_REFUSED, ip=peer_ip(ws), user=identity.user, team=identity.team, cap="per_user"
+            )
+            raise _OverCap(
+                f"{identity.user} already has {self.config.max_connections_per_user} connections"
+            )
+        return identity
 
     async def _refuse(self, ws: ServerConnection, close_code: int, exc: ProtocolError) -> None:
         try:
@@ -349,6 +449,7 @@ class CollabServer:
         ws = session.ws
         clean = ws.protocol.close_rcvd is not None
         session.forget()
+        self.outbound.forget(ws)
         self.hub.remove(session)
         for board in list(session.boards):
             self.dispatcher.leave_board(session, board)

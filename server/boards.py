@@ -17,8 +17,9 @@ from typing import Final
 
 from websockets.asyncio.server import ServerConnection
 
-from server.hub import Session, send_bounded
+from server.hub import Session
 from server.metrics import Metrics
+from server.outbound import Outbound
 from server.store.base import BoardRecord, Store
 from tui_collab.cells import CellMap, CellOp
 from tui_collab.protocol import (
@@ -75,9 +76,11 @@ class BoardRoom:
         record: BoardRecord,
         cells: CellMap,
         cursor_interval_s: float,
+        outbound: Outbound,
         previous_colours: dict[str, str] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
+        self.outbound = outbound
         self.metrics = metrics
         self.record = record
         self.cells = cells
@@ -146,9 +149,18 @@ class BoardRoom:
     def cursor_list(self) -> list[CursorPosition]:
         return [CursorPosition(user=u, x=x, y=y) for u, (x, y) in self.cursors.items()]
 
-    def broadcast(self, frame: str, exclude: ServerConnection | None = None) -> None:
+    def broadcast(
+        self, frame: str, exclude: ServerConnection | None = None, *, coalescible: bool = False
+    ) -> None:
+        """Send to the board; a coalescible frame (cursors, typing) may skip a peer behind."""
         targets = self.connections if exclude is None else self.connections - {exclude}
-        send_bounded(list(targets), frame, self.metrics)
+        self.outbound.send(targets, frame, coalescible=coalescible)
+
+    def resend_cursors(self, session: Session) -> None:
+        """Give a peer that skipped cursor frames while it was behind every position now."""
+        if self.cursors:
+            frame = encode(Cursors(board=self.id, cursors=self.cursor_list()))
+            self.outbound.send((session.ws,), frame, coalescible=True)
 
     def joined_frame(self, participant: _Participant) -> str:
         return encode(
@@ -192,7 +204,7 @@ class BoardRoom:
         self._moved.clear()
         self._last_flush = asyncio.get_running_loop().time()
         self.frames_sent += 1
-        self.broadcast(encode(Cursors(board=self.id, cursors=moved)))
+        self.broadcast(encode(Cursors(board=self.id, cursors=moved)), coalescible=True)
         if self.metrics is not None:
             self.metrics.cursor_flush.observe(time.perf_counter() - started)
 
@@ -206,8 +218,13 @@ class BoardRooms:
     """The open rooms of every team, opened on first join and closed when empty."""
 
     def __init__(
-        self, store: Store, cursor_interval_s: float, metrics: Metrics | None = None
+        self,
+        store: Store,
+        cursor_interval_s: float,
+        outbound: Outbound,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._outbound = outbound
         self._metrics = metrics
         self._store = store
         self._interval = cursor_interval_s
@@ -233,6 +250,7 @@ class BoardRooms:
                     record,
                     cells,
                     self._interval,
+                    self._outbound,
                     self._colours.setdefault(key, {}),
                     self._metrics,
                 )

@@ -39,7 +39,21 @@ class ServerConfig:
     """How long a closing handshake may take before the TCP connection is dropped."""
     cursor_interval_s: float = 0.05
     max_connections_per_user: int = 8
+    max_connections: int = 20_000
+    """Every open socket, authenticated or not; over it upgrades get HTTP 503."""
+    max_unauthenticated_per_ip: int = 32
+    """Sockets from one IP that upgraded without a bearer header and have not said hello."""
     max_board_participants: int = 256
+    max_boards_per_team: int = 1_000
+    max_cells_per_board: int = 10_000
+    """Non-empty cells; this also bounds a board snapshot (about 3 MB at 256-char values)."""
+    send_high_water_bytes: int = 256 * 1024
+    """Unread bytes past which a peer stops getting cursor and typing frames."""
+    send_hard_cap_bytes: int = 8 * 1024 * 1024
+    slow_close_after_s: float = 5.0
+    """Over the high-water mark this long closes the connection with 1013."""
+    slow_close_grace_s: float = 10.0
+    """How long a slow peer has to read its close frame before the socket is dropped."""
     flood_close_after_s: float = 5.0
     """Over the rate limit this long (without a 1 s pause) closes the connection with 4029."""
     malformed_close_after: int = 10

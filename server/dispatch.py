@@ -9,9 +9,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from server.audit import AUTH_FAILED, RATE_LIMIT_CLOSE, audit
 from server.auth import AuthError
 from server.boards import BoardRoom, board_meta
 from server.hub import Session, close_reason
+from server.outbound import peer_ip
 from server.store.base import BoardRecord
 from tui_collab.cells import CellOp
 from tui_collab.protocol import (
@@ -113,6 +115,13 @@ class Dispatcher:
                 session.team,
                 self._server.config.flood_close_after_s,
             )
+            audit(
+                RATE_LIMIT_CLOSE,
+                ip=peer_ip(session.ws),
+                user=session.user,
+                team=session.team,
+                seconds=self._server.config.flood_close_after_s,
+            )
             await session.ws.close(CloseCode.RATE_LIMITED, "rate limit exceeded")
             return
         if send_error and not isinstance(message, CursorMove):
@@ -197,6 +206,11 @@ class Dispatcher:
             created_by=session.user,
         )
         boards = await self._directory(session.team)
+        cap = self._server.config.max_boards_per_team
+        if record.id not in boards and len(boards) >= cap:
+            raise ProtocolError(
+                ErrorCode.QUOTA_EXCEEDED, f"team already has {cap} boards", message.id
+            )
         created = await self._server.store.create_board(record)
         if created:
             boards[record.id] = record
@@ -257,6 +271,13 @@ class Dispatcher:
         self.leave_board(session, message.board)
         _ack(session, message.id)
 
+    def resend_cursors(self, session: Session) -> None:
+        """A peer that skipped cursor frames while behind gets every position again."""
+        for board in session.boards:
+            room = self._server.rooms.get(session.team, board)
+            if room is not None:
+                room.resend_cursors(session)
+
     def leave_board(self, session: Session, board: str) -> None:
         session.boards.discard(board)
         room = self._server.rooms.get(session.team, board)
@@ -284,7 +305,7 @@ class Dispatcher:
                 board=room.id, user=session.user, x=message.x, y=message.y, active=message.active
             )
         )
-        room.broadcast(frame, exclude=session.ws)
+        room.broadcast(frame, exclude=session.ws, coalescible=True)
 
     async def _cell_set(self, session: Session, message: CellSet) -> None:
         room = await self._joined_room(session, message.board, message.op)
@@ -294,6 +315,17 @@ class Dispatcher:
             raise ProtocolError(
                 ErrorCode.BAD_REQUEST,
                 f"clock {message.clock} is too far ahead of the board (at most {limit})",
+                message.op,
+            )
+        cap = self._server.config.max_cells_per_board
+        if (
+            message.value
+            and not room.cells.value(message.x, message.y)
+            and room.cells.filled >= cap
+        ):
+            raise ProtocolError(
+                ErrorCode.QUOTA_EXCEEDED,
+                f"board {room.id!r} already has {cap} non-empty cells; clear some first",
                 message.op,
             )
         op = CellOp(
@@ -342,6 +374,14 @@ class Dispatcher:
 
     async def _refuse_refresh(self, session: Session, reason: str, re: str | None) -> None:
         logger.warning("auth.refresh refused for %s user=%s: %s", session.id, session.user, reason)
+        audit(
+            AUTH_FAILED,
+            ip=peer_ip(session.ws),
+            user=session.user,
+            team=session.team,
+            stage="refresh",
+            reason=reason,
+        )
         session.send_error(ErrorCode.UNAUTHORIZED, reason, re)
         await session.ws.close(CloseCode.AUTH_FAILED, close_reason(reason))
 

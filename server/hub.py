@@ -1,9 +1,4 @@
-"""Who is connected, grouped by team, and fan-out that serializes each event once.
-
-Every frame goes out through `websockets.broadcast`, which writes synchronously: the
-order in which the server decides things is the order every client sees them, and no
-handler ever waits on a slow peer.
-"""
+"""Who is connected, grouped by team; each event is serialized once for all of them."""
 
 from __future__ import annotations
 
@@ -13,13 +8,14 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final
 
-from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.asyncio.server import ServerConnection
 
+from server.audit import TOKEN_EXPIRED, audit
 from server.auth import Identity
 from server.limits import FloodGuard, TokenBucket
 from server.metrics import Metrics
+from server.outbound import Outbound, peer_ip
 from tui_collab.protocol import CloseCode, ErrorCode, ErrorMessage, encode
 
 logger = logging.getLogger(__name__)
@@ -28,45 +24,9 @@ _closing: set[asyncio.Future[None]] = set()
 """Close handshakes started from timers; kept referenced until they finish."""
 
 
-MAX_BUFFERED_BYTES: Final = 4 * 1024 * 1024
-"""A peer that lets this much pile up unread is dropped: one client must not exhaust memory."""
-
-
 def close_reason(text: str) -> str:
     """Fit a close reason into the 123 bytes a close frame allows."""
     return text.encode()[:120].decode(errors="ignore")
-
-
-def send_bounded(
-    connections: Iterable[ServerConnection], frame: str, metrics: Metrics | None = None
-) -> None:
-    """Broadcast, dropping any peer whose unread backlog is over the bound."""
-    targets = []
-    for ws in connections:
-        transport = ws.transport
-        if transport is None or transport.is_closing():
-            continue
-        if transport.get_write_buffer_size() > MAX_BUFFERED_BYTES:
-            logger.warning(
-                "dropping %s: %d bytes unread", peer_address(ws), transport.get_write_buffer_size()
-            )
-            transport.abort()
-            if metrics is not None:
-                metrics.slow_consumers.inc()
-            continue
-        targets.append(ws)
-    if targets:
-        broadcast(targets, frame)
-        if metrics is not None:
-            metrics.sent(frame, len(targets))
-
-
-def peer_address(ws: ServerConnection) -> str:
-    """`ip:port` of the peer, for log lines."""
-    address = ws.remote_address
-    if isinstance(address, tuple) and len(address) >= 2:
-        return f"{address[0]}:{address[1]}"
-    return "?"
 
 
 @dataclass(eq=False, slots=True)
@@ -76,6 +36,7 @@ class Session:
     ws: ServerConnection
     identity: Identity
     client_id: str
+    outbound: Outbound
     id: str = field(default_factory=lambda: f"s-{secrets.token_hex(8)}")
     boards: set[str] = field(default_factory=set)
     bad_frames: int = 0
@@ -99,6 +60,7 @@ class Session:
     def _expired(self) -> None:
         self.expiry = None
         logger.info("closing %s user=%s team=%s: token expired", self.id, self.user, self.team)
+        audit(TOKEN_EXPIRED, ip=peer_ip(self.ws), user=self.user, team=self.team)
         self.send_error(ErrorCode.UNAUTHORIZED, "token expired")
         task = asyncio.ensure_future(self.ws.close(CloseCode.AUTH_FAILED, "token expired"))
         _closing.add(task)
@@ -118,7 +80,7 @@ class Session:
         return self.identity.user
 
     def send(self, frame: str) -> None:
-        send_bounded((self.ws,), frame, self.metrics)
+        self.outbound.send((self.ws,), frame)
 
     def send_error(self, code: ErrorCode, message: str, re: str | None = None) -> None:
         if self.metrics is not None:
@@ -129,9 +91,9 @@ class Session:
 class Hub:
     """Sessions by team; a frame for a team never reaches another team's sockets."""
 
-    def __init__(self, metrics: Metrics | None = None) -> None:
+    def __init__(self, outbound: Outbound) -> None:
         self._teams: dict[str, dict[ServerConnection, Session]] = {}
-        self.metrics = metrics
+        self.outbound = outbound
 
     def add(self, session: Session) -> None:
         self._teams.setdefault(session.team, {})[session.ws] = session
@@ -153,7 +115,7 @@ class Hub:
     def to_team(self, team: str, frame: str) -> None:
         members = self._teams.get(team)
         if members:
-            send_bounded(list(members.keys()), frame, self.metrics)
+            self.outbound.send(list(members.keys()), frame)
 
     @property
     def connection_count(self) -> int:

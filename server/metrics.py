@@ -64,7 +64,18 @@ class Metrics:
         )
         self.slow_consumers = Counter(
             "tui_collab_slow_consumer_drops",
-            "Connections dropped for a backlog over the bound",
+            "Connections closed (1013) for a send backlog that stayed over the bound",
+            registry=r,
+        )
+        self.shed = Counter(
+            "tui_collab_shed_frames",
+            "Cursor and typing frames skipped for a connection over its high-water mark",
+            registry=r,
+        )
+        self.refused = Counter(
+            "tui_collab_refused_connections",
+            "Upgrades refused (503) or sessions refused at hello, by cap",
+            ["cap"],
             registry=r,
         )
         self.rate_limited = Counter(

@@ -46,10 +46,12 @@ def next_clock(highest_seen: int) -> int:
 class CellMap:
     """A board's cells under LWW, with the highest clock and version seen."""
 
-    __slots__ = ("_cells", "max_clock", "version")
+    __slots__ = ("_cells", "filled", "max_clock", "version")
 
     def __init__(self, ops: Iterable[CellOp] = ()) -> None:
         self._cells: dict[Coord, CellOp] = {}
+        self.filled = 0
+        """How many cells hold a non-empty value; kept as ops land, for the server's cap."""
         self.max_clock = 0
         self.version = 0
         for op in ops:
@@ -60,8 +62,10 @@ class CellMap:
         self.max_clock = max(self.max_clock, op.clock)
         self.version = max(self.version, op.version)
         key = (op.x, op.y)
-        if beats(op, self._cells.get(key)):
+        current = self._cells.get(key)
+        if beats(op, current):
             self._cells[key] = op
+            self.filled += bool(op.value) - bool(current is not None and current.value)
             return True
         return False
 

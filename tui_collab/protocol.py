@@ -66,6 +66,7 @@ class ErrorCode(StrEnum):
     TOO_LARGE = "too_large"
     UNSUPPORTED_VERSION = "unsupported_version"
     BOARD_FULL = "board_full"
+    QUOTA_EXCEEDED = "quota_exceeded"
     INTERNAL = "internal"
 
 
@@ -222,6 +223,10 @@ class Limits(_Message):
     rate_per_s: int = 100
     burst: int = 200
     max_cell_chars: int = MAX_CELL_CHARS
+    max_connections_per_user: int = 8
+    max_board_participants: int = 256
+    max_boards_per_team: int = 1_000
+    max_cells_per_board: int = 10_000
 
 
 class BoardMeta(_Message):

@@ -1,0 +1,240 @@
+"""Outbound frames, and what happens to a peer that stops reading them.
+
+Every frame goes out through `websockets.broadcast`, which writes synchronously: the
+order in which the server decides things is the order every client sees them, and no
+handler ever waits on a slow peer. The price is that nothing pushes back: a client
+that stops reading (a suspended terminal) would let its buffer grow without bound.
+
+The bound, per connection, measured as bytes written but not yet taken by the peer
+(asyncio's buffer plus, on Linux, the kernel's send queue):
+
+- over `high_water`, coalescible frames (cursors, typing) are skipped for that peer;
+  when it drains below a quarter of that it gets the current cursors again;
+- over `high_water` for `close_after_s`, or over `hard_cap` at any moment, the peer
+  is closed with 1013 and nothing more is written to it. A peer that does not read
+  its close frame within `close_grace_s` is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import struct
+import termios
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.protocol import State
+
+from server.audit import SLOW_CONSUMER_CLOSE, audit
+from server.metrics import Metrics
+from tui_collab.protocol import CloseCode
+
+logger = logging.getLogger(__name__)
+
+_TIOCOUTQ: Final = getattr(termios, "TIOCOUTQ", None)
+_INT: Final = struct.Struct("i")
+
+
+def peer_address(ws: ServerConnection) -> str:
+    """`ip:port` of the peer, for log lines."""
+    address = ws.remote_address
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return "?"
+
+
+def peer_ip(ws: ServerConnection) -> str:
+    address = ws.remote_address
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return "?"
+
+
+def unread_bytes(ws: ServerConnection) -> int:
+    """Bytes written to this peer that it has not taken yet.
+
+    asyncio's buffer alone hides a stopped reader for a while: the kernel keeps
+    accepting data until its own send queue is full. On Linux the queue is read too.
+    """
+    transport = ws.transport
+    if transport is None:
+        return 0
+    pending = transport.get_write_buffer_size()
+    if _TIOCOUTQ is None:
+        return pending
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return pending
+    try:
+        queued = _INT.unpack(fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0" * _INT.size))[0]
+    except OSError:
+        return pending
+    return pending + int(queued)
+
+
+@dataclass(frozen=True, slots=True)
+class BacklogPolicy:
+    high_water: int = 256 * 1024
+    hard_cap: int = 8 * 1024 * 1024
+    close_after_s: float = 5.0
+    close_grace_s: float = 10.0
+    sweep_interval_s: float = 0.5
+
+
+@dataclass(eq=False, slots=True)
+class _Peer:
+    """What the guard knows about one connection."""
+
+    label: dict[str, str] = field(default_factory=dict)
+    on_drained: Callable[[], None] | None = None
+    shedding: bool = False
+    above_since: float | None = None
+    written: bool = False
+    closing: bool = False
+
+
+_closing: set[asyncio.Future[None]] = set()
+"""Close handshakes started from callbacks; kept referenced until they finish."""
+
+
+class Outbound:
+    """Writes frames to peers and holds each peer's backlog under the policy."""
+
+    def __init__(
+        self,
+        policy: BacklogPolicy,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.policy = policy
+        self.metrics = metrics
+        self._clock = clock
+        self._peers: dict[ServerConnection, _Peer] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def register(
+        self,
+        ws: ServerConnection,
+        *,
+        user: str,
+        team: str,
+        on_drained: Callable[[], None] | None = None,
+    ) -> None:
+        """Name a peer for audit lines and say how to refresh it after shedding."""
+        peer = self._peer(ws)
+        peer.label = {"user": user, "team": team}
+        peer.on_drained = on_drained
+
+    def forget(self, ws: ServerConnection) -> None:
+        self._peers.pop(ws, None)
+
+    def is_shedding(self, ws: ServerConnection) -> bool:
+        peer = self._peers.get(ws)
+        return peer is not None and peer.shedding
+
+    def send(
+        self, targets: Iterable[ServerConnection], frame: str, *, coalescible: bool = False
+    ) -> None:
+        """Broadcast `frame`, skipping peers that are closing or, if it can wait, behind."""
+        high_water = self.policy.high_water
+        chosen = []
+        for ws in targets:
+            transport = ws.transport
+            if transport is None or transport.is_closing() or ws.protocol.state is not State.OPEN:
+                continue
+            peer = self._peer(ws)
+            if peer.closing:
+                continue
+            buffered = transport.get_write_buffer_size()
+            if buffered > self.policy.hard_cap:
+                self._close(ws, peer, f"{buffered} bytes unread")
+                continue
+            if coalescible and (peer.shedding or buffered > high_water):
+                if not peer.shedding:
+                    self._start_shedding(peer)
+                if self.metrics is not None:
+                    self.metrics.shed.inc()
+                continue
+            peer.written = True
+            chosen.append(ws)
+        if chosen:
+            broadcast(chosen, frame)
+            if self.metrics is not None:
+                self.metrics.sent(frame, len(chosen))
+
+    # --- the sweep ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="outbound-sweep")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.policy.sweep_interval_s)
+            try:
+                self.sweep()
+            except Exception:
+                logger.exception("backlog sweep failed")
+
+    def sweep(self) -> None:
+        """Measure every peer written to since the last sweep, or still behind."""
+        now = self._clock()
+        for ws, peer in list(self._peers.items()):
+            if peer.closing or not (peer.written or peer.shedding or peer.above_since):
+                continue
+            peer.written = False
+            backlog = unread_bytes(ws)
+            if backlog > self.policy.hard_cap:
+                self._close(ws, peer, f"{backlog} bytes unread")
+            elif backlog > self.policy.high_water:
+                if not peer.shedding:
+                    self._start_shedding(peer)
+                if peer.above_since is None:
+                    peer.above_since = now
+                elif now - peer.above_since >= self.policy.close_after_s:
+                    self._close(
+                        ws, peer, f"{backlog} bytes unread for {now - peer.above_since:.1f} s"
+                    )
+            else:
+                peer.above_since = None
+                if peer.shedding and backlog <= self.policy.high_water // 4:
+                    peer.shedding = False
+                    logger.info("peer %s caught up (%d bytes unread)", peer_address(ws), backlog)
+                    if peer.on_drained is not None:
+                        peer.on_drained()
+
+    def _peer(self, ws: ServerConnection) -> _Peer:
+        peer = self._peers.get(ws)
+        if peer is None:
+            peer = self._peers[ws] = _Peer()
+        return peer
+
+    def _start_shedding(self, peer: _Peer) -> None:
+        peer.shedding = True
+        if peer.above_since is None:
+            peer.above_since = self._clock()
+
+    def _close(self, ws: ServerConnection, peer: _Peer, why: str) -> None:
+        peer.closing = True
+        audit(SLOW_CONSUMER_CLOSE, ip=peer_ip(ws), **peer.label, backlog=why)
+        if self.metrics is not None:
+            self.metrics.slow_consumers.inc()
+        task = asyncio.ensure_future(ws.close(CloseCode.TRY_AGAIN_LATER, "slow consumer"))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+        # `close()` waits for the buffer to drain before its own timeout starts; a
+        # peer that never reads would hold it forever.
+        transport = ws.transport
+        asyncio.get_running_loop().call_later(self.policy.close_grace_s, transport.abort)
