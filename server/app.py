@@ -226,7 +226,7 @@ class CollabServer:
             return text_response(connection, HTTPStatus.NOT_FOUND, "not found")
         ip = peer_ip(connection)
         assert self._server is not None
-        if len(self._server.all_connections) > self.config.max_connections:
+        if len(self._server.all_connections) >= self.config.max_connections:
             return self._over_cap(connection, "global", ip)
         token = bearer_token(request.headers.get("Authorization"))
         if token is None:

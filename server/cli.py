@@ -124,6 +124,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(_env("MAX_BOARD_PARTICIPANTS", "256") or 256),
         help="users on one board at once (default 256)",
     )
+    for flag, default, text in (
+        ("max-connections", 20_000, "open sockets in all; over it upgrades get HTTP 503"),
+        ("max-connections-per-user", 8, "connections one user may hold"),
+        ("max-unauthenticated-per-ip", 32, "sockets per IP that have not authenticated yet"),
+        ("max-boards-per-team", 1_000, "boards one team may create"),
+        ("max-cells-per-board", 10_000, "non-empty cells on one board"),
+        ("send-high-water", 256 * 1024, "unread bytes past which cursors are skipped"),
+    ):
+        env = flag.upper().replace("-", "_")
+        serve.add_argument(
+            f"--{flag}",
+            type=int,
+            default=int(_env(env, str(default)) or default),
+            help=f"{text} (default {default})",
+        )
+    serve.add_argument(
+        "--slow-close-after",
+        type=float,
+        default=float(_env("SLOW_CLOSE_AFTER", "5") or 5),
+        help="seconds over the high-water mark before a connection is closed 1013 (default 5)",
+    )
     serve.add_argument(
         "--log-level",
         default=_env("LOG_LEVEL", "info"),
@@ -185,6 +206,13 @@ def serve(args: argparse.Namespace) -> int:
             offline_grace_s=args.offline_grace,
             hello_timeout_s=args.hello_timeout,
             max_board_participants=args.max_board_participants,
+            max_connections=args.max_connections,
+            max_connections_per_user=args.max_connections_per_user,
+            max_unauthenticated_per_ip=args.max_unauthenticated_per_ip,
+            max_boards_per_team=args.max_boards_per_team,
+            max_cells_per_board=args.max_cells_per_board,
+            send_high_water_bytes=args.send_high_water,
+            slow_close_after_s=args.slow_close_after,
             rate_per_s=args.rate,
             certfile=args.certfile,
             keyfile=args.keyfile,

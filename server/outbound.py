@@ -157,7 +157,7 @@ class Outbound:
                 continue
             if coalescible and (peer.shedding or buffered > high_water):
                 if not peer.shedding:
-                    self._start_shedding(peer)
+                    self._start_shedding(ws, peer, buffered)
                 if self.metrics is not None:
                     self.metrics.shed.inc()
                 continue
@@ -200,7 +200,7 @@ class Outbound:
                 self._close(ws, peer, f"{backlog} bytes unread")
             elif backlog > self.policy.high_water:
                 if not peer.shedding:
-                    self._start_shedding(peer)
+                    self._start_shedding(ws, peer, backlog)
                 if peer.above_since is None:
                     peer.above_since = now
                 elif now - peer.above_since >= self.policy.close_after_s:
@@ -221,7 +221,10 @@ class Outbound:
             peer = self._peers[ws] = _Peer()
         return peer
 
-    def _start_shedding(self, peer: _Peer) -> None:
+    def _start_shedding(self, ws: ServerConnection, peer: _Peer, backlog: int) -> None:
+        logger.info(
+            "peer %s is behind (%d bytes unread): skipping cursors", peer_address(ws), backlog
+        )
         peer.shedding = True
         if peer.above_since is None:
             peer.above_since = self._clock()
@@ -231,6 +234,9 @@ class Outbound:
         audit(SLOW_CONSUMER_CLOSE, ip=peer_ip(ws), **peer.label, backlog=why)
         if self.metrics is not None:
             self.metrics.slow_consumers.inc()
+        # The close frame queues behind the backlog: give the peer time to read both, so
+        # a terminal resumed from Ctrl-Z learns why (1013) instead of seeing a reset.
+        ws.close_timeout = self.policy.close_grace_s
         task = asyncio.ensure_future(ws.close(CloseCode.TRY_AGAIN_LATER, "slow consumer"))
         _closing.add(task)
         task.add_done_callback(_closing.discard)

@@ -93,7 +93,10 @@ _CLOSE_REASONS: Final = {
     CloseCode.TRY_AGAIN_LATER: "server busy",
     CloseCode.RATE_LIMITED: "rate limited",
 }
-_SLOW_DOWN_CLOSES: Final = {CloseCode.TRY_AGAIN_LATER, CloseCode.RATE_LIMITED}
+_SLOW_DOWN_CLOSES: Final = {CloseCode.RATE_LIMITED}
+"""Closes that mean "you sent too much": wait the longest backoff. A 1013 (this client
+fell behind, or was over a cap at hello) backs off like any failure, so a terminal
+that was suspended for a while catches up as soon as it resumes."""
 
 
 class ClientError(Exception):

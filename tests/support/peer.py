@@ -46,6 +46,13 @@ class Peer:
         peer.welcome = await peer.next("welcome")
         return peer
 
+    @classmethod
+    async def join_raw(cls, url: str, hello: Message) -> Peer:
+        """Connect and send `hello` as given, without waiting for any reply."""
+        peer = await cls.open(url)
+        await peer.send(hello)
+        return peer
+
     async def _read(self) -> None:
         try:
             async for frame in self.ws:

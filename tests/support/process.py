@@ -62,6 +62,11 @@ class ServerProcess:
         raise TimeoutError("server did not print its listening line")
 
     @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1].split("/")[0])
 
