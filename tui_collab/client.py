@@ -20,6 +20,7 @@ import itertools
 import logging
 import secrets
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
@@ -42,6 +43,7 @@ from tui_collab.mirror import BoardMirror
 from tui_collab.protocol import (
     Ack,
     Activity,
+    AuthRefresh,
     BoardCreate,
     BoardCreated,
     BoardJoin,
@@ -71,11 +73,16 @@ from tui_collab.protocol import (
     decode_server,
     encode,
 )
+from tui_collab.tokens import token_expiry
 
 logger = logging.getLogger(__name__)
 
 E = TypeVar("E")
 Sleep = Callable[[float], Awaitable[None]]
+TokenProvider = Callable[[], Awaitable[str]]
+"""Returns a fresh token; called before the current one expires and after a 401."""
+REFRESH_MARGIN_S: Final = 60.0
+"""Ask for a new token this long before `exp` (or a fifth of its life, if shorter)."""
 
 CURSOR_INTERVAL_S: Final = 1 / 30
 """At most ~30 cursor moves a second go out; the last position always does."""
@@ -127,13 +134,17 @@ class CollabClient:
         ssl_context: ssl.SSLContext | None = None,
         open_timeout_s: float = 10.0,
         sleep: Sleep = asyncio.sleep,
+        token_provider: TokenProvider | None = None,
     ) -> None:
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         if not self.urls:
             raise ValueError("at least one server URL is needed")
-        if token is None and (user is None or team is None):
-            raise ValueError("pass a token, or user and team for an open-mode server")
+        if token is None and token_provider is None and (user is None or team is None):
+            raise ValueError(
+                "pass a token or a token_provider, or user and team for an open-mode server"
+            )
         self._token = token
+        self._token_provider = token_provider
         self._user, self._team, self._name = user, team, name
         self.client_id = client_id or f"c-{secrets.token_hex(8)}"
         self.backoff = backoff or Backoff()
@@ -229,6 +240,16 @@ class CollabClient:
         return self._bus.stream()
 
     # --- requests -------------------------------------------------------------------
+
+    async def refresh_token(self, token: str) -> None:
+        """Swap in a new token; on a live connection the server checks it at once.
+
+        Raises `ClientError` (`unauthorized`) if the server refuses it; the server then
+        closes the connection.
+        """
+        self._token = token
+        if self._outbox is not None:
+            await self._request(AuthRefresh(token=token))
 
     async def join(self, board: str) -> BoardMirror:
         """Join a board; returns its mirror once the server's `board.state` arrived."""
@@ -366,9 +387,16 @@ class CollabClient:
         """Connect and reconnect until something final happens; return why it ended."""
         failures = 0
         url_index = 0
+        stale_token = self._token is None
         while not self._closing:
             url = self.urls[url_index % len(self.urls)]
             self._set_state(Connecting(url))
+            if self._token_provider is not None and (stale_token or self._token_expiring()):
+                try:
+                    self._token = await self._token_provider()
+                except Exception:
+                    logger.exception("the token provider failed")
+                    return "unauthorized"
             self.attempts += 1
             welcomed, code, reason = await self._attempt(url)
             if self._closing:
@@ -378,6 +406,12 @@ class CollabClient:
                 fatal = "unauthorized"
             if fatal is None and reason.startswith("InvalidURI"):
                 fatal = "invalid_url"
+            if fatal == "unauthorized" and self._token_provider is not None and not stale_token:
+                # The token may just have run out: one more try with a fresh one.
+                logger.info("token refused (%s); asking for a new one", reason)
+                stale_token = True
+                continue
+            stale_token = False
             if fatal is not None:
                 logger.warning("giving up on the server (%s): %s", fatal, reason)
                 return fatal
@@ -493,6 +527,7 @@ class CollabClient:
         writer = asyncio.create_task(
             self._write(ws, outbox, limits.rate_per_s * 0.9, max(1.0, limits.burst * 0.9))
         )
+        refresher = asyncio.create_task(self._keep_token_fresh()) if self._token_provider else None
         try:
             async for frame in ws:
                 try:
@@ -502,9 +537,40 @@ class CollabClient:
                     continue
                 self._handle(message)
         finally:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-                await writer
+            for task in (writer, refresher):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                        await task
+
+    def _refresh_at(self) -> float | None:
+        """The Unix time at which to ask for the next token, if the current one expires."""
+        expiry = None if self._token is None else token_expiry(self._token)
+        if expiry is None:
+            return None
+        life = max(0.0, expiry - time.time())
+        return expiry - min(REFRESH_MARGIN_S, life / 5)
+
+    def _token_expiring(self) -> bool:
+        refresh_at = self._refresh_at()
+        return refresh_at is not None and time.time() >= refresh_at
+
+    async def _keep_token_fresh(self) -> None:
+        """Swap in a new token shortly before each one expires, for as long as connected."""
+        assert self._token_provider is not None
+        while True:
+            refresh_at = self._refresh_at()
+            if refresh_at is None:
+                return
+            await asyncio.sleep(max(0.0, refresh_at - time.time()))
+            try:
+                await self.refresh_token(await self._token_provider())
+            except (ClientError, NotConnected):
+                logger.warning("token refresh refused; reconnecting with a new one")
+                return
+            except Exception:
+                logger.exception("token refresh failed; retrying in 5 s")
+                await asyncio.sleep(5)
 
     @staticmethod
     async def _write(

@@ -8,8 +8,10 @@ import time
 import jwt
 
 from server.app import CollabServer
-from tests.conftest import SECRET, token
+from tests.conftest import SECRET, StartServer, token
 from tests.support.peer import Peer
+from tui_collab.client import CollabClient
+from tui_collab.events import Connected
 
 
 def expiry_of(raw: str) -> float:
@@ -53,3 +55,44 @@ async def test_refresh_with_a_bad_token_closes_4001(server: CollabServer) -> Non
     await alice.send({"type": "auth.refresh", "token": "forged", "id": "r"})
     assert (await alice.next("error", re="r"))["code"] == "unauthorized"
     assert await alice.closed() == 4001
+
+
+async def test_the_client_swaps_tokens_from_its_provider_before_they_expire(
+    start_server: StartServer,
+) -> None:
+    server = await start_server()
+    minted: list[str] = []
+
+    async def provider() -> str:
+        minted.append(token("ada", "core", ttl_s=2))
+        return minted[-1]
+
+    async with CollabClient(server.url, token_provider=provider) as client:
+        await client.create_board("Plan", 5, 5, board="plan")
+        await client.join("plan")
+        await asyncio.sleep(5)  # two and a half token lifetimes
+        assert isinstance(client.state, Connected)
+        assert client.attempts == 1  # never closed, never reconnected
+        assert len(minted) >= 3
+        ack = await client.set_cell("plan", 0, 0, "still here")
+        assert ack.applied
+
+
+async def test_an_expired_token_is_replaced_by_the_provider_instead_of_giving_up(
+    start_server: StartServer,
+) -> None:
+    server = await start_server()
+    fresh = token("ada", "core")
+
+    async def provider() -> str:
+        return fresh
+
+    expired = token("ada", "core", ttl_s=-10)
+    async with CollabClient(server.url, token=expired, token_provider=provider) as client:
+        assert client.welcome is not None
+        assert client.welcome.user.id == "ada"
+        assert client.attempts == 1  # it knew from `exp`, before trying
+    revoked = token("ada", "core")[:-4] + "AAAA"  # refused with 401 at the upgrade
+    async with CollabClient(server.url, token=revoked, token_provider=provider) as client:
+        assert client.welcome is not None
+        assert client.attempts == 2
