@@ -23,6 +23,8 @@ class Peer:
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.log: list[Message] = []
+        self.raw: list[str | bytes] = []
+        """Every frame exactly as it arrived."""
         self.welcome: Message = {}
         self._inbox: asyncio.Queue[Message | None] = asyncio.Queue()
         self._reader = asyncio.create_task(self._read())
@@ -56,6 +58,7 @@ class Peer:
     async def _read(self) -> None:
         try:
             async for frame in self.ws:
+                self.raw.append(frame)
                 message = json.loads(frame)
                 self.log.append(message)
                 self._inbox.put_nowait(message)
