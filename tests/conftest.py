@@ -67,3 +67,31 @@ async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
 @pytest.fixture
 async def server(start_server: StartServer) -> CollabServer:
     return await start_server()
+
+
+# --- a real redis-server, for the Redis store and scale-out tests ---------------------------
+# Imported here rather than above so this block stands on its own.
+from collections.abc import Iterator  # noqa: E402
+
+from tests.support.redis_server import RedisServer, redis_server_path  # noqa: E402
+
+REDIS_MISSING = "redis-server not installed: apt-get install redis-server"
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own (about 10 ms to start): kill or restart it freely.
+
+    Its directory (AOF and log) is under the test's tmp_path, so it is kept for a look
+    after a failure.
+    """
+    if redis_server_path() is None:
+        pytest.skip(REDIS_MISSING)
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url

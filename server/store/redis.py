@@ -1,0 +1,565 @@
+"""The scale-out store: every server process shares one Redis.
+
+Key layout (`p` is the prefix, "tc:" by default; team, board and user ids are protocol
+identifiers, which cannot contain ":", so no two keys collide):
+
+    {p}epoch                      string  made once with SET NX; the same for every node
+    {p}teams                      set     every team that has a user or a board
+    {p}t:{team}:users             set     the team's user ids
+    {p}t:{team}:u:{user}          hash    name, created_at, updated_at, status, activity,
+                                          last_seen
+    {p}t:{team}:boards            zset    board id, scored by creation time (Redis clock, µs)
+    {p}t:{team}:b:{board}         hash    title, width, height, created_by, created_at,
+                                          version, token
+    {p}t:{team}:b:{board}:c:{x}:{y}  hash value, clock, client, by, version, updated_at, nonce
+    {p}t:{team}:b:{board}:v       zset    "x:y" scored by the cell's version (for `since`)
+    {p}session:{id}               hash    team, user, client_id, started_at, ended_at,
+                                          close_code; expires (see `session_started`)
+
+Cell events are published on `board_channel(p, team, board)`.
+
+Durability is the Redis server's: with `appendonly yes` and `appendfsync always` a reply
+is sent only after the write is fsynced to the AOF, which is what the `Store` contract
+("a write returns once committed") needs. Redis must not evict these keys
+(`maxmemory-policy noeviction`, the default).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import EqualJitterBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from server.store.base import AppliedOp, BoardRecord, PresenceRecord
+from tui_collab.cells import CellOp
+
+logger = logging.getLogger(__name__)
+
+SOCKET_TIMEOUT_S: Final = 2.0
+"""A reply slower than this raises; every script here runs in well under a millisecond."""
+CONNECT_TIMEOUT_S: Final = 1.0
+RETRIES: Final = 5
+"""Reconnect attempts after a lost connection, with backoff: about 1 to 2 s in all, so a
+Redis restart is ridden out and an outage surfaces as ConnectionError rather than a hang."""
+
+OPEN_SESSION_TTL_S: Final = 30 * 24 * 3600
+"""A session whose end is never recorded (its node crashed) still goes away by itself."""
+ENDED_SESSION_TTL_S: Final = 3 * 24 * 3600
+"""Ended sessions are kept a few days for whoever investigates a connection problem;
+nothing in the server reads them, so keeping them longer only grows memory."""
+
+_BOARD_FIELDS: Final = ("title", "width", "height", "created_by", "version")
+_USER_FIELDS: Final = ("name", "status", "activity", "last_seen")
+
+# Lua's `<` on strings uses strcoll(), and redis-server calls setlocale(LC_COLLATE, ""),
+# so a string compare in a script depends on the server's locale. These helpers compare
+# bytes, which for UTF-8 is code point order, i.e. Python's str order.
+_LUA_COMPARE: Final = """
+local function bytes_lt(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local ca, cb = string.byte(a, i), string.byte(b, i)
+    if ca ~= cb then return ca < cb end
+  end
+  return #a < #b
+end
+
+-- Clocks reach 2^62, beyond a Lua number's exact range, so they travel and compare as
+-- canonical decimal strings (Python's str(int)).
+local function int_lt(a, b)
+  local na, nb = string.sub(a, 1, 1) == '-', string.sub(b, 1, 1) == '-'
+  if na ~= nb then return na end
+  if #a ~= #b then
+    if na then return #a > #b end
+    return #a < #b
+  end
+  if na then return bytes_lt(b, a) end
+  return bytes_lt(a, b)
+end
+"""
+
+_APPLY_CELL_OP: Final = (
+    _LUA_COMPARE
+    + """
+-- KEYS: board hash, cell hash, version index
+-- ARGV: channel, "x:y", value, clock, client, by, updated_at, nonce, node JSON, op JSON
+-- Returns {1, version} if the op won, {0, board version} if not, {-1, 0} without board.
+local board_version = redis.call('HGET', KEYS[1], 'version')
+if not board_version then return {-1, 0} end
+local cur = redis.call('HMGET', KEYS[2], 'clock', 'client', 'value', 'nonce', 'version')
+if cur[1] then
+  -- This very call already ran: the reply was lost and the client retried.
+  if cur[4] == ARGV[8] then return {1, tonumber(cur[5])} end
+  local wins
+  if ARGV[4] ~= cur[1] then wins = int_lt(cur[1], ARGV[4])
+  elseif ARGV[5] ~= cur[2] then wins = bytes_lt(cur[2], ARGV[5])
+  else wins = bytes_lt(cur[3], ARGV[3]) end
+  if not wins then return {0, tonumber(board_version)} end
+end
+local version = string.format('%d', redis.call('HINCRBY', KEYS[1], 'version', 1))
+redis.call('HSET', KEYS[2], 'value', ARGV[3], 'clock', ARGV[4], 'client', ARGV[5],
+  'by', ARGV[6], 'version', version, 'updated_at', ARGV[7], 'nonce', ARGV[8])
+redis.call('ZADD', KEYS[3], version, ARGV[2])
+redis.call('PUBLISH', ARGV[1],
+  '{"node":' .. ARGV[9] .. ',"version":' .. version .. ',"op":' .. ARGV[10] .. '}')
+return {1, tonumber(version)}
+"""
+)
+
+_LOAD_CELLS: Final = """
+-- KEYS: version index. ARGV: since, cell key prefix.
+-- Returns a flat list: "x:y", value, clock, client, by, version for each cell, by version.
+local out = {}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')) do
+  local c = redis.call('HMGET', ARGV[2] .. member, 'value', 'clock', 'client', 'by', 'version')
+  out[#out + 1] = member
+  for i = 1, 5 do out[#out + 1] = c[i] end
+end
+return out
+"""
+
+_CREATE_BOARD: Final = """
+-- KEYS: board hash, team's board index, teams set
+-- ARGV: team, board id, title, width, height, created_by, token
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  -- Same token: this very call already created it and is being retried.
+  if redis.call('HGET', KEYS[1], 'token') == ARGV[7] then return 1 end
+  return 0
+end
+local now = redis.call('TIME')
+local micros = tonumber(now[1]) * 1000000 + tonumber(now[2])
+redis.call('HSET', KEYS[1], 'title', ARGV[3], 'width', ARGV[4], 'height', ARGV[5],
+  'created_by', ARGV[6], 'created_at', string.format('%d', micros), 'version', 0,
+  'token', ARGV[7])
+redis.call('ZADD', KEYS[2], micros, ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+"""
+
+_UPDATE_BOARD: Final = """
+-- KEYS: board hash. ARGV: title. Returns the board's fields, or nil without the board.
+if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+redis.call('HSET', KEYS[1], 'title', ARGV[1])
+return redis.call('HMGET', KEYS[1], 'title', 'width', 'height', 'created_by', 'version')
+"""
+
+_SAVE_PRESENCE: Final = """
+-- KEYS: user hash. ARGV: status, has activity, activity, has last_seen, last_seen, now
+-- A missing last_seen keeps the stored one. Returns 0 for a user never recorded.
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[6])
+if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'activity', ARGV[3])
+else redis.call('HDEL', KEYS[1], 'activity') end
+if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'last_seen', ARGV[5]) end
+return 1
+"""
+
+_END_SESSION: Final = """
+-- KEYS: session hash. ARGV: ended_at, has close code, close code, ttl seconds
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'ended_at', ARGV[1])
+if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'close_code', ARGV[3])
+else redis.call('HDEL', KEYS[1], 'close_code') end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+
+def board_channel(prefix: str, team: str, board: str) -> str:
+    """The pub/sub channel that carries a board's `CellEvent`s."""
+    return f"{prefix}t:{team}:b:{board}:events"
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _op_json(op: CellOp) -> str:
+    return _json(
+        {
+            "x": op.x,
+            "y": op.y,
+            "value": op.value,
+            "clock": op.clock,
+            "client": op.client,
+            "by": op.by,
+        }
+    )
+
+
+def _event_json(node_json: str, version: int, op_json: str) -> str:
+    # The Lua script builds the very same string; keep the two in step.
+    return f'{{"node":{node_json},"version":{version},"op":{op_json}}}'
+
+
+@dataclass(frozen=True, slots=True)
+class CellEvent:
+    """A cell op that won, as published on its board's channel by the node that applied it.
+
+    `version` is the board version the op got; `op.version` equals it after `decode`.
+    """
+
+    node: str
+    version: int
+    op: CellOp
+
+    def encode(self) -> str:
+        """Compact JSON, byte for byte what the apply script publishes."""
+        return _event_json(_json(self.node), self.version, _op_json(self.op))
+
+    @classmethod
+    def decode(cls, payload: str | bytes) -> CellEvent:
+        """Parse a published payload; ValueError if it is not a cell event."""
+        try:
+            data = json.loads(payload)
+            node, version, op = data["node"], data["version"], data["op"]
+            fields = (op["x"], op["y"], op["value"], op["clock"], op["client"], op["by"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"not a cell event: {exc}") from exc
+        x, y, value, clock, client, by = fields
+        if not (
+            isinstance(node, str)
+            and all(_is_int(n) for n in (version, x, y, clock))
+            and all(isinstance(s, str) for s in (value, client, by))
+        ):
+            raise ValueError("not a cell event: wrong field types")
+        return cls(node, version, CellOp(x, y, value, clock, client, by, version))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_T = TypeVar("_T")
+
+
+def _aw(result: Awaitable[_T] | _T) -> Awaitable[_T]:
+    """redis-py types some commands as "awaitable or not"; on redis.asyncio they always are."""
+    return cast("Awaitable[_T]", result)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _parse(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scripts:
+    apply_cell_op: AsyncScript
+    load_cells: AsyncScript
+    create_board: AsyncScript
+    update_board: AsyncScript
+    save_presence: AsyncScript
+    end_session: AsyncScript
+
+
+def _flag(present: bool) -> str:
+    return "1" if present else "0"
+
+
+class RedisStore:
+    """`Store` on a Redis shared by several server processes ("nodes").
+
+    Every write is one command, one MULTI, or one Lua script, so each is atomic on its
+    own and no lock is held across round trips. Lost connections are retried a few times
+    with backoff (see `RETRIES`); after that the redis `ConnectionError` reaches the
+    caller. Writes that are not idempotent by themselves (cell ops, board creation) carry
+    a per-call token, so a retry of a call whose reply was lost reports what the first
+    attempt did instead of running twice.
+    """
+
+    def __init__(self, url: str, *, prefix: str = "tc:", node: str | None = None) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.node = node or f"n-{secrets.token_hex(6)}"
+        self._node_json = _json(self.node)
+        # Per instance and per call: a nonce must never match one stored by an earlier
+        # process, even one that was given the same node name.
+        self._nonce_prefix = secrets.token_hex(8)
+        self._calls = itertools.count(1)
+        self._redis: Redis | None = None
+        self._scripts: _Scripts | None = None
+        self._epoch: str | None = None
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    @property
+    def epoch(self) -> str:
+        if self._epoch is None:
+            raise RuntimeError("store is not open")
+        return self._epoch
+
+    async def open(self) -> None:
+        client = Redis.from_url(
+            self.url,
+            decode_responses=True,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            # Only connection errors: a timeout may mean the command ran, and Redis
+            # being slow is not helped by sending it more. BusyLoadingError (the AOF
+            # is still loading after a restart) is a ConnectionError, so it waits too.
+            retry=Retry(
+                EqualJitterBackoff(cap=0.5, base=0.05),
+                RETRIES,
+                supported_errors=(RedisConnectionError,),
+            ),
+        )
+        try:
+            key = f"{self.prefix}epoch"
+            await client.set(key, f"e-{secrets.token_hex(8)}", nx=True)
+            epoch = await client.get(key)
+        except BaseException:
+            await client.aclose()
+            raise
+        assert isinstance(epoch, str)
+        self._epoch = epoch
+        # EVALSHA; redis-py loads a script again when Redis answers NOSCRIPT (a restart
+        # empties the script cache).
+        self._scripts = _Scripts(
+            apply_cell_op=client.register_script(_APPLY_CELL_OP),
+            load_cells=client.register_script(_LOAD_CELLS),
+            create_board=client.register_script(_CREATE_BOARD),
+            update_board=client.register_script(_UPDATE_BOARD),
+            save_presence=client.register_script(_SAVE_PRESENCE),
+            end_session=client.register_script(_END_SESSION),
+        )
+        self._redis = client
+        logger.info("redis store open at %s (node %s, epoch %s)", self.url, self.node, epoch)
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = self._scripts = None
+
+    async def ping(self) -> None:
+        """Raise unless Redis answers (after the usual reconnect attempts)."""
+        await _aw(self._require().ping())
+
+    def _require(self) -> Redis:
+        if self._redis is None:
+            raise RuntimeError("store is not open")
+        return self._redis
+
+    @property
+    def _run(self) -> _Scripts:
+        if self._scripts is None:
+            raise RuntimeError("store is not open")
+        return self._scripts
+
+    def _nonce(self) -> str:
+        return f"{self._nonce_prefix}.{next(self._calls)}"
+
+    def _team(self, team: str) -> str:
+        return f"{self.prefix}t:{team}"
+
+    def _board_key(self, team: str, board: str) -> str:
+        return f"{self.prefix}t:{team}:b:{board}"
+
+    # --- users and presence ---------------------------------------------------------
+
+    async def record_user(self, team: str, user: str, name: str) -> None:
+        now = _iso(datetime.now(UTC))
+        key = f"{self._team(team)}:u:{user}"
+        async with self._require().pipeline(transaction=True) as pipe:
+            pipe.sadd(f"{self.prefix}teams", team)
+            pipe.sadd(f"{self._team(team)}:users", user)
+            pipe.hsetnx(key, "created_at", now)
+            pipe.hset(key, mapping={"name": name, "updated_at": now})
+            await pipe.execute()
+
+    async def reset_presence(self) -> None:
+        """Nothing to do: other nodes' users are still connected.
+
+        With one SQLite file per server a start can mark everyone offline. Here every node
+        shares the records, so a node starting must not touch them. Who is online across
+        nodes is tracked by per-node heartbeat entries that expire with their node; the
+        stored record only feeds a team's member list with names and "last seen". Open
+        sessions of a crashed node expire on their own (`OPEN_SESSION_TTL_S`).
+        """
+
+    async def save_presence(self, record: PresenceRecord) -> None:
+        """Store status, activity and last_seen; a None last_seen keeps the stored one."""
+        key = f"{self._team(record.team)}:u:{record.user}"
+        saved = await self._run.save_presence(
+            keys=[key],
+            args=[
+                record.status,
+                _flag(record.activity_json is not None),
+                record.activity_json or "",
+                _flag(record.last_seen is not None),
+                "" if record.last_seen is None else _iso(record.last_seen),
+                _iso(datetime.now(UTC)),
+            ],
+        )
+        if not saved:
+            raise LookupError(f"no user {record.user!r} in team {record.team!r}")
+
+    async def load_presence(self, team: str) -> list[PresenceRecord]:
+        """Every recorded user of the team, by id; "offline" where no status was saved."""
+        client = self._require()
+        users: list[str] = sorted(await _aw(client.smembers(f"{self._team(team)}:users")))
+        async with client.pipeline(transaction=False) as pipe:
+            for user in users:
+                pipe.hmget(f"{self._team(team)}:u:{user}", list(_USER_FIELDS))
+            rows: list[list[str | None]] = await pipe.execute()
+        return [
+            PresenceRecord(
+                team=team,
+                user=user,
+                name=name,
+                status=status or "offline",
+                activity_json=activity,
+                last_seen=_parse(last_seen),
+            )
+            for user, (name, status, activity, last_seen) in zip(users, rows, strict=True)
+            if name is not None
+        ]
+
+    async def session_started(
+        self, session: str, team: str, user: str, client_id: str, at: datetime
+    ) -> None:
+        key = f"{self.prefix}session:{session}"
+        async with self._require().pipeline(transaction=True) as pipe:
+            pipe.hset(
+                key,
+                mapping={
+                    "team": team,
+                    "user": user,
+                    "client_id": client_id,
+                    "started_at": _iso(at),
+                },
+            )
+            pipe.expire(key, OPEN_SESSION_TTL_S)
+            await pipe.execute()
+
+    async def session_ended(self, session: str, at: datetime, close_code: int | None) -> None:
+        """Record the end and let the record expire a few days later; unknown ids are ignored."""
+        await self._run.end_session(
+            keys=[f"{self.prefix}session:{session}"],
+            args=[
+                _iso(at),
+                _flag(close_code is not None),
+                "" if close_code is None else str(close_code),
+                ENDED_SESSION_TTL_S,
+            ],
+        )
+
+    # --- boards ---------------------------------------------------------------------
+
+    async def create_board(self, board: BoardRecord) -> bool:
+        """Insert a board; False when the team already has one with that id (atomic)."""
+        created = await self._run.create_board(
+            keys=[
+                self._board_key(board.team, board.id),
+                f"{self._team(board.team)}:boards",
+                f"{self.prefix}teams",
+            ],
+            args=[
+                board.team,
+                board.id,
+                board.title,
+                board.width,
+                board.height,
+                board.created_by,
+                self._nonce(),
+            ],
+        )
+        return bool(created)
+
+    async def update_board(self, team: str, board: str, title: str) -> BoardRecord | None:
+        row = await self._run.update_board(keys=[self._board_key(team, board)], args=[title])
+        return None if row is None else _board(team, board, row)
+
+    async def get_board(self, team: str, board: str) -> BoardRecord | None:
+        row = await _aw(self._require().hmget(self._board_key(team, board), list(_BOARD_FIELDS)))
+        return None if row[0] is None else _board(team, board, row)
+
+    async def list_boards(self, team: str) -> list[BoardRecord]:
+        """The team's boards, oldest first, ties by id (as SQLite's ORDER BY created_at, id)."""
+        client = self._require()
+        ids: list[str] = await client.zrange(f"{self._team(team)}:boards", 0, -1)
+        async with client.pipeline(transaction=False) as pipe:
+            for board in ids:
+                pipe.hmget(self._board_key(team, board), list(_BOARD_FIELDS))
+            rows: list[list[str | None]] = await pipe.execute()
+        return [
+            _board(team, board, row)
+            for board, row in zip(ids, rows, strict=True)
+            if row[0] is not None
+        ]
+
+    async def board_version(self, team: str, board: str) -> int:
+        """The board's current version (the highest any of its cells has); for gap checks."""
+        version = await _aw(self._require().hget(self._board_key(team, board), "version"))
+        if version is None:
+            raise LookupError(f"no board {board!r}")
+        return int(version)
+
+    # --- cells ----------------------------------------------------------------------
+
+    async def apply_cell_op(self, team: str, board: str, op: CellOp) -> AppliedOp:
+        """Merge one op under last-writer-wins in one Lua script, and publish it if it won.
+
+        The script compares (clock, client, value) exactly as `tui_collab.cells.beats`,
+        bumps the board version, stores and indexes the cell and PUBLISHes a `CellEvent`
+        on `board_channel`, all atomically. Since Redis runs scripts one at a time, the
+        events on a board's channel arrive in version order, with no gaps between them
+        for a subscriber that stays connected. Raises LookupError without the board.
+        """
+        key = self._board_key(team, board)
+        applied, version = await self._run.apply_cell_op(
+            keys=[key, f"{key}:c:{op.x}:{op.y}", f"{key}:v"],
+            args=[
+                board_channel(self.prefix, team, board),
+                f"{op.x}:{op.y}",
+                op.value,
+                str(op.clock),
+                op.client,
+                op.by,
+                _iso(datetime.now(UTC)),
+                self._nonce(),
+                self._node_json,
+                _op_json(op),
+            ],
+        )
+        if applied < 0:
+            raise LookupError(f"no board {board!r}")
+        return AppliedOp(applied=bool(applied), version=int(version))
+
+    async def load_cells(self, team: str, board: str, since: int = 0) -> list[CellOp]:
+        """The board's cells with a version greater than `since`, by version (one read)."""
+        key = self._board_key(team, board)
+        flat: list[str] = await self._run.load_cells(keys=[f"{key}:v"], args=[since, f"{key}:c:"])
+        cells = []
+        for i in range(0, len(flat), 6):
+            member, value, clock, client, by, version = flat[i : i + 6]
+            x, y = member.split(":")
+            cells.append(CellOp(int(x), int(y), value, int(clock), client, by, int(version)))
+        return cells
+
+
+def _board(team: str, board: str, row: Sequence[Any]) -> BoardRecord:
+    title, width, height, created_by, version = row
+    return BoardRecord(
+        team=team,
+        id=board,
+        title=str(title),
+        width=int(width),
+        height=int(height),
+        created_by=str(created_by),
+        version=int(version),
+    )
