@@ -320,6 +320,10 @@ class CollabServer:
         try:
             async for frame in ws:
                 await self.dispatcher.dispatch(session, frame)
+                # `recv` returns at once while frames are queued, so without this a
+                # client that pipelines many frames would hold the loop for all of
+                # them; here every connection gets its turn after each frame.
+                await asyncio.sleep(0)
         except ConnectionClosed:
             pass
         finally:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from server.audit import AUTH_FAILED, RATE_LIMIT_CLOSE, audit
 from server.auth import AuthError
 from server.boards import BoardRoom, board_meta
-from server.hub import Session, close_reason
+from server.hub import Session
 from server.outbound import peer_ip
 from server.store.base import BoardRecord
 from tui_collab.cells import CellOp
@@ -75,18 +75,25 @@ class Dispatcher:
 
     async def dispatch(self, session: Session, frame: str | bytes) -> None:
         """Handle one frame; every failure becomes an `error` to the sender, never a crash."""
+        if session.closing:
+            return  # read and dropped, so the peer's close frame can arrive
         metrics = self._server.metrics
         try:
             message = decode(frame)
         except ProtocolError as exc:
             metrics.received("invalid")
             session.bad_frames += 1
+            # Bad frames draw on the same bucket: interleaving one good frame between
+            # bad ones must not buy unlimited error replies.
+            if session.bucket is not None and not session.bucket.take():
+                await self._over_limit(session, None)
+                return
             session.send_error(exc.code, exc.message, exc.re)
             if session.bad_frames >= self._server.config.malformed_close_after:
                 logger.warning(
                     "closing %s user=%s: repeated malformed input", session.id, session.user
                 )
-                await session.ws.close(CloseCode.POLICY_VIOLATION, "repeated malformed input")
+                session.close(CloseCode.POLICY_VIOLATION, "repeated malformed input")
             return
         session.bad_frames = 0
         metrics.received(message.type)
@@ -102,8 +109,9 @@ class Dispatcher:
             re = message.op if isinstance(message, CellSet) else message.id
             session.send_error(ErrorCode.INTERNAL, "internal server error", re)
 
-    async def _over_limit(self, session: Session, message: ClientMessage) -> None:
-        """Drop the message; cursor moves go silently, others get one error a second."""
+    async def _over_limit(self, session: Session, message: ClientMessage | None) -> None:
+        """Drop the message; cursor moves and bad frames go silently, others get one error
+        a second."""
         self._server.metrics.rate_limited.inc()
         assert session.flood is not None
         send_error, close = session.flood.dropped()
@@ -122,9 +130,9 @@ class Dispatcher:
                 team=session.team,
                 seconds=self._server.config.flood_close_after_s,
             )
-            await session.ws.close(CloseCode.RATE_LIMITED, "rate limit exceeded")
+            session.close(CloseCode.RATE_LIMITED, "rate limit exceeded")
             return
-        if send_error and not isinstance(message, CursorMove):
+        if send_error and message is not None and not isinstance(message, CursorMove):
             re = message.op if isinstance(message, CellSet) else message.id
             session.send_error(
                 ErrorCode.RATE_LIMITED,
@@ -383,7 +391,7 @@ class Dispatcher:
             reason=reason,
         )
         session.send_error(ErrorCode.UNAUTHORIZED, reason, re)
-        await session.ws.close(CloseCode.AUTH_FAILED, close_reason(reason))
+        session.close(CloseCode.AUTH_FAILED, reason)
 
 
 def _ack(

@@ -44,6 +44,7 @@ class Session:
     bucket: TokenBucket | None = None
     flood: FloodGuard | None = None
     expiry: asyncio.TimerHandle | None = None
+    closing: bool = False
 
     def watch_expiry(self) -> None:
         """Close the connection (4001) the moment its token expires; a refresh moves it."""
@@ -62,7 +63,19 @@ class Session:
         logger.info("closing %s user=%s team=%s: token expired", self.id, self.user, self.team)
         audit(TOKEN_EXPIRED, ip=peer_ip(self.ws), user=self.user, team=self.team)
         self.send_error(ErrorCode.UNAUTHORIZED, "token expired")
-        task = asyncio.ensure_future(self.ws.close(CloseCode.AUTH_FAILED, "token expired"))
+        self.close(CloseCode.AUTH_FAILED, "token expired")
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the close handshake without waiting for it.
+
+        The handler keeps reading meanwhile and drops what arrives: frames the peer
+        pipelined before it saw our close would otherwise fill the receive queue, stop
+        websockets from reading, and hide the peer's close frame until the timeout.
+        """
+        if self.closing:
+            return
+        self.closing = True
+        task = asyncio.ensure_future(self.ws.close(code, close_reason(reason)))
         _closing.add(task)
         task.add_done_callback(_closing.discard)
 
