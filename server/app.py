@@ -32,7 +32,7 @@ from server.config import ServerConfig
 from server.dispatch import Dispatcher
 from server.http import WS_PATH, json_response, path_of, text_response, unauthorized
 from server.hub import Hub, Session, close_reason
-from server.limits import FloodGuard, TokenBucket
+from server.limits import ConnectRate, FloodGuard, TokenBucket
 from server.metrics import CONTENT_TYPE_LATEST, Metrics
 from server.outbound import BacklogPolicy, Outbound, peer_address, peer_ip
 from server.presence import PresenceTracker
@@ -97,6 +97,7 @@ class CollabServer:
         # Sockets upgraded without a bearer header, until they say hello: one IP may not
         # hold many of them (each costs memory and a hello timeout).
         self._unauthenticated: dict[str, weakref.WeakSet[ServerConnection]] = {}
+        self._connect_rate = ConnectRate(config.connects_per_user_s, config.connect_burst)
         self._server: Server | None = None
         self.limits = Limits(
             max_message_bytes=config.max_message_bytes,
@@ -243,6 +244,8 @@ class CollabServer:
             return unauthorized(connection, str(exc))
         if self._user_connections(identity) >= self.config.max_connections_per_user:
             return self._over_cap(connection, "per_user", ip, identity)
+        if not self._connect_rate.allow(identity.team, identity.user):
+            return self._over_cap(connection, "connect_rate", ip, identity)
         self._header_identity[connection] = identity
         return None
 
@@ -440,6 +443,16 @@ class CollabServer:
             raise _OverCap(
                 f"{identity.user} already has {self.config.max_connections_per_user} connections"
             )
+        if not self._connect_rate.allow(identity.team, identity.user):
+            self.metrics.refused.labels("connect_rate").inc()
+            audit(
+                CAP_REFUSED,
+                ip=peer_ip(ws),
+                user=identity.user,
+                team=identity.team,
+                cap="connect_rate",
+            )
+            raise _OverCap(f"{identity.user} is opening connections too fast")
         return identity
 
     async def _refuse(self, ws: ServerConnection, close_code: int, exc: ProtocolError) -> None:

@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, default, text in (
         ("max-connections", 20_000, "open sockets in all; over it upgrades get HTTP 503"),
         ("max-connections-per-user", 8, "connections one user may hold"),
+        ("connect-burst", 30, "connections one user may open at once, then --connect-rate"),
         ("max-unauthenticated-per-ip", 32, "sockets per IP that have not authenticated yet"),
         ("max-boards-per-team", 1_000, "boards one team may create"),
         ("max-cells-per-board", 10_000, "non-empty cells on one board"),
@@ -139,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
             default=int(_env(env, str(default)) or default),
             help=f"{text} (default {default})",
         )
+    serve.add_argument(
+        "--connect-rate",
+        type=float,
+        default=float(_env("CONNECT_RATE", "10") or 10),
+        help="new connections one user may open a second after the burst (default 10)",
+    )
     serve.add_argument(
         "--slow-close-after",
         type=float,
@@ -208,6 +215,8 @@ def serve(args: argparse.Namespace) -> int:
             max_board_participants=args.max_board_participants,
             max_connections=args.max_connections,
             max_connections_per_user=args.max_connections_per_user,
+            connects_per_user_s=args.connect_rate,
+            connect_burst=args.connect_burst,
             max_unauthenticated_per_ip=args.max_unauthenticated_per_ip,
             max_boards_per_team=args.max_boards_per_team,
             max_cells_per_board=args.max_cells_per_board,

@@ -41,6 +41,9 @@ class ServerConfig:
     max_connections_per_user: int = 8
     max_connections: int = 20_000
     """Every open socket, authenticated or not; over it upgrades get HTTP 503."""
+    connects_per_user_s: float = 10.0
+    """New connections one user may open a second (burst `connect_burst`); then 503."""
+    connect_burst: int = 30
     max_unauthenticated_per_ip: int = 32
     """Sockets from one IP that upgraded without a bearer header and have not said hello."""
     max_board_participants: int = 256

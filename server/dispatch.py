@@ -7,7 +7,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from server.audit import AUTH_FAILED, RATE_LIMIT_CLOSE, audit
 from server.auth import AuthError
@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+MALFORMED_COST: Final = 10.0
+"""Rate-limit tokens a frame the protocol refuses costs (a good one costs 1)."""
+
 Handler = Callable[[Session, Any], Awaitable[None]]
 
 
@@ -83,9 +86,10 @@ class Dispatcher:
         except ProtocolError as exc:
             metrics.received("invalid")
             session.bad_frames += 1
-            # Bad frames draw on the same bucket: interleaving one good frame between
-            # bad ones must not buy unlimited error replies.
-            if session.bucket is not None and not session.bucket.take():
+            # Bad frames draw on the same bucket, at ten times the price: a working client
+            # never sends one, and a broken one must not buy a hundred error replies a
+            # second (nor reset the malformed-input rule with one good frame in ten).
+            if session.bucket is not None and not session.bucket.take(MALFORMED_COST):
                 await self._over_limit(session, None)
                 return
             session.send_error(exc.code, exc.message, exc.re)

@@ -1,4 +1,5 @@
-"""Per-connection rate limiting: a token bucket, and the flood rule that ends a connection."""
+"""Rate limiting: a token bucket, the flood rule that ends a connection, and how often
+one user may open a new connection."""
 
 from __future__ import annotations
 
@@ -21,12 +22,12 @@ class TokenBucket:
         self.tokens = self.burst
         self.updated = self.clock()
 
-    def take(self) -> bool:
+    def take(self, cost: float = 1.0) -> bool:
         now = self.clock()
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        if self.tokens >= cost:
+            self.tokens -= cost
             return True
         return False
 
@@ -53,3 +54,38 @@ class FloodGuard:
         if send_error:
             self.last_error = now
         return send_error, now - self.flood_started >= self.close_after_s
+
+
+class ConnectRate:
+    """A token bucket per user for opening connections.
+
+    Every connection costs the server a handshake, a snapshot and presence events for
+    the whole team; a client that reconnects in a tight loop must not be able to buy
+    that as often as it likes. Buckets that have filled up again are forgotten, so the
+    map holds only users who connected recently.
+    """
+
+    def __init__(
+        self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+
+    def allow(self, team: str, user: str) -> bool:
+        key = (team, user)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= 10_000:
+                self._forget_full()
+            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, self._clock)
+        return bucket.take()
+
+    def _forget_full(self) -> None:
+        now = self._clock()
+        self._buckets = {
+            key: bucket
+            for key, bucket in self._buckets.items()
+            if bucket.tokens + (now - bucket.updated) * bucket.rate < bucket.burst
+        }

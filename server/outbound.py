@@ -63,16 +63,17 @@ def unread_bytes(ws: ServerConnection) -> int:
     accepting data until its own send queue is full. On Linux the queue is read too.
     """
     transport = ws.transport
-    if transport is None:
+    if transport is None or transport.is_closing():
         return 0
     pending = transport.get_write_buffer_size()
     if _TIOCOUTQ is None:
         return pending
     sock = transport.get_extra_info("socket")
-    if sock is None:
+    fd = -1 if sock is None else sock.fileno()
+    if fd < 0:  # closed under us
         return pending
     try:
-        queued = _INT.unpack(fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0" * _INT.size))[0]
+        queued = _INT.unpack(fcntl.ioctl(fd, _TIOCOUTQ, b"\0" * _INT.size))[0]
     except OSError:
         return pending
     return pending + int(queued)

@@ -260,3 +260,24 @@ async def test_a_peer_behind_skips_cursors_then_gets_every_position_when_it_catc
     assert server.hub.connection_count == 2
     await writer.close()
     await behind.close()
+
+
+async def test_a_user_reconnecting_in_a_tight_loop_is_refused_503_then_let_back_in(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await start_server(connects_per_user_s=5.0, connect_burst=5)
+    for _ in range(5):
+        await (await Peer.join(server.url, token("ada", "core"), header=True)).close()
+    with caplog.at_level(logging.WARNING, "tui_collab.audit"):
+        assert await refused_status(server.url, bearer("ada")) == 503
+        late = await Peer.join_raw(
+            server.url, {"type": "hello", "v": 1, "token": token("ada", "core")}
+        )
+        assert (await late.next("error"))["code"] == "rate_limited"
+        assert await late.closed() == 1013
+    assert any("cap=connect_rate" in line for line in audit_lines(caplog))
+    bob = await Peer.join(server.url, token("bob", "core"), header=True)  # others unaffected
+    await asyncio.sleep(0.25)  # the bucket refills at five a second
+    ada = await Peer.join(server.url, token("ada", "core"), header=True)
+    await ada.close()
+    await bob.close()
