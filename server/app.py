@@ -28,6 +28,8 @@ from server import __version__
 from server.audit import AUTH_FAILED, CAP_REFUSED, audit
 from server.auth import AuthError, Identity, bearer_token, verify_token
 from server.boards import BoardRooms
+from server.cluster import Cluster, LocalCluster, RedisCluster
+from server.cluster_sync import ClusterSync
 from server.config import ServerConfig
 from server.dispatch import Dispatcher
 from server.http import WS_PATH, json_response, path_of, text_response, unauthorized
@@ -36,7 +38,7 @@ from server.limits import ConnectRate, FloodGuard, TokenBucket
 from server.metrics import CONTENT_TYPE_LATEST, Metrics
 from server.outbound import BacklogPolicy, Outbound, peer_address, peer_ip
 from server.presence import PresenceTracker
-from server.store import SQLiteStore, Store
+from server.store import RedisStore, SQLiteStore, Store
 from tui_collab.protocol import (
     PROTOCOL_VERSION,
     CloseCode,
@@ -70,7 +72,13 @@ class CollabServer:
     def __init__(self, config: ServerConfig, store: Store | None = None) -> None:
         self.config = config
         self.node = config.node or f"n-{secrets.token_hex(4)}"
-        self.store: Store = store or SQLiteStore(config.data_dir, config.durability)
+        self.cluster: Cluster
+        if config.redis_url is not None:
+            self.store = store or RedisStore(config.redis_url, node=self.node)
+            self.cluster = RedisCluster(config.redis_url, self.node, ttl_s=config.node_ttl_s)
+        else:
+            self.store = store or SQLiteStore(config.data_dir, config.durability)
+            self.cluster = LocalCluster(self.node)
         self.metrics = Metrics()
         self.outbound = Outbound(
             BacklogPolicy(
@@ -84,8 +92,12 @@ class CollabServer:
         )
         self.hub = Hub(self.outbound)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.presence = PresenceTracker(self.store, self.hub, self.spawn, config.offline_grace_s)
-        self.rooms = BoardRooms(self.store, config.cursor_interval_s, self.outbound, self.metrics)
+        self.presence = PresenceTracker(
+            self.store, self.hub, self.spawn, config.offline_grace_s, cluster=self.cluster
+        )
+        self.rooms = BoardRooms(
+            self.store, config.cursor_interval_s, self.outbound, self.metrics, self.cluster
+        )
         self.metrics.track(lambda: self.hub.connection_count, self.presence.online_count)
         observe = getattr(self.store, "observe_commits", None)
         if observe is not None:
@@ -132,6 +144,7 @@ class CollabServer:
 
     async def start(self) -> None:
         await self.store.open()
+        await self.cluster.start(ClusterSync(self))
         await self.store.reset_presence()
         origins: list[str | None] | None
         if self.config.auth == "open" or self.config.allowed_origins:
@@ -176,6 +189,7 @@ class CollabServer:
             await self._server.wait_closed()
             self._server = None
         await self.outbound.stop()
+        await self.cluster.stop()
         self.presence.shutdown()
         self.rooms.close()
         while self._tasks:

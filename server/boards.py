@@ -9,6 +9,7 @@ on the event loop, in one order.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import Counter
@@ -17,6 +18,7 @@ from typing import Final
 
 from websockets.asyncio.server import ServerConnection
 
+from server.cluster import Cluster, LocalCluster, RosterEntry
 from server.hub import Session
 from server.metrics import Metrics
 from server.outbound import Outbound
@@ -79,9 +81,19 @@ class BoardRoom:
         outbound: Outbound,
         previous_colours: dict[str, str] | None = None,
         metrics: Metrics | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
         self.outbound = outbound
         self.metrics = metrics
+        self.cluster: Cluster = cluster or LocalCluster("local")
+        self.remote: dict[str, tuple[str, Participant]] = {}
+        """Participants held by other nodes: user → (node, participant)."""
+        self.remote_cursors: dict[str, tuple[int, int]] = {}
+        self.filling_gap = False
+        self.watermark = max(record.version, cells.version)
+        """Every board version up to this one is in `cells` (or was overwritten there)."""
+        self.seen_above: set[int] = set()
+        """Versions seen past the watermark; any at all means one below them is missing."""
         self.record = record
         self.cells = cells
         self._interval = cursor_interval_s
@@ -107,6 +119,22 @@ class BoardRoom:
     def version(self) -> int:
         return max(self.record.version, self.cells.version)
 
+    def saw(self, version: int) -> None:
+        """Note a version this room now has, and move the watermark over what is whole."""
+        if version <= self.watermark:
+            return
+        self.seen_above.add(version)
+        while self.watermark + 1 in self.seen_above:
+            self.watermark += 1
+            self.seen_above.discard(self.watermark)
+
+    def caught_up(self, version: int) -> None:
+        """A read of the store at `version` brought in everything up to it."""
+        if version > self.watermark:
+            self.watermark = version
+            self.seen_above = {v for v in self.seen_above if v > version}
+            self.saw(version)
+
     def meta(self) -> BoardMeta:
         return board_meta(self.record, self.version)
 
@@ -116,7 +144,8 @@ class BoardRoom:
         fresh = participant is None
         if participant is None:
             colour = pick_colour(
-                [p.colour for p in self.participants.values()],
+                [p.colour for p in self.participants.values()]
+                + [p.color for _, p in self.remote.values()],
                 self._previous_colours.get(session.user),
             )
             participant = _Participant(session.user, session.identity.name, colour)
@@ -141,13 +170,71 @@ class BoardRoom:
         return participant
 
     def participant_list(self) -> list[Participant]:
-        return [
+        local = [
             Participant(user=p.user, name=p.name, color=p.colour)
             for p in self.participants.values()
         ]
+        return local + [p for user, (_, p) in self.remote.items() if user not in self.participants]
 
     def cursor_list(self) -> list[CursorPosition]:
-        return [CursorPosition(user=u, x=x, y=y) for u, (x, y) in self.cursors.items()]
+        positions = {**self.remote_cursors, **self.cursors}
+        return [CursorPosition(user=u, x=x, y=y) for u, (x, y) in positions.items()]
+
+    # --- what other nodes send --------------------------------------------------------
+
+    def add_roster(self, entries: list[RosterEntry]) -> None:
+        for entry in entries:
+            self.remote[entry.user] = (
+                entry.node,
+                Participant(user=entry.user, name=entry.name, color=entry.colour),
+            )
+
+    def remote_frame(self, node: str, frame: str) -> None:
+        """A frame another node broadcast to its own share of this board."""
+        message = json.loads(frame)
+        kind = message.get("type")
+        user = message.get("user")
+        if kind == "participant.joined":
+            self.remote[user] = (
+                node,
+                Participant(user=user, name=message["name"], color=message["color"]),
+            )
+            if user in self.participants:
+                return  # our own clients know this user already
+        elif kind == "participant.left":
+            self.remote.pop(user, None)
+            self.remote_cursors.pop(user, None)
+            if user in self.participants:
+                return
+        elif kind == "cursors":
+            for position in message.get("cursors", []):
+                self.remote_cursors[position["user"]] = (position["x"], position["y"])
+            self.broadcast(frame, coalescible=True)
+            return
+        elif kind == "typing":
+            self.broadcast(frame, coalescible=True)
+            return
+        else:
+            return
+        self.broadcast(frame)
+
+    def node_down(self, node: str) -> None:
+        for user, (owner, participant) in list(self.remote.items()):
+            if owner != node:
+                continue
+            del self.remote[user]
+            self.remote_cursors.pop(user, None)
+            if user not in self.participants:
+                self.broadcast(
+                    encode(
+                        ParticipantLeft(
+                            board=self.id,
+                            user=user,
+                            name=participant.name,
+                            color=participant.color,
+                        )
+                    )
+                )
 
     def broadcast(
         self, frame: str, exclude: ServerConnection | None = None, *, coalescible: bool = False
@@ -204,7 +291,9 @@ class BoardRoom:
         self._moved.clear()
         self._last_flush = asyncio.get_running_loop().time()
         self.frames_sent += 1
-        self.broadcast(encode(Cursors(board=self.id, cursors=moved)), coalescible=True)
+        frame = encode(Cursors(board=self.id, cursors=moved))
+        self.broadcast(frame, coalescible=True)
+        self.cluster.publish_board_frame(self.team, self.id, frame)
         if self.metrics is not None:
             self.metrics.cursor_flush.observe(time.perf_counter() - started)
 
@@ -223,9 +312,11 @@ class BoardRooms:
         cursor_interval_s: float,
         outbound: Outbound,
         metrics: Metrics | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
         self._outbound = outbound
         self._metrics = metrics
+        self._cluster: Cluster = cluster or LocalCluster("local")
         self._store = store
         self._interval = cursor_interval_s
         self._rooms: dict[tuple[str, str], BoardRoom] = {}
@@ -244,6 +335,8 @@ class BoardRooms:
         async with lock:
             room = self._rooms.get(key)
             if room is None:
+                # Subscribe first: an op that lands meanwhile is in what we load next.
+                roster = await self._cluster.watch_board(record.team, record.id)
                 ops = await self._store.load_cells(record.team, record.id)
                 cells = CellMap(ops)
                 room = self._rooms[key] = BoardRoom(
@@ -253,7 +346,9 @@ class BoardRooms:
                     self._outbound,
                     self._colours.setdefault(key, {}),
                     self._metrics,
+                    self._cluster,
                 )
+                room.add_roster(roster)
                 logger.debug("opened board %s/%s with %d cells", record.team, record.id, len(ops))
         self._locks.pop(key, None)
         return room
@@ -264,12 +359,16 @@ class BoardRooms:
             return False
         room.close()
         self._rooms.pop((room.team, room.id), None)
+        self._cluster.unwatch_board(room.team, room.id)
         return True
 
-    def apply(self, team: str, board: str, op: CellOp) -> None:
+    def apply(self, team: str, board: str, op: CellOp) -> bool:
+        """Merge an op into the open room; True if it changed the room (so is news)."""
         room = self._rooms.get((team, board))
-        if room is not None:
-            room.cells.apply(op)
+        return room is not None and room.cells.apply(op)
+
+    def rooms(self) -> list[BoardRoom]:
+        return list(self._rooms.values())
 
     def update_record(self, record: BoardRecord) -> None:
         room = self._rooms.get((record.team, record.id))

@@ -141,6 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{text} (default {default})",
         )
     serve.add_argument(
+        "--redis",
+        default=_env("REDIS"),
+        metavar="URL",
+        help="share presence, boards and fan-out with other server processes through this "
+        "Redis (redis://host:6379/0) instead of the SQLite file",
+    )
+    serve.add_argument(
+        "--node-ttl",
+        type=float,
+        default=float(_env("NODE_TTL", "15") or 15),
+        help="with --redis: seconds after which a silent node's users go offline (default 15)",
+    )
+    serve.add_argument(
         "--connect-rate",
         type=float,
         default=float(_env("CONNECT_RATE", "10") or 10),
@@ -216,6 +229,8 @@ def serve(args: argparse.Namespace) -> int:
             max_connections=args.max_connections,
             max_connections_per_user=args.max_connections_per_user,
             connects_per_user_s=args.connect_rate,
+            redis_url=args.redis,
+            node_ttl_s=args.node_ttl,
             connect_burst=args.connect_burst,
             max_unauthenticated_per_ip=args.max_unauthenticated_per_ip,
             max_boards_per_team=args.max_boards_per_team,

@@ -62,6 +62,10 @@ class ServerConfig:
     malformed_close_after: int = 10
     """Bad frames in a row (within one connection) before it is closed with 1008."""
     node: str = field(default="")
+    redis_url: str | None = None
+    """Share state with other server processes through this Redis instead of SQLite."""
+    node_ttl_s: float = 15.0
+    """A node that stops refreshing its liveness key this long is taken for dead."""
 
     def __post_init__(self) -> None:
         if self.auth == "open" and not is_loopback(self.host):

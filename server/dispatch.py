@@ -144,6 +144,18 @@ class Dispatcher:
                 re,
             )
 
+    def _to_team(self, team: str, frame: str) -> None:
+        """A team event: to this node's members, and to the other nodes for theirs."""
+        self._server.hub.to_team(team, frame)
+        self._server.cluster.publish_team_frame(team, frame)
+
+    def remember_board(self, record: BoardRecord) -> None:
+        """Another node created or renamed a board: keep the directory current."""
+        boards = self._boards.get(record.team)
+        if boards is not None:
+            boards[record.id] = record
+        self._server.rooms.update_record(record)
+
     # --- boards directory ---------------------------------------------------------
 
     async def team_boards(self, team: str) -> list[BoardMeta]:
@@ -226,7 +238,7 @@ class Dispatcher:
         created = await self._server.store.create_board(record)
         if created:
             boards[record.id] = record
-            self._server.hub.to_team(session.team, encode(BoardCreated(board=board_meta(record))))
+            self._to_team(session.team, encode(BoardCreated(board=board_meta(record))))
             logger.info("board %s/%s created by %s", record.team, record.id, session.user)
         _ack(session, message.id, version=0 if created else None, applied=created)
 
@@ -242,7 +254,7 @@ class Dispatcher:
             self._server.rooms.update_record(record)
             room = self._server.rooms.get(session.team, record.id)
             meta = room.meta() if room is not None else board_meta(record)
-            self._server.hub.to_team(session.team, encode(BoardUpdated(board=meta)))
+            self._to_team(session.team, encode(BoardUpdated(board=meta)))
         _ack(session, message.id)
 
     async def _board_join(self, session: Session, message: BoardJoin) -> None:
@@ -275,7 +287,13 @@ class Dispatcher:
         )
         session.send(encode(state))
         if fresh:
-            room.broadcast(room.joined_frame(participant), exclude=session.ws)
+            frame = room.joined_frame(participant)
+            room.broadcast(frame, exclude=session.ws)
+            cluster = self._server.cluster
+            cluster.publish_board_frame(room.team, room.id, frame)
+            cluster.roster_join(
+                room.team, room.id, participant.user, participant.name, participant.colour
+            )
 
     async def _board_leave(self, session: Session, message: BoardLeave) -> None:
         if message.board not in session.boards:
@@ -297,7 +315,10 @@ class Dispatcher:
             return
         participant = room.leave(session)
         if participant is not None:
-            room.broadcast(room.left_frame(participant))
+            frame = room.left_frame(participant)
+            room.broadcast(frame)
+            self._server.cluster.publish_board_frame(room.team, room.id, frame)
+            self._server.cluster.roster_leave(room.team, room.id, participant.user)
         if self._server.rooms.discard_if_empty(room):
             # Versions only move while a room is open: keep the directory's copy current.
             boards = self._boards.get(session.team)
@@ -318,6 +339,7 @@ class Dispatcher:
             )
         )
         room.broadcast(frame, exclude=session.ws, coalescible=True)
+        self._server.cluster.publish_board_frame(room.team, room.id, frame)
 
     async def _cell_set(self, session: Session, message: CellSet) -> None:
         room = await self._joined_room(session, message.board, message.op)
@@ -351,9 +373,13 @@ class Dispatcher:
         result = await self._server.store.apply_cell_op(session.team, room.id, op)
         if result.applied:
             stored = CellOp(op.x, op.y, op.value, op.clock, op.client, op.by, result.version)
-            self._server.rooms.apply(session.team, room.id, stored)
+            # Not news if the room already has it: with several nodes, a gap refill may
+            # have brought this very op in while the store's answer was on its way.
+            fresh_op = self._server.rooms.apply(session.team, room.id, stored)
             live = self._server.rooms.get(session.team, room.id)
             if live is not None:
+                live.saw(result.version)
+            if live is not None and fresh_op:
                 live.broadcast(
                     encode(
                         CellChanged(

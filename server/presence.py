@@ -5,17 +5,23 @@ sticks across all their connections (the last `presence.set` wins) until they go
 offline. A clean close of the last connection makes them offline at once; a lost one
 waits a grace period first, so a network blip does not make them flap. Every visible
 change goes to the team as exactly one `presence` event, and is persisted.
+
+With several nodes, each node holds its own connections' view of a user (a *part*) and
+shares it; every node merges the same parts the same way (connections add up, the
+status set last wins), so a user on two nodes is one presence.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from server.cluster import Cluster, LocalCluster, Part
 from server.hub import Hub, Session
 from server.store.base import PresenceRecord, Store
 from tui_collab.protocol import Activity, Presence, PresenceStatus, Status, encode, utc_now
@@ -38,6 +44,11 @@ class _UserPresence:
     grace: asyncio.TimerHandle | None = None
     lost_at: datetime | None = None
     published: Presence | None = None
+    set_at: float = 0.0
+    """When the status or activity was last chosen here; the latest across nodes wins."""
+    remote: dict[str, Part] = field(default_factory=dict)
+    """Other nodes' parts of this user, by node."""
+    shared: Part | None = None
 
 
 class PresenceTracker:
@@ -48,7 +59,9 @@ class PresenceTracker:
         spawn: Spawn,
         grace_s: float,
         clock: Callable[[], datetime] = utc_now,
+        cluster: Cluster | None = None,
     ) -> None:
+        self._cluster: Cluster = cluster or LocalCluster("local")
         self._store = store
         self._hub = hub
         self._spawn = spawn
@@ -65,14 +78,60 @@ class PresenceTracker:
         async with lock:
             if team in self._teams:
                 return
+            remote = await self._cluster.watch_team(team)
             records = await self._store.load_presence(team)
             users = {
                 r.user: _UserPresence(team=team, user=r.user, name=r.name, last_seen=r.last_seen)
                 for r in records
             }
+            for user, parts in remote.items():
+                name = next(iter(parts.values())).get("name", user)
+                state = users.setdefault(user, _UserPresence(team=team, user=user, name=name))
+                state.remote = dict(parts)
             for state in users.values():
                 state.published = self._view(state)
             self._teams[team] = users
+
+    # --- other nodes -----------------------------------------------------------------------
+
+    def remote_part(self, team: str, user: str, node: str, part: Part | None) -> None:
+        """Another node's view of a user changed."""
+        users = self._teams.get(team)
+        if users is None:
+            return  # nobody here watches this team
+        if part is None:
+            state = users.get(user)
+            if state is None or state.remote.pop(node, None) is None:
+                return
+        else:
+            state = self._state(team, user, str(part.get("name", user)))
+            state.remote[node] = part
+        self._publish(state)
+
+    def node_down(self, node: str) -> None:
+        """A node is gone: its users' parts go with it."""
+        for users in self._teams.values():
+            for state in users.values():
+                if state.remote.pop(node, None) is not None:
+                    if state.connections == 0 and not state.remote:
+                        state.last_seen = self._clock()
+                    self._publish(state)
+
+    async def resync(self) -> None:
+        """After a broken link to the other nodes: share our parts again, reread theirs."""
+        for team, users in self._teams.items():
+            for state in users.values():
+                if state.shared is not None:
+                    self._cluster.publish_part(team, state.user, state.shared)
+            remote = await self._cluster.watch_team(team)
+            for state in users.values():
+                state.remote = dict(remote.get(state.user, {}))
+            for user, parts in remote.items():
+                if user not in users:
+                    name = str(next(iter(parts.values())).get("name", user))
+                    self._state(team, user, name).remote = dict(parts)
+            for state in list(users.values()):
+                self._publish(state)
 
     def connected(self, session: Session) -> None:
         state = self._state(session.team, session.user, session.identity.name)
@@ -82,6 +141,7 @@ class PresenceTracker:
             state.online = True
             state.chosen = "online"
             state.activity = None
+            state.set_at = time.time()
         state.connections += 1
         self._publish(state)
 
@@ -116,9 +176,11 @@ class PresenceTracker:
             state.chosen = status
         if activity is not None or clear_activity:
             state.activity = activity
+        state.set_at = time.time()
         self._publish(state)
 
     def online_count(self) -> int:
+        """Users with a connection to this node."""
         return sum(s.online for users in self._teams.values() for s in users.values())
 
     def members(self, team: str) -> list[Presence]:
@@ -162,14 +224,50 @@ class PresenceTracker:
     def _status(self, state: _UserPresence) -> PresenceStatus:
         return state.chosen if state.online else "offline"
 
+    def _part(self, state: _UserPresence) -> Part:
+        """This node's view of the user, as shared with the others."""
+        return {
+            "name": state.name,
+            "status": self._status(state),
+            "activity": None if state.activity is None else state.activity.model_dump(),
+            "connections": state.connections,
+            "set_at": state.set_at,
+            "last_seen": None if state.last_seen is None else state.last_seen.isoformat(),
+        }
+
     def _view(self, state: _UserPresence) -> Presence:
+        """The user as the team sees them: this node's part merged with the others'."""
+        connections = state.connections
+        choices: list[tuple[float, PresenceStatus, Activity | None]] = []
+        if state.online:
+            choices.append((state.set_at, state.chosen, state.activity))
+        last_seen = state.last_seen
+        for part in state.remote.values():
+            connections += int(part.get("connections", 0))
+            if part.get("status", "offline") != "offline":
+                activity = part.get("activity")
+                choices.append(
+                    (
+                        float(part.get("set_at", 0.0)),
+                        part["status"],
+                        None if activity is None else Activity.model_validate(activity),
+                    )
+                )
+            seen = part.get("last_seen")
+            if seen is not None:
+                moment = datetime.fromisoformat(seen)
+                last_seen = moment if last_seen is None else max(last_seen, moment)
+        if choices:
+            _, status, activity = max(choices, key=lambda choice: choice[0])
+        else:
+            status, activity = "offline", None
         return Presence(
             user=state.user,
             name=state.name,
-            status=self._status(state),
-            activity=state.activity,
-            last_seen=state.last_seen,
-            connections=state.connections,
+            status=status,
+            activity=activity,
+            last_seen=last_seen,
+            connections=connections,
         )
 
     def _current(self, state: _UserPresence) -> Presence:
@@ -181,6 +279,10 @@ class PresenceTracker:
     def _publish(self, state: _UserPresence) -> None:
         if state.grace is not None:
             return
+        part = self._part(state)
+        if part != state.shared and (state.connections or state.shared is not None):
+            state.shared = part if state.connections or state.online else None
+            self._cluster.publish_part(state.team, state.user, state.shared)
         view = self._view(state)
         if view == state.published:
             return

@@ -1,0 +1,133 @@
+"""What this node does with what the other nodes publish."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from server.boards import BoardRoom
+from server.cluster import Part
+from server.store.base import BoardRecord
+from server.store.redis import CellEvent
+from tui_collab.cells import CellOp
+from tui_collab.protocol import CellChanged, encode
+
+if TYPE_CHECKING:
+    from server.app import CollabServer
+
+logger = logging.getLogger(__name__)
+
+GAP_WAIT_S = 0.05
+"""Before refilling a gap, let ops of our own that are still on their way land."""
+
+
+def changed_frame(board: str, op: CellOp) -> str:
+    return encode(
+        CellChanged(
+            board=board,
+            x=op.x,
+            y=op.y,
+            value=op.value,
+            clock=op.clock,
+            client=op.client,
+            by=op.by,
+            version=op.version,
+        )
+    )
+
+
+class ClusterSync:
+    def __init__(self, server: CollabServer) -> None:
+        self._server = server
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def on_team_frame(self, team: str, frame: str) -> None:
+        self._server.hub.to_team(team, frame)
+        message = json.loads(frame)
+        if message.get("type") in ("board.created", "board.updated"):
+            meta = message["board"]
+            self._server.dispatcher.remember_board(
+                BoardRecord(
+                    team=team,
+                    id=meta["id"],
+                    title=meta["title"],
+                    width=meta["width"],
+                    height=meta["height"],
+                    created_by=meta["created_by"],
+                    version=meta.get("version", 0),
+                )
+            )
+
+    def on_part(self, team: str, user: str, node: str, part: Part | None) -> None:
+        self._server.presence.remote_part(team, user, node, part)
+
+    def on_board_frame(self, team: str, board: str, node: str, frame: str) -> None:
+        room = self._server.rooms.get(team, board)
+        if room is not None:
+            room.remote_frame(node, frame)
+
+    def on_cell_event(self, team: str, board: str, event: CellEvent) -> None:
+        room = self._server.rooms.get(team, board)
+        if room is None:
+            return
+        room.saw(event.version)
+        if room.cells.apply(event.op):
+            room.broadcast(changed_frame(board, event.op))
+        if room.seen_above:
+            self._refill(room)  # a version is missing: unless it turns up, read it
+
+    def on_node_down(self, node: str) -> None:
+        self._server.presence.node_down(node)
+        for room in self._server.rooms.rooms():
+            room.node_down(node)
+
+    async def on_resync(self) -> None:
+        await self._server.presence.resync()
+        for room in self._server.rooms.rooms():
+            for user, participant in room.participants.items():
+                self._server.cluster.roster_join(
+                    room.team, room.id, user, participant.name, participant.colour
+                )
+            self._refill(room, wait=False)
+
+    def _refill(self, room: BoardRoom, wait: bool = True) -> None:
+        if room.filling_gap:
+            return
+        room.filling_gap = True
+        task = asyncio.create_task(self._refill_now(room, wait))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _refill_now(self, room: BoardRoom, wait: bool) -> None:
+        try:
+            for _ in range(10):
+                if wait:
+                    await asyncio.sleep(GAP_WAIT_S)
+                    if not room.seen_above:
+                        break  # our own ops in flight filled it
+                since = room.watermark
+                ops = await self._server.store.load_cells(room.team, room.id, since)
+                ordered = sorted(ops, key=lambda o: o.version)
+                fresh = [op for op in ordered if room.cells.apply(op)]
+                for op in fresh:
+                    room.broadcast(changed_frame(room.id, op))
+                if fresh:
+                    logger.info(
+                        "board %s/%s: %d changes refilled after version %d",
+                        room.team,
+                        room.id,
+                        len(fresh),
+                        since,
+                    )
+                # The newest op is always still its cell's winner, so it is the board's
+                # version as of this read: everything up to it is here now.
+                room.caught_up(ordered[-1].version if ordered else since)
+                if not room.seen_above:
+                    break
+                wait = True
+        except Exception:
+            logger.exception("refilling board %s/%s failed", room.team, room.id)
+        finally:
+            room.filling_gap = False
