@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar, cast
+from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -174,6 +175,17 @@ else redis.call('HDEL', KEYS[1], 'close_code') end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
+
+
+def without_password(url: str) -> str:
+    """The URL fit for a log line: a password in it (redis://:secret@host) is masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
 
 
 def board_channel(prefix: str, team: str, board: str) -> str:
@@ -338,7 +350,12 @@ class RedisStore:
             end_session=client.register_script(_END_SESSION),
         )
         self._redis = client
-        logger.info("redis store open at %s (node %s, epoch %s)", self.url, self.node, epoch)
+        logger.info(
+            "redis store open at %s (node %s, epoch %s)",
+            without_password(self.url),
+            self.node,
+            epoch,
+        )
 
     async def close(self) -> None:
         if self._redis is not None:

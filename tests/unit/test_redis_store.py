@@ -410,3 +410,11 @@ def test_utf8_byte_order_is_code_point_order(a: str, b: str) -> None:
     except UnicodeEncodeError:
         return  # a lone surrogate: neither Redis nor SQLite can store it
     assert (a < b) == (encoded[0] < encoded[1])
+
+
+def test_a_password_in_the_redis_url_never_reaches_a_log_line() -> None:
+    from server.store.redis import without_password
+
+    assert without_password("redis://:s3cret@10.0.0.1:6379/0") == "redis://:***@10.0.0.1:6379/0"
+    assert without_password("redis://app:pw@cache/1") == "redis://app:***@cache/1"
+    assert without_password("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
