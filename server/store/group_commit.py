@@ -1,10 +1,15 @@
-"""One writer task that commits queued work in small groups, one transaction per group.
+"""One writer thread that commits queued work in small groups, one transaction per group.
 
 SQLite allows one writer at a time and a commit costs a sync; grouping the work that
 arrives while the previous commit runs amortises both without adding a timer to the
-path. Work comes in two shapes: a job (an async function of the connection) or an item
-for a batch runner, which handles all consecutive items of a group in one call, so a
-group of 300 cell ops costs a handful of round trips to the database thread, not 300.
+path. Work comes in two shapes: a job (a function of the connection) or an item for a
+batch runner, which handles all consecutive items of a group in one call, so a group of
+300 cell ops costs a handful of statements, not 300.
+
+A whole group (BEGIN, its statements, COMMIT, and the retry described below) is one
+call on the writer's own thread and connection. Every round trip between the event loop
+and that thread waits for a loop iteration, so on a busy server the number of round
+trips, not SQLite, sets the ack latency; one per group is the least there can be.
 
 Work only runs statements, so it can be re-run: when a group fails, it is rolled back
 and each piece of work is retried alone, so only the faulty one fails.
@@ -15,20 +20,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
 from itertools import groupby
 from typing import Any, TypeVar
-
-import aiosqlite
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-R = TypeVar("R")
-Job = Callable[[aiosqlite.Connection], Awaitable[Any]]
-BatchRunner = Callable[[aiosqlite.Connection, Sequence[Any]], Awaitable[Sequence[Any]]]
+Job = Callable[[sqlite3.Connection], Any]
+BatchRunner = Callable[[sqlite3.Connection, Sequence[Any]], Sequence[Any]]
 
 
 class WriterClosed(RuntimeError):
@@ -42,25 +48,45 @@ class _Work:
     future: asyncio.Future[Any]
 
 
-async def _run_jobs(db: aiosqlite.Connection, jobs: Sequence[Job]) -> list[Any]:
-    return [await job(db) for job in jobs]
+@dataclass(slots=True)
+class _Outcome:
+    """What a group's call on the writer thread did, for the loop to report."""
+
+    results: list[tuple[bool, Any]] = field(default_factory=list)
+    """Per work, in order: (True, result) or (False, the exception)."""
+    commits: list[tuple[float, int]] = field(default_factory=list)
+    """(seconds, writes) of each transaction that committed."""
+
+
+def _run_jobs(db: sqlite3.Connection, jobs: Sequence[Job]) -> list[Any]:
+    return [job(db) for job in jobs]
 
 
 class GroupCommitWriter:
-    def __init__(self, db: aiosqlite.Connection, max_group: int = 500) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], max_group: int = 500) -> None:
         self.on_commit: Callable[[float, int], None] | None = None
-        """Called with (seconds, writes) after each group commit."""
-        self._db = db
+        """Called on the event loop with (seconds, writes) after each group commit."""
+        self._connect = connect
         self._max_group = max_group
-        self._queue: asyncio.Queue[_Work | None] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._db: sqlite3.Connection | None = None
+        self._pending: deque[_Work] = deque()
+        self._busy = False  # a group is scheduled or running on the writer thread
         self._closing = False
+        self._drained: asyncio.Future[None] | None = None
         self.commits = 0
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="store-writer")
+    async def open(self) -> None:
+        """Connect on the writer thread, which then owns the connection."""
+        loop = asyncio.get_running_loop()
+        self._db = await loop.run_in_executor(self._executor, self._connect)
 
-    async def submit(self, job: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` on the writer thread outside any group (setup, before any writes)."""
+        db = self._require_db()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, db)
+
+    async def submit(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run `job` inside the next group transaction; return once that transaction committed."""
         return await self.submit_item(_run_jobs, job)  # type: ignore[no-any-return]
 
@@ -68,67 +94,119 @@ class GroupCommitWriter:
         """Queue `item` for `runner`, which gets all neighbouring items of its group at once."""
         if self._closing:
             raise WriterClosed("store is closed")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Work(runner, item, future))
+        self._require_db()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append(_Work(runner, item, future))
+        if not self._busy:
+            # Start on the next iteration, so all work submitted in this one joins the group.
+            self._busy = True
+            loop.call_soon(self._next_group)
         return await future
 
     async def close(self) -> None:
-        """Commit everything already queued, then stop."""
+        """Commit everything already queued, then close the connection and stop the thread."""
         self._closing = True
-        if self._task is None:
+        loop = asyncio.get_running_loop()
+        if self._busy:
+            if self._drained is None:
+                self._drained = loop.create_future()
+            await asyncio.shield(self._drained)
+        db, self._db = self._db, None
+        if db is not None:
+            await loop.run_in_executor(self._executor, db.close)
+        self._executor.shutdown(wait=True)
+
+    def _require_db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise WriterClosed("store is not open")
+        return self._db
+
+    # --- on the event loop --------------------------------------------------------------
+
+    def _next_group(self) -> None:
+        if not self._pending:
+            self._busy = False
+            if self._drained is not None and not self._drained.done():
+                self._drained.set_result(None)
             return
-        self._queue.put_nowait(None)
-        await self._task
-
-    async def _run(self) -> None:
-        while True:
-            first = await self._queue.get()
-            group = [] if first is None else [first]
-            stop = first is None
-            while not stop and len(group) < self._max_group and not self._queue.empty():
-                work = self._queue.get_nowait()
-                if work is None:
-                    stop = True
-                else:
-                    group.append(work)
-            if group:
-                await self._commit_group(group)
-            if stop:
-                return
-
-    async def _commit_group(self, group: list[_Work]) -> None:
+        group = [self._pending.popleft() for _ in range(min(self._max_group, len(self._pending)))]
+        loop = asyncio.get_running_loop()
         try:
-            results = await self._transaction(group)
-        except Exception:
-            if len(group) == 1:
-                logger.exception("store write failed")
-                _settle(group[0].future, exc=RuntimeError("store write failed"))
-                return
-            for work in group:
-                await self._commit_group([work])
+            running = self._executor.submit(self._run_group, group)
+        except RuntimeError as exc:  # the executor was shut down under us
+            failed: Future[_Outcome] = Future()
+            failed.set_exception(exc)
+            self._group_done(group, failed)
             return
-        for work, result in zip(group, results, strict=True):
-            _settle(work.future, result=result)
+        running.add_done_callback(partial(self._wake_loop, loop, group))
 
-    async def _transaction(self, group: list[_Work]) -> list[Any]:
+    def _group_done(self, group: list[_Work], running: Future[_Outcome]) -> None:
+        try:
+            outcome = running.result()
+        except BaseException as exc:
+            outcome = _Outcome(results=[(False, exc)] * len(group))
+        # Hand the thread the next group before settling this one: it works while we settle.
+        self._next_group()
+        for seconds, writes in outcome.commits:
+            self.commits += 1
+            if self.on_commit is not None:
+                try:
+                    self.on_commit(seconds, writes)
+                except Exception:
+                    logger.exception("commit observer failed")
+        for work, (ok, value) in zip(group, outcome.results, strict=True):
+            if ok:
+                _settle(work.future, result=value)
+            else:
+                logger.error("store write failed", exc_info=value)
+                error = RuntimeError("store write failed")
+                error.__cause__ = value
+                _settle(work.future, exc=error)
+
+    def _wake_loop(
+        self, loop: asyncio.AbstractEventLoop, group: list[_Work], running: Future[_Outcome]
+    ) -> None:
+        """Writer thread, after a group: report to the loop, the one hop back."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed; nobody is waiting
+            loop.call_soon_threadsafe(self._group_done, group, running)
+
+    # --- on the writer thread -----------------------------------------------------------
+
+    def _run_group(self, group: list[_Work]) -> _Outcome:
+        outcome = _Outcome()
+        try:
+            results = self._transaction(group, outcome)
+        except Exception as exc:
+            if len(group) == 1:
+                outcome.results.append((False, exc))
+                return outcome
+            for work in group:
+                alone = self._run_group([work])
+                outcome.results.extend(alone.results)
+                outcome.commits.extend(alone.commits)
+            return outcome
+        outcome.results.extend((True, result) for result in results)
+        return outcome
+
+    def _transaction(self, group: list[_Work], outcome: _Outcome) -> list[Any]:
+        db = self._require_db()
         started = time.perf_counter()
-        await self._db.execute("BEGIN IMMEDIATE")
+        db.execute("BEGIN IMMEDIATE")
         try:
             results: list[Any] = []
             for runner, run in groupby(group, key=lambda work: work.runner):
                 items = [work.item for work in run]
-                produced = await runner(self._db, items)
+                produced = runner(db, items)
                 if len(produced) != len(items):
                     raise RuntimeError("batch runner returned the wrong number of results")
                 results.extend(produced)
-            await self._db.execute("COMMIT")
+            db.execute("COMMIT")
         except BaseException:
-            with contextlib.suppress(Exception):
-                await self._db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
             raise
-        self.commits += 1
-        if self.on_commit is not None:
-            self.on_commit(time.perf_counter() - started, len(group))
+        outcome.commits.append((time.perf_counter() - started, len(group)))
         return results
 
 

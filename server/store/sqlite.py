@@ -1,4 +1,4 @@
-"""The embedded store: one SQLite file in WAL mode, written by one group-commit task.
+"""The embedded store: one SQLite file in WAL mode, written by one group-commit thread.
 
 Durability contract: an `ack` is sent only after the COMMIT that holds the op returned.
 With `durability="normal"` (synchronous=NORMAL) committed data survives a crash of the
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -65,21 +66,17 @@ class _CellWrite:
     at: str
 
 
-async def _apply_cell_writes(
-    db: aiosqlite.Connection, writes: Sequence[_CellWrite]
-) -> list[AppliedOp]:
+def _apply_cell_writes(db: sqlite3.Connection, writes: Sequence[_CellWrite]) -> list[AppliedOp]:
     """Apply a group's cell ops in order; each result says whether that op won its cell."""
     versions: dict[tuple[str, str], int] = {}
     for team, board in {(w.team, w.board) for w in writes}:
-        rows = list(
-            await db.execute_fetchall(
-                "SELECT version FROM boards WHERE team = ? AND id = ?", (team, board)
-            )
-        )
-        if not rows:
+        row = db.execute(
+            "SELECT version FROM boards WHERE team = ? AND id = ?", (team, board)
+        ).fetchone()
+        if row is None:
             raise LookupError(f"no board {board!r}")
-        versions[(team, board)] = int(rows[0][0])
-    await db.executemany(
+        versions[(team, board)] = int(row[0])
+    db.executemany(
         _UPSERT_CELL,
         [
             (
@@ -99,11 +96,11 @@ async def _apply_cell_writes(
         ],
     )
     won: dict[tuple[Any, ...], deque[int]] = {}
-    for row in await db.execute_fetchall(
+    for row in db.execute(
         "SELECT team, board, x, y, clock, client, value, version FROM applied ORDER BY seq"
-    ):
+    ).fetchall():
         won.setdefault(tuple(row[:7]), deque()).append(int(row[7]))
-    await db.execute("DELETE FROM applied")
+    db.execute("DELETE FROM applied")
     results = []
     for w in writes:
         key = (w.team, w.board, w.op.x, w.op.y, w.op.clock, w.op.client, w.op.value)
@@ -129,7 +126,7 @@ def _parse(text: str | None) -> datetime | None:
 
 
 class SQLiteStore:
-    """`Store` on one SQLite file: a write connection owned by the writer task, one for reads."""
+    """`Store` on one SQLite file: a write connection owned by the writer thread, one for reads."""
 
     def __init__(
         self, data_dir: Path, durability: str = "normal", busy_timeout_s: float = 5.0
@@ -140,7 +137,6 @@ class SQLiteStore:
             raise ValueError(f"durability must be normal or full, not {durability!r}")
         self.path = data_dir / DB_FILE
         self._synchronous = "FULL" if durability == "full" else "NORMAL"
-        self._write_db: aiosqlite.Connection | None = None
         self._read_db: aiosqlite.Connection | None = None
         self._writer: GroupCommitWriter | None = None
         self._epoch = ""
@@ -161,61 +157,91 @@ class SQLiteStore:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._write_db = await self._connect()
-        await self._write_db.execute("PRAGMA journal_mode=WAL")
-        await self._migrate(self._write_db)
-        self._epoch = await self._ensure_epoch(self._write_db)
-        for statement in _APPLIED_LOG:
-            await self._write_db.execute(statement)
-        self._read_db = await self._connect()
-        await self._read_db.execute("PRAGMA query_only=ON")
-        self._writer = GroupCommitWriter(self._write_db)
-        self._writer.on_commit = self._on_commit
-        self._writer.start()
+        writer = GroupCommitWriter(self._connect_writer)
+        try:
+            await writer.open()
+            self._epoch = await writer.call(self._prepare)
+            self._read_db = await self._connect_reader()
+        except BaseException:
+            await writer.close()
+            raise
+        writer.on_commit = self._on_commit
+        self._writer = writer
 
     async def close(self) -> None:
         if self._writer is not None:
             await self._writer.close()
             self._writer = None
-        for db in (self._read_db, self._write_db):
-            if db is not None:
-                await db.close()
-        self._read_db = self._write_db = None
+        if self._read_db is not None:
+            await self._read_db.close()
+            self._read_db = None
 
-    async def _connect(self) -> aiosqlite.Connection:
-        db = await aiosqlite.connect(self.path, isolation_level=None, timeout=self._busy_timeout_s)
-        await db.execute(f"PRAGMA synchronous={self._synchronous}")
-        await db.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
-        await db.execute("PRAGMA foreign_keys=ON")
+    def _connect_writer(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            timeout=self._busy_timeout_s,
+            check_same_thread=False,
+        )
+        try:
+            for pragma in self._pragmas():
+                db.execute(pragma)
+            db.execute("PRAGMA journal_mode=WAL")
+        except BaseException:
+            db.close()
+            raise
         return db
 
-    async def _migrate(self, db: aiosqlite.Connection) -> None:
-        async with db.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
+    async def _connect_reader(self) -> aiosqlite.Connection:
+        db = await aiosqlite.connect(self.path, isolation_level=None, timeout=self._busy_timeout_s)
+        try:
+            for pragma in (*self._pragmas(), "PRAGMA query_only=ON"):
+                await db.execute(pragma)
+        except BaseException:
+            await db.close()
+            raise
+        return db
+
+    def _pragmas(self) -> tuple[str, ...]:
+        return (
+            f"PRAGMA synchronous={self._synchronous}",
+            f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}",
+            "PRAGMA foreign_keys=ON",
+        )
+
+    def _prepare(self, db: sqlite3.Connection) -> str:
+        """Writer thread, before any writes: migrate, make the epoch, log applied ops."""
+        self._migrate(db)
+        epoch = self._ensure_epoch(db)
+        for statement in _APPLIED_LOG:
+            db.execute(statement)
+        return epoch
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        row = db.execute("PRAGMA user_version").fetchone()
         current = int(row[0]) if row else 0
         if current > LATEST:
             raise MigrationError(
                 f"{self.path} has schema version {current}; this server knows up to {LATEST}"
             )
         for number in range(current + 1, LATEST + 1):
-            await db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")
             try:
                 for statement in MIGRATIONS[number - 1]:
-                    await db.execute(statement)
-                await db.execute(f"PRAGMA user_version={number}")
-                await db.execute("COMMIT")
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version={number}")
+                db.execute("COMMIT")
             except Exception as exc:
-                await db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise MigrationError(f"migration {number} failed: {exc}") from exc
             logger.info("store migrated to schema version %d", number)
 
-    async def _ensure_epoch(self, db: aiosqlite.Connection) -> str:
-        await db.execute(
+    def _ensure_epoch(self, db: sqlite3.Connection) -> str:
+        db.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)",
             (f"e-{secrets.token_hex(8)}",),
         )
-        async with db.execute("SELECT value FROM meta WHERE key = 'epoch'") as cursor:
-            row = await cursor.fetchone()
+        row = db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
         assert row is not None
         return str(row[0])
 
@@ -234,11 +260,9 @@ class SQLiteStore:
     async def record_user(self, team: str, user: str, name: str) -> None:
         now = _iso(datetime.now(UTC))
 
-        async def job(db: aiosqlite.Connection) -> None:
-            await db.execute(
-                "INSERT OR IGNORE INTO teams (id, created_at) VALUES (?, ?)", (team, now)
-            )
-            await db.execute(
+        def job(db: sqlite3.Connection) -> None:
+            db.execute("INSERT OR IGNORE INTO teams (id, created_at) VALUES (?, ?)", (team, now))
+            db.execute(
                 """INSERT INTO users (team, id, name, created_at, updated_at)
                    VALUES (?, ?, ?, ?, ?)
                    ON CONFLICT (team, id) DO UPDATE SET name = excluded.name,
@@ -251,14 +275,14 @@ class SQLiteStore:
     async def reset_presence(self) -> None:
         now = _iso(datetime.now(UTC))
 
-        async def job(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def job(db: sqlite3.Connection) -> None:
+            db.execute(
                 """UPDATE user_presence SET status = 'offline',
                    last_seen = COALESCE(last_seen, ?), updated_at = ?
                    WHERE status != 'offline'""",
                 (now, now),
             )
-            await db.execute(
+            db.execute(
                 """UPDATE collaboration_sessions SET ended_at = ?
                    WHERE ended_at IS NULL""",
                 (now,),
@@ -270,8 +294,8 @@ class SQLiteStore:
         now = _iso(datetime.now(UTC))
         last_seen = None if record.last_seen is None else _iso(record.last_seen)
 
-        async def job(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def job(db: sqlite3.Connection) -> None:
+            db.execute(
                 """INSERT INTO user_presence (team, user, status, activity, last_seen, updated_at)
                    VALUES (?, ?, ?, ?, ?, ?)
                    ON CONFLICT (team, user) DO UPDATE SET status = excluded.status,
@@ -306,8 +330,8 @@ class SQLiteStore:
     async def session_started(
         self, session: str, team: str, user: str, client_id: str, at: datetime
     ) -> None:
-        async def job(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def job(db: sqlite3.Connection) -> None:
+            db.execute(
                 """INSERT INTO collaboration_sessions (id, team, user, client_id, started_at)
                    VALUES (?, ?, ?, ?, ?)""",
                 (session, team, user, client_id, _iso(at)),
@@ -316,8 +340,8 @@ class SQLiteStore:
         await self._require_writer().submit(job)
 
     async def session_ended(self, session: str, at: datetime, close_code: int | None) -> None:
-        async def job(db: aiosqlite.Connection) -> None:
-            await db.execute(
+        def job(db: sqlite3.Connection) -> None:
+            db.execute(
                 "UPDATE collaboration_sessions SET ended_at = ?, close_code = ? WHERE id = ?",
                 (_iso(at), close_code, session),
             )
@@ -329,11 +353,11 @@ class SQLiteStore:
     async def create_board(self, board: BoardRecord) -> bool:
         now = _iso(datetime.now(UTC))
 
-        async def job(db: aiosqlite.Connection) -> bool:
-            await db.execute(
+        def job(db: sqlite3.Connection) -> bool:
+            db.execute(
                 "INSERT OR IGNORE INTO teams (id, created_at) VALUES (?, ?)", (board.team, now)
             )
-            cursor = await db.execute(
+            cursor = db.execute(
                 """INSERT OR IGNORE INTO boards
                    (team, id, title, width, height, created_by, version, created_at)
                    VALUES (?, ?, ?, ?, ?, ?, 0, ?)""",
@@ -352,15 +376,13 @@ class SQLiteStore:
         return await self._require_writer().submit(job)
 
     async def update_board(self, team: str, board: str, title: str) -> BoardRecord | None:
-        async def job(db: aiosqlite.Connection) -> BoardRecord | None:
-            rows = await db.execute_fetchall(
+        def job(db: sqlite3.Connection) -> BoardRecord | None:
+            rows = db.execute(
                 """UPDATE boards SET title = ? WHERE team = ? AND id = ?
                    RETURNING id, title, width, height, created_by, version""",
                 (title, team, board),
-            )
-            for row in rows:
-                return _board(team, row)
-            return None
+            ).fetchall()
+            return _board(team, rows[0]) if rows else None
 
         return await self._require_writer().submit(job)
 

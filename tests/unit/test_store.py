@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-import aiosqlite
 import pytest
 
 from server.store import BoardRecord, PresenceRecord, RedisStore, SQLiteStore, Store
@@ -261,6 +262,10 @@ def _version(path: Path) -> int:
         return int(db.execute("PRAGMA user_version").fetchone()[0])
 
 
+def _writer_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("store-writer")}
+
+
 def _tables(path: Path) -> set[str]:
     with sqlite3.connect(path) as db:
         rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
@@ -325,10 +330,10 @@ async def test_failed_migration_leaves_schema_and_version_unchanged(
     monkeypatch.setattr("server.store.sqlite.MIGRATIONS", broken)
     monkeypatch.setattr("server.store.sqlite.LATEST", 2)
     store = SQLiteStore(tmp_path)
+    threads = _writer_threads()
     with pytest.raises(MigrationError, match="migration 2"):
         await store.open()
-    if store._write_db is not None:
-        await store._write_db.close()
+    assert _writer_threads() == threads  # a failed open closes what it opened
     path = tmp_path / DB_FILE
     assert _version(path) == 1
     assert "half_done" not in _tables(path)
@@ -339,10 +344,10 @@ async def test_newer_database_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute(f"PRAGMA user_version={LATEST + 1}")
     store = SQLiteStore(tmp_path)
+    threads = _writer_threads()
     with pytest.raises(MigrationError, match="knows up to"):
         await store.open()
-    if store._write_db is not None:
-        await store._write_db.close()
+    assert _writer_threads() == threads  # a failed open closes what it opened
 
 
 async def test_concurrent_writes_commit_in_groups(sqlite_store: SQLiteStore) -> None:
@@ -356,12 +361,48 @@ async def test_concurrent_writes_commit_in_groups(sqlite_store: SQLiteStore) -> 
     assert len(users) == 200
 
 
+async def test_a_group_is_one_call_to_the_writer_thread(
+    sqlite_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BEGIN, the work and COMMIT cross to the writer thread once, not once per statement."""
+    store = sqlite_store
+    await store.create_board(PLAN)
+    writer = store._require_writer()
+    executor = writer._executor
+    calls = 0
+    submit = executor.submit
+
+    def counting_submit(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return submit(*args, **kwargs)
+
+    monkeypatch.setattr(executor, "submit", counting_submit)
+    threads: set[str] = set()
+
+    def job(db: sqlite3.Connection) -> bool:
+        threads.add(threading.current_thread().name)
+        return db.in_transaction
+
+    before = store.commits
+    in_transaction, applied = await asyncio.gather(
+        asyncio.gather(*(writer.submit(job) for _ in range(5))),
+        asyncio.gather(*(store.apply_cell_op("core", "plan", op(n, 0, "v", 1)) for n in range(5))),
+    )
+    assert store.commits - before == 1
+    assert calls == 1
+    assert in_transaction == [True] * 5
+    assert [r.version for r in applied] == [1, 2, 3, 4, 5]
+    (name,) = threads
+    assert name.startswith("store-writer")
+
+
 async def test_a_failing_job_fails_alone(sqlite_store: SQLiteStore) -> None:
     store = sqlite_store
     writer = store._require_writer()
 
-    async def bad(db: aiosqlite.Connection) -> None:
-        await db.execute("INSERT INTO no_such_table VALUES (1)")
+    def bad(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO no_such_table VALUES (1)")
 
     results = await asyncio.gather(
         store.record_user("core", "alice", "Alice"),
