@@ -192,7 +192,12 @@ async def test_a_peer_over_the_hard_cap_is_closed_1013_at_once(start_server: Sta
     await join_board(writer, "plan")
     await join_board(stuck, "plan")
     stuck.ws.transport.pause_reading()  # reads nothing from now on
-    for n in range(1, 2000):
+    # The kernel takes in several hundred KB before anything piles up in the server, and
+    # the sweep that also counts the kernel's queue runs twice a second: keep writing
+    # until the cap is noticed, within a deadline.
+    deadline = asyncio.get_running_loop().time() + 5
+    for n in range(1, 20_000):
+        assert asyncio.get_running_loop().time() < deadline, "never closed"
         value = "x" * 250
         await writer.send(
             {
