@@ -74,6 +74,12 @@ def start_ours(*extra: str) -> Served:
             "1000000",
             "--burst",
             "1000000",
+            # Every load client comes from 127.0.0.1 and says hello without a header
+            # token: lift the per-IP and total caps made for the open internet.
+            "--max-unauthenticated-per-ip",
+            "1000000",
+            "--max-connections",
+            "1000000",
             *extra,
         ],
         stdout=subprocess.PIPE,

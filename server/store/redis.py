@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import EqualJitterBackoff
 from redis.commands.core import AsyncScript
@@ -48,6 +48,9 @@ from tui_collab.cells import CellOp
 logger = logging.getLogger(__name__)
 
 SOCKET_TIMEOUT_S: Final = 2.0
+MAX_CONNECTIONS: Final = 32
+"""Connections one node keeps to Redis at most; more commands wait for a free one."""
+POOL_WAIT_S: Final = 10.0
 """A reply slower than this raises; every script here runs in well under a millisecond."""
 CONNECT_TIMEOUT_S: Final = 1.0
 RETRIES: Final = 5
@@ -316,8 +319,12 @@ class RedisStore:
         return self._epoch
 
     async def open(self) -> None:
-        client = Redis.from_url(
+        # A bounded pool: a join storm of hundreds of clients must wait for one of a few
+        # dozen connections, not open hundreds at once and time out connecting.
+        pool = BlockingConnectionPool.from_url(
             self.url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_WAIT_S,
             decode_responses=True,
             socket_timeout=SOCKET_TIMEOUT_S,
             socket_connect_timeout=CONNECT_TIMEOUT_S,
@@ -330,6 +337,7 @@ class RedisStore:
                 supported_errors=(RedisConnectionError,),
             ),
         )
+        client = Redis.from_pool(pool)  # closing the client closes the pool
         try:
             key = f"{self.prefix}epoch"
             await client.set(key, f"e-{secrets.token_hex(8)}", nx=True)
