@@ -26,6 +26,7 @@ from server.store.base import BoardRecord, Store
 from tui_collab.cells import CellMap, CellOp
 from tui_collab.protocol import (
     BoardMeta,
+    CellChanged,
     CursorPosition,
     Cursors,
     Participant,
@@ -49,6 +50,22 @@ def pick_colour(in_use: list[str], previous: str | None) -> str:
         return previous
     counts = Counter(in_use)
     return min(PALETTE, key=lambda colour: (counts[colour], PALETTE.index(colour)))
+
+
+def changed_frame(board: str, op: CellOp) -> str:
+    """The `cell.changed` event for an op the store applied (`op.version` set)."""
+    return encode(
+        CellChanged(
+            board=board,
+            x=op.x,
+            y=op.y,
+            value=op.value,
+            clock=op.clock,
+            client=op.client,
+            by=op.by,
+            version=op.version,
+        )
+    )
 
 
 def board_meta(record: BoardRecord, version: int | None = None) -> BoardMeta:

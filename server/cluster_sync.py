@@ -7,12 +7,10 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from server.boards import BoardRoom
+from server.boards import BoardRoom, changed_frame
 from server.cluster import Part
 from server.store.base import BoardRecord
 from server.store.redis import CellEvent
-from tui_collab.cells import CellOp
-from tui_collab.protocol import CellChanged, encode
 
 if TYPE_CHECKING:
     from server.app import CollabServer
@@ -21,21 +19,6 @@ logger = logging.getLogger(__name__)
 
 GAP_WAIT_S = 0.05
 """Before refilling a gap, let ops of our own that are still on their way land."""
-
-
-def changed_frame(board: str, op: CellOp) -> str:
-    return encode(
-        CellChanged(
-            board=board,
-            x=op.x,
-            y=op.y,
-            value=op.value,
-            clock=op.clock,
-            client=op.client,
-            by=op.by,
-            version=op.version,
-        )
-    )
 
 
 class ClusterSync:

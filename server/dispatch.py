@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from server.audit import AUTH_FAILED, RATE_LIMIT_CLOSE, audit
 from server.auth import AuthError
-from server.boards import BoardRoom, board_meta
+from server.boards import BoardRoom, board_meta, changed_frame
 from server.hub import Session
 from server.outbound import peer_ip
 from server.store.base import BoardRecord
@@ -29,7 +29,6 @@ from tui_collab.protocol import (
     BoardUpdate,
     BoardUpdated,
     Cell,
-    CellChanged,
     CellSet,
     ClientMessage,
     CloseCode,
@@ -380,20 +379,7 @@ class Dispatcher:
             if live is not None:
                 live.saw(result.version)
             if live is not None and fresh_op:
-                live.broadcast(
-                    encode(
-                        CellChanged(
-                            board=room.id,
-                            x=op.x,
-                            y=op.y,
-                            value=op.value,
-                            clock=op.clock,
-                            client=op.client,
-                            by=op.by,
-                            version=result.version,
-                        )
-                    )
-                )
+                live.broadcast(changed_frame(room.id, stored))
         session.send(encode(Ack(re=message.op, version=result.version, applied=result.applied)))
 
     async def _auth_refresh(self, session: Session, message: AuthRefresh) -> None:
