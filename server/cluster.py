@@ -157,6 +157,7 @@ class RedisCluster:
         self._pubsub: PubSub | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     # --- keys -----------------------------------------------------------------------
 
@@ -407,6 +408,25 @@ class RedisCluster:
         logger.info("cluster node %s is gone; dropping its users", node)
         assert self._listener is not None
         self._listener.on_node_down(node)
+        task = asyncio.create_task(self._forget_node(node), name="cluster-forget-node")
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def _forget_node(self, node: str) -> None:
+        """Delete a dead node's parts and roster entries (readers skip them meanwhile)."""
+        keys = {
+            self._parts_key(team) if kind == "team" else self._roster_key(team, board)
+            for kind, team, board in self._channels.values()
+            if kind in ("team", "frames")
+        }
+        try:
+            for key in keys:
+                fields = await self._call(self._require().hkeys(key))
+                stale = [f for f in fields if f.startswith(f"{node}|")]
+                if stale:
+                    await self._call(self._require().hdel(key, *stale))
+        except (RedisError, OSError) as exc:
+            logger.warning("could not delete the entries of node %s: %s", node, exc)
 
     # --- helpers ------------------------------------------------------------------------
 

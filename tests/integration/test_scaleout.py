@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from server.auth import SECRET_ENV
 from tests.conftest import SECRET, token
@@ -315,6 +316,17 @@ async def test_a_dead_node_s_users_go_offline_within_the_ttl(nodes: Nodes) -> No
         "a SIGKILLed node's user goes offline on the others",
     )
     print(f"\noffline {time.monotonic() - killed_at:.2f} s after SIGKILL (ttl {NODE_TTL_S} s)")
+    # And its entries are deleted from Redis, not only skipped.
+    redis = Redis.from_url(nodes.redis_url, decode_responses=True)
+    try:
+        for _ in range(40):
+            fields = await redis.hkeys("tc:t:core:parts")
+            if not any(f.endswith("|stranded") for f in fields):
+                break
+            await asyncio.sleep(0.1)
+        assert not any(f.endswith("|stranded") for f in fields), fields
+    finally:
+        await redis.aclose()
     del stranded
     await watcher.close()
 
