@@ -26,11 +26,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--examples", type=int, default=140)
+    parser.add_argument(
+        "--rate",
+        type=int,
+        default=1000,
+        help="the server's per-connection rate limit (default 1000: every frame handled; "
+        "100 is the server's own default)",
+    )
     args = parser.parse_args()
     rows = []
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory(prefix="tui-collab-hostile-") as tmp:
-            result = run_attack(Path(tmp) / "data", args.examples, calm_s=6.0)
+            result = run_attack(Path(tmp) / "data", args.examples, calm_s=6.0, rate=args.rate)
         assert result.calm is not None
         rows.append(
             {
@@ -44,7 +51,7 @@ def main() -> None:
             }
         )
         print("run:", {k: round(v, 2) for k, v in rows[-1].items()}, flush=True)
-    print(f"\n# hostile client vs a well-behaved editor; {machine()}")
+    print(f"\n# hostile client vs a well-behaved editor, server --rate {args.rate}; {machine()}")
     print(f"# medians of {args.repeats} runs\n")
     print("| | edit p50 ms | edit p99 ms |")
     print("|---|---:|---:|")

@@ -64,10 +64,13 @@ class AttackResult:
     server_log: str
 
 
-def start_server(data_dir: Path) -> ServerProcess:
-    # Ten times the default rate: refused frames cost ten tokens each, and the point is
-    # for every hostile frame to reach the handlers rather than be dropped unread.
-    server = ServerProcess(data_dir, "--rate", "1000", "--burst", "2000")
+HANDLE_EVERYTHING_RATE = 1000
+"""Ten times the default rate: refused frames cost ten tokens each, and the test wants
+every hostile frame to reach the handlers rather than be dropped after parsing."""
+
+
+def start_server(data_dir: Path, rate: int) -> ServerProcess:
+    server = ServerProcess(data_dir, "--rate", str(rate), "--burst", str(2 * rate))
     server.start()
     return server
 
@@ -99,9 +102,11 @@ def _healthy(url: str) -> bool:
         return bool(json.loads(response.read())["status"] == "ok")
 
 
-def run_attack(data_dir: Path, examples: int, calm_s: float | None) -> AttackResult:
+def run_attack(
+    data_dir: Path, examples: int, calm_s: float | None, rate: int = HANDLE_EVERYTHING_RATE
+) -> AttackResult:
     """Start a server; optionally time the probe alone for `calm_s`; then attack."""
-    server = start_server(data_dir)
+    server = start_server(data_dir, rate)
     try:
         secret = load_secret(data_dir)
         asyncio.run(_make_board(server.url, secret))
