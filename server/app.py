@@ -256,11 +256,18 @@ class CollabServer:
             logger.warning("refused upgrade from %s: %s", peer_address(connection), exc)
             audit(AUTH_FAILED, ip=ip, stage="upgrade", reason=exc)
             return unauthorized(connection, str(exc))
-        if self._user_connections(identity) >= self.config.max_connections_per_user:
-            return self._over_cap(connection, "per_user", ip, identity)
-        if not self._connect_rate.allow(identity.team, identity.user):
-            return self._over_cap(connection, "connect_rate", ip, identity)
+        cap = self._user_cap_reached(identity)
+        if cap is not None:
+            return self._over_cap(connection, cap, ip, identity)
         self._header_identity[connection] = identity
+        return None
+
+    def _user_cap_reached(self, identity: Identity) -> str | None:
+        """The per-user cap a new connection of this user would pass, if any."""
+        if self._user_connections(identity) >= self.config.max_connections_per_user:
+            return "per_user"
+        if not self._connect_rate.allow(identity.team, identity.user):
+            return "connect_rate"
         return None
 
     def _user_connections(self, identity: Identity) -> int:
@@ -279,6 +286,12 @@ class CollabServer:
         ip: str,
         identity: Identity | None = None,
     ) -> Response:
+        self._count_refusal(cap, ip, identity)
+        return text_response(
+            connection, HTTPStatus.SERVICE_UNAVAILABLE, f"over the {cap} connection cap"
+        )
+
+    def _count_refusal(self, cap: str, ip: str, identity: Identity | None = None) -> None:
         self.metrics.refused.labels(cap).inc()
         audit(
             CAP_REFUSED,
@@ -286,9 +299,6 @@ class CollabServer:
             user=None if identity is None else identity.user,
             team=None if identity is None else identity.team,
             cap=cap,
-        )
-        return text_response(
-            connection, HTTPStatus.SERVICE_UNAVAILABLE, f"over the {cap} connection cap"
         )
 
     def _stop_waiting(self, ws: ServerConnection) -> None:
@@ -449,23 +459,12 @@ class CollabServer:
             logger.warning("refused hello from %s: %s", peer_address(ws), exc)
             audit(AUTH_FAILED, ip=peer_ip(ws), stage="hello", reason=exc)
             raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc), hello.id) from None
-        if self._user_connections(identity) >= self.config.max_connections_per_user:
-            self.metrics.refused.labels("per_user").inc()
-            audit(
-                CAP_REFUSED, ip=peer_ip(ws), user=identity.user, team=identity.team, cap="per_user"
-            )
-            raise _OverCap(
-                f"{identity.user} already has {self.config.max_connections_per_user} connections"
-            )
-        if not self._connect_rate.allow(identity.team, identity.user):
-            self.metrics.refused.labels("connect_rate").inc()
-            audit(
-                CAP_REFUSED,
-                ip=peer_ip(ws),
-                user=identity.user,
-                team=identity.team,
-                cap="connect_rate",
-            )
+        cap = self._user_cap_reached(identity)
+        if cap is not None:
+            self._count_refusal(cap, peer_ip(ws), identity)
+            if cap == "per_user":
+                limit = self.config.max_connections_per_user
+                raise _OverCap(f"{identity.user} already has {limit} connections")
             raise _OverCap(f"{identity.user} is opening connections too fast")
         return identity
 

@@ -15,13 +15,10 @@ from server.audit import TOKEN_EXPIRED, audit
 from server.auth import Identity
 from server.limits import FloodGuard, TokenBucket
 from server.metrics import Metrics
-from server.outbound import Outbound, peer_ip
+from server.outbound import Outbound, close_soon, peer_ip
 from tui_collab.protocol import CloseCode, ErrorCode, ErrorMessage, encode
 
 logger = logging.getLogger(__name__)
-
-_closing: set[asyncio.Future[None]] = set()
-"""Close handshakes started from timers; kept referenced until they finish."""
 
 
 def close_reason(text: str) -> str:
@@ -75,9 +72,7 @@ class Session:
         if self.closing:
             return
         self.closing = True
-        task = asyncio.ensure_future(self.ws.close(code, close_reason(reason)))
-        _closing.add(task)
-        task.add_done_callback(_closing.discard)
+        close_soon(self.ws, code, close_reason(reason))
 
     def forget(self) -> None:
         if self.expiry is not None:

@@ -104,6 +104,13 @@ _closing: set[asyncio.Future[None]] = set()
 """Close handshakes started from callbacks; kept referenced until they finish."""
 
 
+def close_soon(ws: ServerConnection, code: int, reason: str) -> None:
+    """Start a close handshake from synchronous code, without waiting for it."""
+    task = asyncio.ensure_future(ws.close(code, reason))
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
 class Outbound:
     """Writes frames to peers and holds each peer's backlog under the policy."""
 
@@ -238,9 +245,7 @@ class Outbound:
         # The close frame queues behind the backlog: give the peer time to read both, so
         # a terminal resumed from Ctrl-Z learns why (1013) instead of seeing a reset.
         ws.close_timeout = self.policy.close_grace_s
-        task = asyncio.ensure_future(ws.close(CloseCode.TRY_AGAIN_LATER, "slow consumer"))
-        _closing.add(task)
-        task.add_done_callback(_closing.discard)
+        close_soon(ws, CloseCode.TRY_AGAIN_LATER, "slow consumer")
         # `close()` waits for the buffer to drain before its own timeout starts; a
         # peer that never reads would hold it forever.
         transport = ws.transport
