@@ -260,6 +260,14 @@ class BoardRoom:
         targets = self.connections if exclude is None else self.connections - {exclude}
         self.outbound.send(targets, frame, coalescible=coalescible)
 
+    def announce(
+        self, frame: str, exclude: ServerConnection | None = None, *, coalescible: bool = False
+    ) -> None:
+        """An event of this node's share of the board: to its peers here, and to the
+        other nodes for theirs."""
+        self.broadcast(frame, exclude, coalescible=coalescible)
+        self.cluster.publish_board_frame(self.team, self.id, frame)
+
     def resend_cursors(self, session: Session) -> None:
         """Give a peer that skipped cursor frames while it was behind every position now."""
         if self.cursors:
@@ -308,9 +316,7 @@ class BoardRoom:
         self._moved.clear()
         self._last_flush = asyncio.get_running_loop().time()
         self.frames_sent += 1
-        frame = encode(Cursors(board=self.id, cursors=moved))
-        self.broadcast(frame, coalescible=True)
-        self.cluster.publish_board_frame(self.team, self.id, frame)
+        self.announce(encode(Cursors(board=self.id, cursors=moved)), coalescible=True)
         if self.metrics is not None:
             self.metrics.cursor_flush.observe(time.perf_counter() - started)
 
@@ -378,11 +384,6 @@ class BoardRooms:
         self._rooms.pop((room.team, room.id), None)
         self._cluster.unwatch_board(room.team, room.id)
         return True
-
-    def apply(self, team: str, board: str, op: CellOp) -> bool:
-        """Merge an op into the open room; True if it changed the room (so is news)."""
-        room = self._rooms.get((team, board))
-        return room is not None and room.cells.apply(op)
 
     def rooms(self) -> list[BoardRoom]:
         return list(self._rooms.values())

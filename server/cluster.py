@@ -224,7 +224,7 @@ class RedisCluster:
 
     async def watch_team(self, team: str) -> dict[str, dict[str, Part]]:
         await self._subscribe(self._team_channel(team), ("team", team, ""))
-        raw = await self._call(self._require().hgetall(self._parts_key(team)))
+        raw = await _wait(self._require().hgetall(self._parts_key(team)))
         parts: dict[str, dict[str, Part]] = {}
         for field, value in raw.items():
             node, _, user = field.partition("|")
@@ -237,7 +237,7 @@ class RedisCluster:
     async def watch_board(self, team: str, board: str) -> list[RosterEntry]:
         await self._subscribe(self._board_frames(team, board), ("frames", team, board))
         await self._subscribe(board_channel(self.prefix, team, board), ("cells", team, board))
-        raw = await self._call(self._require().hgetall(self._roster_key(team, board)))
+        raw = await _wait(self._require().hgetall(self._roster_key(team, board)))
         entries = []
         for field, value in raw.items():
             node, _, user = field.partition("|")
@@ -399,7 +399,7 @@ class RedisCluster:
 
     async def _alive(self, node: str) -> bool:
         self._known_nodes.add(node)
-        return bool(await self._call(self._require().exists(self._node_key(node))))
+        return bool(await _wait(self._require().exists(self._node_key(node))))
 
     def _node_gone(self, node: str) -> None:
         if node not in self._known_nodes:
@@ -421,10 +421,10 @@ class RedisCluster:
         }
         try:
             for key in keys:
-                fields = await self._call(self._require().hkeys(key))
+                fields = await _wait(self._require().hkeys(key))
                 stale = [f for f in fields if f.startswith(f"{node}|")]
                 if stale:
-                    await self._call(self._require().hdel(key, *stale))
+                    await _wait(self._require().hdel(key, *stale))
         except (RedisError, OSError) as exc:
             logger.warning("could not delete the entries of node %s: %s", node, exc)
 
@@ -434,7 +434,3 @@ class RedisCluster:
         if self._redis is None:
             raise RuntimeError("cluster is not started")
         return self._redis
-
-    @staticmethod
-    async def _call(result: Awaitable[_T] | _T) -> _T:
-        return await _wait(result)

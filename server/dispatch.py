@@ -286,11 +286,8 @@ class Dispatcher:
         )
         session.send(encode(state))
         if fresh:
-            frame = room.joined_frame(participant)
-            room.broadcast(frame, exclude=session.ws)
-            cluster = self._server.cluster
-            cluster.publish_board_frame(room.team, room.id, frame)
-            cluster.roster_join(
+            room.announce(room.joined_frame(participant), exclude=session.ws)
+            self._server.cluster.roster_join(
                 room.team, room.id, participant.user, participant.name, participant.colour
             )
 
@@ -314,9 +311,7 @@ class Dispatcher:
             return
         participant = room.leave(session)
         if participant is not None:
-            frame = room.left_frame(participant)
-            room.broadcast(frame)
-            self._server.cluster.publish_board_frame(room.team, room.id, frame)
+            room.announce(room.left_frame(participant))
             self._server.cluster.roster_leave(room.team, room.id, participant.user)
         if self._server.rooms.discard_if_empty(room):
             # Versions only move while a room is open: keep the directory's copy current.
@@ -337,8 +332,7 @@ class Dispatcher:
                 board=room.id, user=session.user, x=message.x, y=message.y, active=message.active
             )
         )
-        room.broadcast(frame, exclude=session.ws, coalescible=True)
-        self._server.cluster.publish_board_frame(room.team, room.id, frame)
+        room.announce(frame, exclude=session.ws, coalescible=True)
 
     async def _cell_set(self, session: Session, message: CellSet) -> None:
         room = await self._joined_room(session, message.board, message.op)
@@ -372,14 +366,13 @@ class Dispatcher:
         result = await self._server.store.apply_cell_op(session.team, room.id, op)
         if result.applied:
             stored = CellOp(op.x, op.y, op.value, op.clock, op.client, op.by, result.version)
-            # Not news if the room already has it: with several nodes, a gap refill may
-            # have brought this very op in while the store's answer was on its way.
-            fresh_op = self._server.rooms.apply(session.team, room.id, stored)
             live = self._server.rooms.get(session.team, room.id)
             if live is not None:
                 live.saw(result.version)
-            if live is not None and fresh_op:
-                live.broadcast(changed_frame(room.id, stored))
+                # Not news if the room already has it: with several nodes, a gap refill
+                # may have brought this very op in while the store's answer was on its way.
+                if live.cells.apply(stored):
+                    live.broadcast(changed_frame(room.id, stored))
         session.send(encode(Ack(re=message.op, version=result.version, applied=result.applied)))
 
     async def _auth_refresh(self, session: Session, message: AuthRefresh) -> None:

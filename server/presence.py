@@ -84,13 +84,10 @@ class PresenceTracker:
                 r.user: _UserPresence(team=team, user=r.user, name=r.name, last_seen=r.last_seen)
                 for r in records
             }
-            for user, parts in remote.items():
-                name = next(iter(parts.values())).get("name", user)
-                state = users.setdefault(user, _UserPresence(team=team, user=user, name=name))
-                state.remote = dict(parts)
+            self._teams[team] = users
+            self._adopt(team, remote)
             for state in users.values():
                 state.published = self._view(state)
-            self._teams[team] = users
 
     # --- other nodes -----------------------------------------------------------------------
 
@@ -119,19 +116,22 @@ class PresenceTracker:
 
     async def resync(self) -> None:
         """After a broken link to the other nodes: share our parts again, reread theirs."""
-        for team, users in self._teams.items():
+        for team, users in list(self._teams.items()):  # a team may be added meanwhile
             for state in users.values():
                 if state.shared is not None:
                     self._cluster.publish_part(team, state.user, state.shared)
             remote = await self._cluster.watch_team(team)
             for state in users.values():
-                state.remote = dict(remote.get(state.user, {}))
-            for user, parts in remote.items():
-                if user not in users:
-                    name = str(next(iter(parts.values())).get("name", user))
-                    self._state(team, user, name).remote = dict(parts)
+                state.remote = {}
+            self._adopt(team, remote)
             for state in list(users.values()):
                 self._publish(state)
+
+    def _adopt(self, team: str, remote: dict[str, dict[str, Part]]) -> None:
+        """Take other nodes' parts, by user then node, as the team's remote views."""
+        for user, parts in remote.items():
+            name = str(next(iter(parts.values())).get("name", user))
+            self._state(team, user, name).remote = dict(parts)
 
     def connected(self, session: Session) -> None:
         state = self._state(session.team, session.user, session.identity.name)
