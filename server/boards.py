@@ -141,16 +141,19 @@ class BoardRoom:
         if version <= self.watermark:
             return
         self.seen_above.add(version)
-        while self.watermark + 1 in self.seen_above:
-            self.watermark += 1
-            self.seen_above.discard(self.watermark)
+        self._advance()
 
     def caught_up(self, version: int) -> None:
         """A read of the store at `version` brought in everything up to it."""
         if version > self.watermark:
             self.watermark = version
             self.seen_above = {v for v in self.seen_above if v > version}
-            self.saw(version)
+            self._advance()
+
+    def _advance(self) -> None:
+        while self.watermark + 1 in self.seen_above:
+            self.watermark += 1
+            self.seen_above.discard(self.watermark)
 
     def meta(self) -> BoardMeta:
         return board_meta(self.record, self.version)
@@ -270,8 +273,9 @@ class BoardRoom:
 
     def resend_cursors(self, session: Session) -> None:
         """Give a peer that skipped cursor frames while it was behind every position now."""
-        if self.cursors:
-            frame = encode(Cursors(board=self.id, cursors=self.cursor_list()))
+        positions = self.cursor_list()  # this node's and the other nodes' users
+        if positions:
+            frame = encode(Cursors(board=self.id, cursors=positions))
             self.outbound.send((session.ws,), frame, coalescible=True)
 
     def joined_frame(self, participant: _Participant) -> str:
