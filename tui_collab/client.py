@@ -73,7 +73,7 @@ from tui_collab.protocol import (
     decode_server,
     encode,
 )
-from tui_collab.tokens import token_expiry
+from tui_collab.tokens import token_lifetime
 
 logger = logging.getLogger(__name__)
 
@@ -545,11 +545,11 @@ class CollabClient:
 
     def _refresh_at(self) -> float | None:
         """The Unix time at which to ask for the next token, if the current one expires."""
-        expiry = None if self._token is None else token_expiry(self._token)
-        if expiry is None:
+        lifetime = None if self._token is None else token_lifetime(self._token)
+        if lifetime is None:
             return None
-        life = max(0.0, expiry - time.time())
-        return expiry - min(REFRESH_MARGIN_S, life / 5)
+        issued, expiry = lifetime
+        return expiry - min(REFRESH_MARGIN_S, max(0.0, expiry - issued) / 5)
 
     def _token_expiring(self) -> bool:
         refresh_at = self._refresh_at()

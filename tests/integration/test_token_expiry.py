@@ -96,3 +96,23 @@ async def test_an_expired_token_is_replaced_by_the_provider_instead_of_giving_up
     async with CollabClient(server.url, token=revoked, token_provider=provider) as client:
         assert client.welcome is not None
         assert client.attempts == 2
+
+
+async def test_a_token_in_its_last_fifth_is_replaced_before_connecting(
+    start_server: StartServer,
+) -> None:
+    """Renewal is due a fifth of the token's life before `exp` (at most 60 s before)."""
+    server = await start_server()
+    now = int(time.time())
+    late = jwt.encode(
+        {"sub": "ada", "team": "core", "iat": now - 9, "exp": now + 2}, SECRET, algorithm="HS256"
+    )
+    fresh: list[str] = []
+
+    async def provider() -> str:
+        fresh.append(token("ada", "core"))
+        return fresh[-1]
+
+    async with CollabClient(server.url, token=late, token_provider=provider) as client:
+        assert client.attempts == 1
+        assert len(fresh) == 1  # asked before the first attempt, not after a 4001
