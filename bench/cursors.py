@@ -176,6 +176,15 @@ def run_once(ours: bool, clients: int, seconds: float, lone: bool) -> dict[str, 
             parts = pending.get(timeout=120)
     finally:
         served.stop()
+    return {
+        **summarize(parts, seconds),
+        "server_cpu_pct": 100 * server_cpu / seconds,
+        "load_cpu_pct": 100 * sum(p["cpu"] for p in parts) / (seconds + 3),
+    }
+
+
+def summarize(parts: list[dict[str, Any]], seconds: float) -> dict[str, float]:
+    """Delivery per watching client and latency, from every worker's share."""
     latencies = [x for p in parts for x in p["latencies"]]
     watching = sum(p["watching"] for p in parts)
     return {
@@ -185,8 +194,6 @@ def run_once(ours: bool, clients: int, seconds: float, lone: bool) -> dict[str, 
         "p95_ms": percentile(latencies, 95) * 1000,
         "p99_ms": percentile(latencies, 99) * 1000,
         "max_ms": max(latencies, default=float("nan")) * 1000,
-        "server_cpu_pct": 100 * server_cpu / seconds,
-        "load_cpu_pct": 100 * sum(p["cpu"] for p in parts) / (seconds + 3),
     }
 
 

@@ -196,16 +196,7 @@ def run_cursors(nodes: int, clients: int, seconds: float) -> dict[str, float]:
         parts, cpu = measure(cluster, cursors._worker, tasks, start_at, seconds)
     finally:
         cluster.close()
-    latencies = [x for p in parts for x in p["latencies"]]
-    watching = sum(p["watching"] for p in parts)
-    return {
-        "frames_per_s": sum(p["frames"] for p in parts) / watching / seconds,
-        "updates_per_s": sum(p["updates"] for p in parts) / watching / seconds,
-        "p50_ms": percentile(latencies, 50) * 1000,
-        "p99_ms": percentile(latencies, 99) * 1000,
-        "max_ms": max(latencies, default=float("nan")) * 1000,
-        **cpu,
-    }
+    return {**cursors.summarize(parts, seconds), **cpu}
 
 
 def repeat(run: Callable[[], dict[str, float]], repeats: int) -> tuple[dict[str, float], str]:
