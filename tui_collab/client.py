@@ -23,7 +23,9 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
 
+from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
@@ -35,11 +37,15 @@ from tui_collab.events import (
     Connecting,
     ConnectionState,
     EventBus,
+    OpRefused,
+    OutboxFailed,
     PendingChanged,
     Reconnecting,
+    Restored,
     StateChanged,
 )
 from tui_collab.mirror import BoardMirror
+from tui_collab.outbox import Outbox, OutboxError
 from tui_collab.protocol import (
     Ack,
     Activity,
@@ -70,8 +76,10 @@ from tui_collab.protocol import (
     Status,
     TypingSet,
     Welcome,
+    cell_value_problem,
     decode_server,
     encode,
+    printable,
 )
 from tui_collab.tokens import token_lifetime
 
@@ -86,6 +94,11 @@ REFRESH_MARGIN_S: Final = 60.0
 
 CURSOR_INTERVAL_S: Final = 1 / 30
 """At most ~30 cursor moves a second go out; the last position always does."""
+TYPING_REPEAT_S: Final = 2.0
+"""While a person types, `typing active:true` goes out at most this often; other
+clients drop a mark that has not been repeated for 5 s, so a vanished typer's mark goes."""
+_RETRYABLE_ERRORS: Final = {"internal", "rate_limited"}
+"""Op errors that are the server's or the moment's: the op stays pending and is re-sent."""
 _FATAL_CLOSES: Final = {
     CloseCode.AUTH_FAILED: "unauthorized",
     CloseCode.UNSUPPORTED_VERSION: "unsupported_version",
@@ -104,6 +117,22 @@ _SLOW_DOWN_CLOSES: Final = {CloseCode.RATE_LIMITED}
 """Closes that mean "you sent too much": wait the longest backoff. A 1013 (this client
 fell behind, or was over a cap at hello) backs off like any failure, so a terminal
 that was suspended for a while catches up as soon as it resumes."""
+
+
+_TLS_FAILURE: Final = "cannot verify the certificate of"
+
+
+def _final_detail(fatal: str, url: str, reason: str) -> str:
+    """One line for a person about a failure that retrying will not fix."""
+    if fatal == "unauthorized":
+        return f"{urlsplit(url).netloc} refused the token ({reason})"
+    if fatal == "tls":
+        return f"{reason} (trust the server's CA with --cafile or SSL_CERT_FILE)"
+    if fatal == "invalid_url":
+        return f"{url} is not a valid ws:// or wss:// URL ({reason})"
+    if fatal == "unsupported_version":
+        return f"{urlsplit(url).netloc} speaks another protocol version: update tui-collab"
+    return reason
 
 
 class ClientError(Exception):
@@ -135,6 +164,7 @@ class CollabClient:
         open_timeout_s: float = 10.0,
         sleep: Sleep = asyncio.sleep,
         token_provider: TokenProvider | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         if not self.urls:
@@ -146,6 +176,9 @@ class CollabClient:
         self._token = token
         self._token_provider = token_provider
         self._user, self._team, self._name = user, team, name
+        self._outbox_file = outbox
+        if client_id is None and outbox is not None:
+            client_id = outbox.client_id()  # re-sent edits then carry their first client id
         self.client_id = client_id or f"c-{secrets.token_hex(8)}"
         self.backoff = backoff or Backoff()
         self.max_attempts = max_attempts
@@ -181,6 +214,13 @@ class CollabClient:
         self._cursor_due: dict[str, tuple[int, int]] = {}
         self._cursor_sent_at: dict[str, float] = {}
         self._cursor_timer: dict[str, asyncio.TimerHandle] = {}
+        self._typing_sent_at: dict[str, float] = {}
+        self._typing_due: dict[str, tuple[int, int]] = {}
+        self._typing_timer: dict[str, asyncio.TimerHandle] = {}
+        self._restore_only: set[str] = set()
+        """Boards joined only to deliver edits kept from an earlier run; left once done."""
+        self.restored = self._restore_outbox()
+        """How many edits kept from an earlier run this client will send."""
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -197,6 +237,10 @@ class CollabClient:
             self._closing = False
             self.state = Connecting(self.urls[0])
             self._task = asyncio.create_task(self._run(), name="collab-client")
+            if self.restored:
+                self._bus.emit(Restored(self.restored))
+                for board in self.joined:
+                    self._bus.emit(PendingChanged(board))
 
     async def wait_connected(self) -> None:
         """Wait until connected; raise `ConnectionError` if the client closed for good."""
@@ -205,7 +249,9 @@ class CollabClient:
         try:
             while not isinstance(self.state, Connected):
                 if isinstance(self.state, Closed):
-                    raise ConnectionError(f"client closed: {self.state.reason}")
+                    state = self.state
+                    detail = f" ({state.detail})" if state.detail else ""
+                    raise ConnectionError(f"client closed: {state.reason}{detail}")
                 changed.clear()
                 await changed.wait()
         finally:
@@ -253,6 +299,7 @@ class CollabClient:
 
     async def join(self, board: str) -> BoardMirror:
         """Join a board; returns its mirror once the server's `board.state` arrived."""
+        self._restore_only.discard(board)
         mirror = self.joined.get(board)
         since, epoch = (mirror.version, mirror.epoch) if mirror else (None, None)
         future: asyncio.Future[BoardMirror] = asyncio.get_running_loop().create_future()
@@ -299,17 +346,30 @@ class CollabClient:
         """Write a cell; resolves once the server made the op durable (or found it beaten).
 
         Works while disconnected too: the op waits in order and goes out on reconnect.
+        With an outbox it is on disk before this returns control, and survives the
+        process. A value or position the protocol refuses raises `ClientError`
+        (`bad_request`) at once, and nothing is queued.
         """
         mirror = self.joined.get(board)
         if mirror is None:
             raise NotConnected(f"join board {board!r} before editing it")
         if isinstance(self.state, Closed) and (self._task is None or self._task.done()):
             raise NotConnected(f"the client is closed ({self.state.reason})")
+        limit = self.welcome.limits.max_cell_chars if self.welcome else None
+        problem = cell_value_problem(value) if limit is None else cell_value_problem(value, limit)
+        if problem is not None:
+            raise ClientError("bad_request", f"value {problem}")
         op_id = f"{self._op_prefix}{next(self._op_numbers)}"
-        op = CellSet(
-            board=board, x=x, y=y, value=value, op=op_id, clock=mirror.next_clock(), id=op_id
-        )
+        try:
+            op = CellSet(
+                board=board, x=x, y=y, value=value, op=op_id, clock=mirror.next_clock(), id=op_id
+            )
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(part) for part in first["loc"]) or "cell"
+            raise ClientError("bad_request", printable(f"{where}: {first['msg']}")) from None
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        self._keep(op)
         mirror.pending[op_id] = op
         self._op_futures[op_id] = future
         self._op_boards[op_id] = board
@@ -317,6 +377,61 @@ class CollabClient:
         if self._outbox is not None:
             self._outbox.put_nowait(encode(op))
         return await future
+
+    @property
+    def unsaved_count(self) -> int:
+        """Edits the server has not acknowledged yet, on every board."""
+        return len(self._op_boards)
+
+    @property
+    def has_outbox(self) -> bool:
+        """Whether unacknowledged edits outlive this process (a durable outbox is set)."""
+        return self._outbox_file is not None
+
+    async def flush(self) -> None:
+        """Return once every edit is acknowledged or refused (bound it with `asyncio.timeout`)."""
+        done = asyncio.Event()
+
+        def check(_: object) -> None:
+            if not self._op_boards:
+                done.set()
+
+        unsubscribe = self.on(PendingChanged, check)
+        try:
+            check(None)
+            await done.wait()
+        finally:
+            unsubscribe()
+
+    def discard_unsaved(self) -> int:
+        """Forget every unacknowledged edit, here and in the outbox; returns how many.
+
+        An edit already on the wire may still land; nothing is sent again. Callers
+        awaiting one of them see it cancelled.
+        """
+        dropped = list(self._op_boards.items())
+        for op_id, board in dropped:
+            mirror = self.joined.get(board)
+            if mirror is not None:
+                mirror.pending.pop(op_id, None)
+            future = self._op_futures.pop(op_id, None)
+            if future is not None and not future.done():
+                future.cancel()
+        self._op_boards.clear()
+        if self._outbox_file is not None:
+            try:
+                self._outbox_file.clear()
+            except OutboxError as exc:
+                self._outbox_failed(exc)
+        for board in {board for _, board in dropped}:
+            self._bus.emit(PendingChanged(board))
+        return len(dropped)
+
+    @property
+    def token_expires_at(self) -> float | None:
+        """When the current token runs out (Unix time); None without a token or `exp`."""
+        lifetime = None if self._token is None else token_lifetime(self._token)
+        return None if lifetime is None else lifetime[1]
 
     def move_cursor(self, board: str, x: int, y: int) -> None:
         """Never blocks; sends at most ~30 moves a second and always the last position."""
@@ -331,8 +446,27 @@ class CollabClient:
             self._cursor_timer[board] = loop.call_later(wait, self._flush_cursor, board)
 
     def set_typing(self, board: str, x: int, y: int, active: bool) -> None:
-        if self._outbox is not None:
-            self._outbox.put_nowait(encode(TypingSet(board=board, x=x, y=y, active=active)))
+        """Say this user is (still) typing at a cell; call on every keystroke.
+
+        Never blocks. `active=True` goes out at most every `TYPING_REPEAT_S` (the last
+        position always does); `active=False` goes out at once. Teammates drop a mark
+        that is not repeated, so a typer who stops (or vanishes) loses it by itself.
+        """
+        timer = self._typing_timer.pop(board, None)
+        if timer is not None:
+            timer.cancel()
+        if not active:
+            self._typing_due.pop(board, None)
+            if self._typing_sent_at.pop(board, None) is not None:
+                self._send_typing(board, x, y, False)
+            return
+        self._typing_due[board] = (x, y)
+        loop = asyncio.get_running_loop()
+        wait = self._typing_sent_at.get(board, float("-inf")) + TYPING_REPEAT_S - loop.time()
+        if wait <= 0:
+            self._flush_typing(board)
+        else:
+            self._typing_timer[board] = loop.call_later(wait, self._flush_typing, board)
 
     def pending(self, board: str) -> list[CellSet]:
         """This client's ops on `board` not yet acknowledged, oldest first."""
@@ -340,6 +474,67 @@ class CollabClient:
         return [] if mirror is None else list(mirror.pending.values())
 
     # --- internals ------------------------------------------------------------------
+
+    def _flush_typing(self, board: str) -> None:
+        self._typing_timer.pop(board, None)
+        position = self._typing_due.pop(board, None)
+        if position is not None:
+            self._typing_sent_at[board] = asyncio.get_running_loop().time()
+            self._send_typing(board, *position, True)
+
+    def _send_typing(self, board: str, x: int, y: int, active: bool) -> None:
+        if self._outbox is not None:  # offline: a stale mark is worse than none
+            self._outbox.put_nowait(encode(TypingSet(board=board, x=x, y=y, active=active)))
+
+    def _restore_outbox(self) -> int:
+        """Queue the edits an earlier run left unacknowledged, on stand-in board mirrors.
+
+        Each board is joined on connect like any other (the stand-in is replaced by the
+        server's `board.state`), and left again once its edits are in, unless the
+        application joined it meanwhile.
+        """
+        if self._outbox_file is None:
+            return 0
+        try:
+            kept = self._outbox_file.load()
+        except OutboxError as exc:
+            self._outbox_failed(exc)
+            return 0
+        for op in kept:
+            mirror = self.joined.get(op.board)
+            if mirror is None:
+                # A stand-in until the server's board.state: nothing reads it before that.
+                meta = BoardMeta.model_construct(
+                    id=op.board, title=op.board, width=1, height=1, created_by="", version=0
+                )
+                mirror = self.joined[op.board] = BoardMirror(meta=meta)
+                self._restore_only.add(op.board)
+            mirror.pending[op.op] = op
+            self._op_boards[op.op] = op.board
+        if kept:
+            logger.info("re-sending %d edits kept from an earlier run", len(kept))
+        return len(kept)
+
+    def _keep(self, op: CellSet) -> None:
+        if self._outbox_file is None:
+            return
+        try:
+            self._outbox_file.add(op)
+        except OutboxError as exc:
+            self._outbox_failed(exc)
+
+    def _forget(self, op_id: str) -> None:
+        if self._outbox_file is None:
+            return
+        try:
+            self._outbox_file.remove(op_id)
+        except OutboxError as exc:
+            self._outbox_failed(exc)
+
+    def _outbox_failed(self, exc: OutboxError) -> None:
+        """The edit still goes to the server; only surviving this process is at risk."""
+        logger.warning("%s", exc)
+        self._bus.emit(OutboxFailed(str(exc)))
 
     def _flush_cursor(self, board: str) -> None:
         self._cursor_timer.pop(board, None)
@@ -370,21 +565,26 @@ class CollabClient:
         self._bus.emit(StateChanged(state))
 
     async def _run(self) -> None:
-        final = "closed"
+        final, detail = "closed", ""
         try:
-            final = await self._connect_until_final()
-        except Exception:
+            final, detail = await self._connect_until_final()
+        except Exception as exc:
             logger.exception("client stopped by an unexpected error")
-            final = "error"
+            final, detail = "error", f"unexpected error: {type(exc).__name__}: {exc}"
         finally:
             self._fail_requests(ConnectionError("client closed"))
             if final != "closed" or not self._closing:
-                self._fail_ops(ConnectionError(f"client closed: {final}"))
-            self._set_state(Closed(final))
+                self._fail_ops(ConnectionError(f"client closed: {detail or final}"))
+            self._set_state(Closed(final, detail))
             self._bus.close()
 
-    async def _connect_until_final(self) -> str:
-        """Connect and reconnect until something final happens; return why it ended."""
+    async def _connect_until_final(self) -> tuple[str, str]:
+        """Connect and reconnect until something final happens; return why it ended.
+
+        Returns the `Closed` reason and a line for a person. A refused token, a
+        certificate that does not verify, a bad URL or another protocol version are
+        final at once: retrying cannot change them.
+        """
         failures = 0
         url_index = 0
         stale_token = self._token is None
@@ -394,9 +594,9 @@ class CollabClient:
             if self._token_provider is not None and (stale_token or self._token_expiring()):
                 try:
                     self._token = await self._token_provider()
-                except Exception:
-                    logger.exception("the token provider failed")
-                    return "unauthorized"
+                except Exception as exc:
+                    logger.warning("the token provider failed: %s", exc)
+                    return "unauthorized", f"could not get a token: {exc}"
             self.attempts += 1
             welcomed, code, reason = await self._attempt(url)
             if self._closing:
@@ -406,6 +606,8 @@ class CollabClient:
                 fatal = "unauthorized"
             if fatal is None and reason.startswith("InvalidURI"):
                 fatal = "invalid_url"
+            if fatal is None and reason.startswith(_TLS_FAILURE):
+                fatal = "tls"
             if fatal == "unauthorized" and self._token_provider is not None and not stale_token:
                 # The token may just have run out: one more try with a fresh one.
                 logger.info("token refused (%s); asking for a new one", reason)
@@ -414,17 +616,17 @@ class CollabClient:
             stale_token = False
             if fatal is not None:
                 logger.warning("giving up on the server (%s): %s", fatal, reason)
-                return fatal
+                return fatal, _final_detail(fatal, url, reason)
             failures = 1 if welcomed else failures + 1
             if self.max_attempts is not None and failures > self.max_attempts:
-                return "gave_up"
+                return "gave_up", f"gave up on {url} after {failures} attempts: {reason}"
             if not welcomed:
                 url_index += 1  # a server that cannot be reached: try the next one
             slow_down = code in _SLOW_DOWN_CLOSES or reason.startswith("HTTP 503")
             delay = self.backoff.delay(failures, self.backoff.cap_s if slow_down else 0.0)
             self._set_state(Reconnecting(failures, delay, reason))
             await self._wait(delay)
-        return "closed"
+        return "closed", ""
 
     async def _wait(self, delay: float) -> None:
         self._wake.clear()
@@ -451,10 +653,14 @@ class CollabClient:
                 ping_interval=10,
                 ping_timeout=10,
                 close_timeout=2,
-                ssl=self._ssl,
+                ssl=self._tls_for(url),
             )
         except InvalidStatus as exc:
             return False, None, f"HTTP {exc.response.status_code}"
+        except ssl.SSLCertVerificationError as exc:
+            host = urlsplit(url).netloc
+            why = exc.verify_message or exc.reason or str(exc)
+            return False, None, f"{_TLS_FAILURE} {host}: {why}"
         except (OSError, TimeoutError, WebSocketException) as exc:
             return False, None, f"{type(exc).__name__}: {exc}"
         self._ws = ws  # from now on close() can reach it
@@ -475,6 +681,15 @@ class CollabClient:
         code = ws.close_code
         reason = ws.close_reason or _CLOSE_REASONS.get(code or 1006, f"closed with {code}")
         return welcomed, code, reason
+
+    def _tls_for(self, url: str) -> ssl.SSLContext | None:
+        """wss:// verifies against the system's trust store unless given a context.
+
+        `ssl.create_default_context()` honours `SSL_CERT_FILE` and `SSL_CERT_DIR`.
+        """
+        if self._ssl is None and url.startswith("wss:"):
+            self._ssl = ssl.create_default_context()
+        return self._ssl if url.startswith("wss:") else None
 
     async def _handshake(self, ws: ClientConnection) -> bool:
         hello = Hello(v=1, client=f"tui-collab/{__version__}", client_id=self.client_id)
@@ -656,15 +871,31 @@ class CollabClient:
             request.set_result(state)
 
     def _rejoin_failed(self, board: str, error: ErrorMessage) -> None:
-        """The board is gone or closed to us: drop its mirror and fail its queued edits."""
+        """The board is gone or closed to us: drop its mirror and refuse its queued edits."""
         logger.warning("could not rejoin %s: %s %s", board, error.code, error.message)
-        self.joined.pop(board, None)
+        mirror = self.joined.pop(board, None)
+        self._restore_only.discard(board)
         for op_id in [op for op, b in self._op_boards.items() if b == board]:
-            self._op_boards.pop(op_id)
-            future = self._op_futures.pop(op_id, None)
-            if future is not None and not future.done():
-                future.set_exception(ClientError(error.code, error.message))
+            op = None if mirror is None else mirror.pending.get(op_id)
+            self._settle(op_id, op, error)
         self._bus.emit(PendingChanged(board))
+
+    def _settle(self, op_id: str, op: CellSet | None, reply: Ack | ErrorMessage) -> None:
+        """An op is done (acknowledged, or refused for good): forget it everywhere."""
+        self._op_boards.pop(op_id, None)
+        self._forget(op_id)
+        future = self._op_futures.pop(op_id, None)
+        if isinstance(reply, ErrorMessage) and op is not None:
+            logger.warning("edit %s refused: %s %s", op_id, reply.code, reply.message)
+            self._bus.emit(
+                OpRefused(op.board, op_id, op.x, op.y, op.value, reply.code, reply.message)
+            )
+        if future is None or future.done():
+            return
+        if isinstance(reply, Ack):
+            future.set_result(reply)
+        else:
+            future.set_exception(ClientError(reply.code, reply.message))
 
     def _retry_op_later(self, op_id: str, delay_s: float = 1.0) -> None:
         """A server-side failure: the op stays pending and goes out again (resending is safe)."""
@@ -676,6 +907,13 @@ class CollabClient:
                 self._outbox.put_nowait(encode(mirror.pending[op_id]))
 
         asyncio.get_running_loop().call_later(delay_s, resend)
+
+    def _leave_restored(self, board: str) -> None:
+        """A board joined only for kept edits has them all in: leave it quietly."""
+        self._restore_only.discard(board)
+        self.joined.pop(board, None)
+        if self._outbox is not None:
+            self._outbox.put_nowait(encode(BoardLeave(board=board, id=f"r{next(self._ids)}")))
 
     def _fail_ops(self, exc: Exception) -> None:
         for future in self._op_futures.values():
@@ -689,25 +927,17 @@ class CollabClient:
         if re in self._rejoins and isinstance(message, ErrorMessage):
             self._rejoin_failed(self._rejoins.pop(re), message)
             return
-        if (
-            re in self._op_futures
-            and isinstance(message, ErrorMessage)
-            and message.code in ("internal", "rate_limited")
-        ):
-            self._retry_op_later(re)
-            return
-        if re in self._op_futures:
-            future = self._op_futures.pop(re)
-            board = self._op_boards.pop(re)
+        board = self._op_boards.get(re)
+        if board is not None:
+            if isinstance(message, ErrorMessage) and message.code in _RETRYABLE_ERRORS:
+                self._retry_op_later(re)
+                return
             mirror = self.joined.get(board)
-            if mirror is not None:
-                mirror.pending.pop(re, None)
-            if not future.done():
-                if isinstance(message, Ack):
-                    future.set_result(message)
-                else:
-                    future.set_exception(ClientError(message.code, message.message))
+            op = None if mirror is None else mirror.pending.pop(re, None)
+            self._settle(re, op, message)
             self._bus.emit(PendingChanged(board))
+            if mirror is not None and not mirror.pending and board in self._restore_only:
+                self._leave_restored(board)
             return
         request = self._requests.get(re)
         if request is None or request.done():

@@ -33,7 +33,10 @@ class Reconnecting:
 @dataclass(frozen=True)
 class Closed:
     reason: str
-    """`closed` (by the application), `unauthorized`, `unsupported_version` or `gave_up`."""
+    """`closed` (by the application), `unauthorized`, `unsupported_version`, `tls`,
+    `invalid_url`, `error` or `gave_up`."""
+    detail: str = ""
+    """One line for a person: what failed and what to do (empty when closed on purpose)."""
 
 
 ConnectionState = Connecting | Connected | Reconnecting | Closed
@@ -49,6 +52,37 @@ class PendingChanged:
     """The set of unacknowledged ops of a board changed (for "not yet saved" marks)."""
 
     board: str
+
+
+@dataclass(frozen=True)
+class OpRefused:
+    """The server refused one of this client's edits for good; the cell keeps its value.
+
+    Retryable failures (`internal`, `rate_limited`) are re-sent and never reach this.
+    """
+
+    board: str
+    op: str
+    x: int
+    y: int
+    value: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Restored:
+    """Edits kept from an earlier run were loaded from the outbox and will be re-sent."""
+
+    count: int
+
+
+@dataclass(frozen=True)
+class OutboxFailed:
+    """The durable outbox could not be written: edits still go out, but would not
+    survive this process (a full or read-only disk)."""
+
+    message: str
 
 
 E = TypeVar("E")

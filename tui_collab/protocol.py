@@ -429,6 +429,25 @@ def printable(text: str, limit: int = 200) -> str:
     return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"
 
 
+_CONTROL_NAMES: Final = {"\t": "a tab", "\n": "a line break", "\r": "a line break"}
+
+
+def cell_value_problem(value: str, max_chars: int = MAX_CELL_CHARS) -> str | None:
+    """Why the protocol would refuse `value` as a cell value, in words; None if it is fine.
+
+    Clients check before sending, so a person is told at the keyboard instead of by a
+    `bad_request` after the fact.
+    """
+    if len(value) > max_chars:
+        return f"too long: {len(value)} characters, a cell holds at most {max_chars}"
+    found = _CONTROL_RE.search(value)
+    if found is not None:
+        char = found.group()
+        name = _CONTROL_NAMES.get(char, f"the control character U+{ord(char):04X}")
+        return f"contains {name}, which a cell cannot hold"
+    return None
+
+
 IDENTIFIER_ADAPTER: Final[TypeAdapter[str]] = TypeAdapter(Identifier)
 
 

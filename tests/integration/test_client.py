@@ -87,7 +87,9 @@ async def test_bad_token_closes_unauthorized_after_one_attempt(server: CollabSer
         async with client:
             pass
     assert client.attempts == 1
-    assert client.state == Closed("unauthorized")
+    assert isinstance(client.state, Closed)
+    assert client.state.reason == "unauthorized"
+    assert "refused the token" in client.state.detail
 
 
 async def test_expired_token_in_hello_path_is_also_final(start_server: StartServer) -> None:
