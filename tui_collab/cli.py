@@ -17,16 +17,20 @@ import os
 import re
 import ssl
 import sys
+import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from platformdirs import user_data_dir
 
 from tui_collab import __version__
+
+if TYPE_CHECKING:
+    from tui_collab.client import TokenProvider
 
 ENV_PREFIX = "TUI_COLLAB_"
 DEFAULT_PORT = 9001
@@ -65,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path(_env("DATA_DIR") or user_data_dir("tui-collab", appauthor=False)),
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="log in detail to the data dir's tui-collab.log; show tracebacks of start-up errors",
+    )
     commands = parser.add_subparsers(dest="command")
     who = commands.add_parser("who", help="print the team's presence as a table")
     _connection_flags(who)
@@ -78,10 +87,25 @@ def _connection_flags(parser: argparse.ArgumentParser) -> None:
         default=_env("SERVER"),
         help="ws:// or wss:// URL of a server, e.g. ws://host:9001/ws",
     )
-    parser.add_argument(
+    tokens = parser.add_mutually_exclusive_group()
+    tokens.add_argument(
         "--token",
         default=_env("TOKEN"),
         help="token from `tui-collab-server token` (or TUI_COLLAB_TOKEN)",
+    )
+    tokens.add_argument(
+        "--token-command",
+        metavar="CMD",
+        default=_env("TOKEN_COMMAND"),
+        help="shell command that prints a fresh token; run at start, before the token "
+        "expires and after a refusal (like git's credential helpers)",
+    )
+    tokens.add_argument(
+        "--token-file",
+        metavar="PATH",
+        type=Path,
+        default=_env("TOKEN_FILE"),
+        help="file holding the token; reread whenever a fresh one is needed",
     )
     parser.add_argument("--user", default=_env("USER_ID"), help="user id (open-mode servers)")
     parser.add_argument("--team", default=_env("TEAM"), help="team (open-mode servers)")
@@ -90,7 +114,7 @@ def _connection_flags(parser: argparse.ArgumentParser) -> None:
         "--cafile",
         type=Path,
         default=_env("CAFILE"),
-        help="CA certificate (PEM) to trust for wss:// (default: the system's)",
+        help="CA certificate (PEM) to trust for wss://, besides the system's",
     )
 
 
@@ -108,40 +132,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "who":
         return who(args)
     try:
-        asyncio.run(run_app(args))
-    except OSError as exc:
+        return asyncio.run(run_app(args))
+    except StartupFailure as exc:
+        if args.debug:
+            traceback.print_exception(exc.__cause__ or exc)
         print(f"tui-collab: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        pass
-    return 0
+        return 130
 
 
-async def run_app(args: argparse.Namespace) -> None:
-    from server.app import CollabServer
-    from server.config import ServerConfig
+class StartupFailure(Exception):
+    """The app cannot start; the message is the one line the person sees."""
+
+
+async def run_app(args: argparse.Namespace) -> int:
     from tui_collab.app import CollabApp
     from tui_collab.client import CollabClient
+    from tui_collab.outbox import Outbox, OutboxError
 
-    args.data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = prepare_data_dir(args.data_dir)
     logging.basicConfig(
-        filename=args.data_dir / "tui-collab.log",
-        level=logging.INFO,
+        filename=data_dir / "tui-collab.log",
+        level=logging.DEBUG if args.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("websockets").setLevel(logging.WARNING)
-    server: CollabServer | None = None
+    tls = tls_context(args.cafile)
+    provider = token_provider(args)
+    token = args.token
+    if provider is not None:
+        token = await first_token(provider)
+    server = None
     url = args.server
     if url is None:
-        server = await _start_local_server(CollabServer, ServerConfig, args)
+        server = await _start_local_server(args)
         url = server.url
-    user = args.user or default_user()
-    team = args.team or "local"
-    tls = tls_context(args.cafile)
-    if args.token:
-        client = CollabClient(url, token=args.token, ssl_context=tls)
+    user, team = args.user or default_user(), args.team or "local"
+    if token is not None:
+        user, team = token_identity(token) or (user, team)
+    try:
+        outbox = Outbox.in_dir(data_dir, url, team, user)
+    except OutboxError as exc:
+        raise StartupFailure(f"{exc}: check the data dir (--data-dir)") from exc
+    if token is not None:
+        client = CollabClient(
+            url, token=token, token_provider=provider, ssl_context=tls, outbox=outbox
+        )
     else:
-        client = CollabClient(url, user=user, team=team, name=args.name, ssl_context=tls)
+        client = CollabClient(
+            url, user=user, team=team, name=args.name, ssl_context=tls, outbox=outbox
+        )
     where = f"{url}" if server is None else f"local server {url}"
     app = CollabApp(client, board=args.board, where=where)
     demo: asyncio.Task[None] | None = None
@@ -158,25 +199,111 @@ async def run_app(args: argparse.Namespace) -> None:
                 await demo
         if server is not None:
             await server.stop()
+        outbox.close()
+    return exit_report(client, app.return_code)
 
 
-async def _start_local_server(server_cls: Any, config_cls: Any, args: argparse.Namespace) -> Any:
+def exit_report(client: Any, return_code: int | None) -> int:
+    """What the person should know once the screen is gone, and the exit status."""
+    from tui_collab.events import Closed
+
+    state = client.state
+    if isinstance(state, Closed) and state.reason not in ("closed", ""):
+        print(f"tui-collab: {state.detail or state.reason}", file=sys.stderr)
+        if state.reason == "unauthorized":
+            print(
+                "tui-collab: ask your server's admin for a new token "
+                "(tui-collab-server token --user USER --team TEAM), or pass --token-command "
+                "to renew it by itself",
+                file=sys.stderr,
+            )
+        return return_code or 1
+    if client.unsaved_count:
+        print(
+            f"tui-collab: {client.unsaved_count} unsaved edits kept; they are sent the next "
+            "time tui-collab connects to this server as this user",
+            file=sys.stderr,
+        )
+    return return_code or 0
+
+
+def prepare_data_dir(path: Path) -> Path:
+    from server.startup import StartupError, check_data_dir
+
+    try:
+        return check_data_dir(path)
+    except StartupError as exc:
+        raise StartupFailure(str(exc)) from exc
+
+
+def token_provider(args: argparse.Namespace) -> TokenProvider | None:
+    """A command beats a file beats a fixed token (flags and variables alike)."""
+    from tui_collab.token_source import command_provider, file_provider
+
+    if args.token_command:
+        return command_provider(args.token_command)
+    if args.token_file is not None:
+        return file_provider(args.token_file)
+    return None
+
+
+async def first_token(provider: TokenProvider) -> str:
+    """Fetch a token before the screen opens: a broken helper is one clear line."""
+    from tui_collab.token_source import TokenSourceError
+
+    try:
+        return await provider()
+    except TokenSourceError as exc:
+        raise StartupFailure(str(exc)) from exc
+
+
+def token_identity(token: str) -> tuple[str, str] | None:
+    """The (user, team) a token names, read without its secret: only to key the outbox."""
+    import jwt
+
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    user, team = claims.get("sub"), claims.get("team")
+    if isinstance(user, str) and isinstance(team, str):
+        return user, team
+    return None
+
+
+async def _start_local_server(args: argparse.Namespace) -> Any:
     """The embedded server: the default port if it is free, any free port otherwise."""
+    from server.app import CollabServer
+    from server.config import ServerConfig
+    from server.startup import ListenError, StartupError
+
     for port in (args.port, 0) if args.port else (0,):
-        config = config_cls(data_dir=args.data_dir, host="127.0.0.1", port=port, auth="open")
-        server = server_cls(config)
+        config = ServerConfig(data_dir=args.data_dir, host="127.0.0.1", port=port, auth="open")
+        server = CollabServer(config)
         try:
             await server.start()
-        except OSError:
-            await server.store.close()
-            continue
+        except ListenError:
+            continue  # the default port is taken: any free one will do
+        except StartupError as exc:
+            raise StartupFailure(f"cannot start the local server: {exc}") from exc
         return server
-    raise OSError("could not start a local server")
+    raise StartupFailure("cannot start the local server: no free port on 127.0.0.1")
 
 
 def tls_context(cafile: Path | None) -> ssl.SSLContext | None:
-    """Trust `cafile` for wss:// (a team's own CA); None keeps the system's trust store."""
-    return None if cafile is None else ssl.create_default_context(cafile=str(cafile))
+    """The system's trust store plus `cafile` (a team's own CA); None: the system's only."""
+    if cafile is None:
+        return None
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=str(cafile))
+    except FileNotFoundError as exc:
+        raise StartupFailure(f"CA file {cafile} does not exist: check --cafile") from exc
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupFailure(
+            f"cannot use CA file {cafile} ({exc}): --cafile takes a PEM certificate"
+        ) from exc
+    return context
 
 
 def who(args: argparse.Namespace) -> int:
@@ -191,12 +318,28 @@ def who(args: argparse.Namespace) -> int:
     if args.token:
         request.add_header("Authorization", f"Bearer {args.token}")
     try:
-        with urllib.request.urlopen(request, timeout=5, context=tls_context(args.cafile)) as reply:  # noqa: S310 (http/https only)
+        context = tls_context(args.cafile)
+        with urllib.request.urlopen(request, timeout=5, context=context) as reply:  # noqa: S310 (http/https only)
             payload = json.loads(reply.read())
+    except StartupFailure as exc:
+        print(f"tui-collab who: {exc}", file=sys.stderr)
+        return 2
     except urllib.error.HTTPError as exc:
         print(f"tui-collab who: the server said {exc.code} {exc.reason}", file=sys.stderr)
         return 1
-    except (urllib.error.URLError, OSError) as exc:
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            print(
+                f"tui-collab who: cannot verify the certificate of {parts.netloc}: "
+                f"{reason.verify_message or reason.reason} (trust the server's CA with "
+                "--cafile or SSL_CERT_FILE)",
+                file=sys.stderr,
+            )
+        else:
+            print(f"tui-collab who: cannot reach {url}: {reason}", file=sys.stderr)
+        return 1
+    except OSError as exc:
         print(f"tui-collab who: cannot reach {url}: {exc}", file=sys.stderr)
         return 1
     if args.json:
