@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -17,6 +18,18 @@ class PresenceRecord:
     status: str
     activity_json: str | None
     last_seen: datetime | None
+    alive_at: datetime | None = None
+    """The last moment a node knew the user connected; a crash leaves this as last_seen.
+    None when saving keeps the stored value."""
+
+
+@dataclass(frozen=True, slots=True)
+class AliveMark:
+    """One user a node still holds (or held until `at`): its heartbeat's store write."""
+
+    team: str
+    user: str
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +66,18 @@ class Store(Protocol):
     async def record_user(self, team: str, user: str, name: str) -> None: ...
 
     async def reset_presence(self) -> None:
-        """Mark every stored presence offline (a restart leaves no ghosts)."""
+        """Mark every stored presence offline (a restart leaves no ghosts).
+
+        A user stored as online was cut off by a crash: their last_seen becomes their
+        `alive_at`, the last moment the server knew them connected.
+        """
         ...
 
     async def save_presence(self, record: PresenceRecord) -> None: ...
+
+    async def mark_alive(self, marks: Sequence[AliveMark]) -> None:
+        """Set `alive_at` of users already recorded, in one write (the presence heartbeat)."""
+        ...
 
     async def load_presence(self, team: str) -> list[PresenceRecord]: ...
 

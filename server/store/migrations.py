@@ -73,6 +73,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             UPDATE boards SET version = NEW.version WHERE team = NEW.team AND id = NEW.board;
         END""",
     ),
+    # 3: the presence heartbeat: when a user was last known connected (for crashes)
+    ("ALTER TABLE user_presence ADD COLUMN alive_at TEXT",),
 )
 
 LATEST: Final = len(MIGRATIONS)

@@ -7,7 +7,7 @@ identifiers, which cannot contain ":", so no two keys collide):
     {p}teams                      set     every team that has a user or a board
     {p}t:{team}:users             set     the team's user ids
     {p}t:{team}:u:{user}          hash    name, created_at, updated_at, status, activity,
-                                          last_seen
+                                          last_seen, alive_at (the presence heartbeat)
     {p}t:{team}:boards            zset    board id, scored by creation time (Redis clock, µs)
     {p}t:{team}:b:{board}         hash    title, width, height, created_by, created_at,
                                           version, token
@@ -42,7 +42,7 @@ from redis.backoff import EqualJitterBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from server.store.base import AppliedOp, BoardRecord, PresenceRecord
+from server.store.base import AliveMark, AppliedOp, BoardRecord, PresenceRecord
 from tui_collab.cells import CellOp
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ ENDED_SESSION_TTL_S: Final = 3 * 24 * 3600
 nothing in the server reads them, so keeping them longer only grows memory."""
 
 _BOARD_FIELDS: Final = ("title", "width", "height", "created_by", "version")
-_USER_FIELDS: Final = ("name", "status", "activity", "last_seen")
+_USER_FIELDS: Final = ("name", "status", "activity", "last_seen", "alive_at")
 
 # Lua's `<` on strings uses strcoll(), and redis-server calls setlocale(LC_COLLATE, ""),
 # so a string compare in a script depends on the server's locale. These helpers compare
@@ -158,16 +158,44 @@ redis.call('HSET', KEYS[1], 'title', ARGV[1])
 return redis.call('HMGET', KEYS[1], 'title', 'width', 'height', 'created_by', 'version')
 """
 
-_SAVE_PRESENCE: Final = """
--- KEYS: user hash. ARGV: status, has activity, activity, has last_seen, last_seen, now
--- A missing last_seen keeps the stored one. Returns 0 for a user never recorded.
+# Moments are UTC ISO strings ("...+00:00", a fraction of 6 digits or none), so their
+# byte order is their time order: "12:00:00+00:00" < "12:00:00.5+00:00" since "+" < ".".
+_LATEST: Final = """
+local function keep_latest(key, field, moment)
+  if moment == '' then return end
+  local stored = redis.call('HGET', key, field)
+  if not stored or bytes_lt(stored, moment) then redis.call('HSET', key, field, moment) end
+end
+"""
+
+_SAVE_PRESENCE: Final = (
+    _LUA_COMPARE
+    + _LATEST
+    + """
+-- KEYS: user hash. ARGV: status, has activity, activity, last_seen, alive_at, now
+-- An empty or earlier last_seen (or alive_at) keeps the stored one: every node writes the
+-- team's view, and one node's may lag another's. Returns 0 for a user never recorded.
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[6])
 if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'activity', ARGV[3])
 else redis.call('HDEL', KEYS[1], 'activity') end
-if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'last_seen', ARGV[5]) end
+keep_latest(KEYS[1], 'last_seen', ARGV[4])
+keep_latest(KEYS[1], 'alive_at', ARGV[5])
 return 1
 """
+)
+
+_MARK_ALIVE: Final = (
+    _LUA_COMPARE
+    + _LATEST
+    + """
+-- KEYS: user hashes. ARGV: each one's alive_at, in order. Users never recorded are skipped.
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then keep_latest(key, 'alive_at', ARGV[i]) end
+end
+return 0
+"""
+)
 
 _END_SESSION: Final = """
 -- KEYS: session hash. ARGV: ended_at, has close code, close code, ttl seconds
@@ -279,6 +307,7 @@ class _Scripts:
     create_board: AsyncScript
     update_board: AsyncScript
     save_presence: AsyncScript
+    mark_alive: AsyncScript
     end_session: AsyncScript
 
 
@@ -355,6 +384,7 @@ class RedisStore:
             create_board=client.register_script(_CREATE_BOARD),
             update_board=client.register_script(_UPDATE_BOARD),
             save_presence=client.register_script(_SAVE_PRESENCE),
+            mark_alive=client.register_script(_MARK_ALIVE),
             end_session=client.register_script(_END_SESSION),
         )
         self._redis = client
@@ -412,12 +442,14 @@ class RedisStore:
         With one SQLite file per server a start can mark everyone offline. Here every node
         shares the records, so a node starting must not touch them. Who is online across
         nodes is tracked by per-node heartbeat entries that expire with their node; the
-        stored record only feeds a team's member list with names and "last seen". Open
-        sessions of a crashed node expire on their own (`OPEN_SESSION_TTL_S`).
+        stored record only feeds a team's member list with names and "last seen". A record
+        still "online" that no live node holds is one a crash left behind: the presence
+        tracker reads its `alive_at` as the user's last_seen. Open sessions of a crashed
+        node expire on their own (`OPEN_SESSION_TTL_S`).
         """
 
     async def save_presence(self, record: PresenceRecord) -> None:
-        """Store status, activity and last_seen; a None last_seen keeps the stored one."""
+        """Store status and activity; last_seen and alive_at only move forward (None keeps)."""
         key = f"{self._team(record.team)}:u:{record.user}"
         saved = await self._run.save_presence(
             keys=[key],
@@ -425,13 +457,22 @@ class RedisStore:
                 record.status,
                 _flag(record.activity_json is not None),
                 record.activity_json or "",
-                _flag(record.last_seen is not None),
                 "" if record.last_seen is None else _iso(record.last_seen),
+                "" if record.alive_at is None else _iso(record.alive_at),
                 _iso(datetime.now(UTC)),
             ],
         )
         if not saved:
             raise LookupError(f"no user {record.user!r} in team {record.team!r}")
+
+    async def mark_alive(self, marks: Sequence[AliveMark]) -> None:
+        """The heartbeat's alive_at for every user in one script call; never moves one back."""
+        if not marks:
+            return
+        await self._run.mark_alive(
+            keys=[f"{self._team(m.team)}:u:{m.user}" for m in marks],
+            args=[_iso(m.at) for m in marks],
+        )
 
     async def load_presence(self, team: str) -> list[PresenceRecord]:
         """Every recorded user of the team, by id; "offline" where no status was saved."""
@@ -449,8 +490,9 @@ class RedisStore:
                 status=status or "offline",
                 activity_json=activity,
                 last_seen=_parse(last_seen),
+                alive_at=_parse(alive_at),
             )
-            for user, (name, status, activity, last_seen) in zip(users, rows, strict=True)
+            for user, (name, status, activity, last_seen, alive_at) in zip(users, rows, strict=True)
             if name is not None
         ]
 

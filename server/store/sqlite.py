@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import aiosqlite
 
-from server.store.base import AppliedOp, BoardRecord, PresenceRecord
+from server.store.base import AliveMark, AppliedOp, BoardRecord, PresenceRecord
 from server.store.group_commit import GroupCommitWriter
 from server.store.migrations import LATEST, MIGRATIONS
 from tui_collab.cells import CellOp
@@ -276,9 +276,13 @@ class SQLiteStore:
         now = _iso(datetime.now(UTC))
 
         def job(db: sqlite3.Connection) -> None:
+            # Whoever is still stored online was cut off by a crash: last seen alive_at.
             db.execute(
                 """UPDATE user_presence SET status = 'offline',
-                   last_seen = COALESCE(last_seen, ?), updated_at = ?
+                   last_seen = CASE
+                       WHEN alive_at IS NOT NULL AND (last_seen IS NULL OR alive_at > last_seen)
+                       THEN alive_at ELSE COALESCE(last_seen, ?) END,
+                   updated_at = ?
                    WHERE status != 'offline'""",
                 (now, now),
             )
@@ -293,23 +297,48 @@ class SQLiteStore:
     async def save_presence(self, record: PresenceRecord) -> None:
         now = _iso(datetime.now(UTC))
         last_seen = None if record.last_seen is None else _iso(record.last_seen)
+        alive_at = None if record.alive_at is None else _iso(record.alive_at)
 
         def job(db: sqlite3.Connection) -> None:
             db.execute(
-                """INSERT INTO user_presence (team, user, status, activity, last_seen, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?)
+                """INSERT INTO user_presence
+                   (team, user, status, activity, last_seen, alive_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (team, user) DO UPDATE SET status = excluded.status,
                    activity = excluded.activity,
                    last_seen = COALESCE(excluded.last_seen, user_presence.last_seen),
+                   alive_at = COALESCE(excluded.alive_at, user_presence.alive_at),
                    updated_at = excluded.updated_at""",
-                (record.team, record.user, record.status, record.activity_json, last_seen, now),
+                (
+                    record.team,
+                    record.user,
+                    record.status,
+                    record.activity_json,
+                    last_seen,
+                    alive_at,
+                    now,
+                ),
             )
 
         await self._require_writer().submit(job)
 
+    async def mark_alive(self, marks: Sequence[AliveMark]) -> None:
+        """One statement for the whole heartbeat; users with no presence row yet are skipped
+        (their first save, which comes with the connection, carries alive_at itself)."""
+        rows = [(_iso(m.at), m.team, m.user) for m in marks]
+
+        def job(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "UPDATE user_presence SET alive_at = ? WHERE team = ? AND user = ?", rows
+            )
+
+        if rows:
+            await self._require_writer().submit(job)
+
     async def load_presence(self, team: str) -> list[PresenceRecord]:
         async with self._require_reader().execute(
-            """SELECT u.id, u.name, COALESCE(p.status, 'offline'), p.activity, p.last_seen
+            """SELECT u.id, u.name, COALESCE(p.status, 'offline'), p.activity, p.last_seen,
+                      p.alive_at
                FROM users u LEFT JOIN user_presence p ON p.team = u.team AND p.user = u.id
                WHERE u.team = ? ORDER BY u.id""",
             (team,),
@@ -323,6 +352,7 @@ class SQLiteStore:
                 status=row[2],
                 activity_json=row[3],
                 last_seen=_parse(row[4]),
+                alive_at=_parse(row[5]),
             )
             for row in rows
         ]
