@@ -4,7 +4,9 @@ Each node serves its own connections and fans out to them itself; Redis carries,
 per node, what the others must show:
 
 - a team's channel: `board.created` / `board.updated` frames, and presence *parts*
-  (one node's view of one user: its connections, status, activity);
+  (one node's view of one user: its connections, status, activity); when the user's
+  last connection on a node ends, the node withdraws its part, and the withdrawal
+  carries the moment it ended (`last_seen`), so no offline part stays behind;
 - a board's channel: `cursors` (one frame per node flush, not per move), `typing`,
   `participant.joined` / `participant.left` frames;
 - the board's cell events, published by the store's apply script itself, so their
@@ -54,7 +56,11 @@ class ClusterListener(Protocol):
 
     def on_team_frame(self, team: str, frame: str) -> None: ...
 
-    def on_part(self, team: str, user: str, node: str, part: Part | None) -> None: ...
+    def on_part(
+        self, team: str, user: str, node: str, part: Part | None, last_seen: str | None
+    ) -> None:
+        """A node's part changed, or (`part` None) was withdrawn, at `last_seen` if known."""
+        ...
 
     def on_board_frame(self, team: str, board: str, node: str, frame: str) -> None: ...
 
@@ -84,7 +90,11 @@ class Cluster(Protocol):
 
     def publish_team_frame(self, team: str, frame: str) -> None: ...
 
-    def publish_part(self, team: str, user: str, part: Part | None) -> None: ...
+    def publish_part(self, team: str, user: str, part: Part) -> None: ...
+
+    def withdraw_part(self, team: str, user: str, last_seen: str | None) -> None:
+        """This node holds the user no more; `last_seen` is when their last connection ended."""
+        ...
 
     def publish_board_frame(self, team: str, board: str, frame: str) -> None: ...
 
@@ -117,7 +127,10 @@ class LocalCluster:
     def publish_team_frame(self, team: str, frame: str) -> None:
         return None
 
-    def publish_part(self, team: str, user: str, part: Part | None) -> None:
+    def publish_part(self, team: str, user: str, part: Part) -> None:
+        return None
+
+    def withdraw_part(self, team: str, user: str, last_seen: str | None) -> None:
         return None
 
     def publish_board_frame(self, team: str, board: str, frame: str) -> None:
@@ -266,13 +279,19 @@ class RedisCluster:
     def publish_team_frame(self, team: str, frame: str) -> None:
         self._publish(self._team_channel(team), {"node": self.node, "frame": frame})
 
-    def publish_part(self, team: str, user: str, part: Part | None) -> None:
+    def publish_part(self, team: str, user: str, part: Part) -> None:
         field = f"{self.node}|{user}"
-        if part is None:
-            self._outbox.put_nowait(("hdel", (self._parts_key(team), field)))
-        else:
-            self._outbox.put_nowait(("hset", (self._parts_key(team), field, _dump(part))))
+        self._outbox.put_nowait(("hset", (self._parts_key(team), field, _dump(part))))
         self._publish(self._team_channel(team), {"node": self.node, "user": user, "part": part})
+
+    def withdraw_part(self, team: str, user: str, last_seen: str | None) -> None:
+        # Deleted, not kept as an offline part: the hash holds live parts only, and the
+        # store's presence record keeps last_seen for nodes that start watching later.
+        self._outbox.put_nowait(("hdel", (self._parts_key(team), f"{self.node}|{user}")))
+        self._publish(
+            self._team_channel(team),
+            {"node": self.node, "user": user, "part": None, "last_seen": last_seen},
+        )
 
     def publish_board_frame(self, team: str, board: str, frame: str) -> None:
         self._publish(self._board_frames(team, board), {"node": self.node, "frame": frame})
@@ -376,7 +395,9 @@ class RedisCluster:
             if kind == "team" and "frame" in message:
                 listener.on_team_frame(team, message["frame"])
             elif kind == "team":
-                listener.on_part(team, message["user"], node, message["part"])
+                listener.on_part(
+                    team, message["user"], node, message["part"], message.get("last_seen")
+                )
             else:
                 listener.on_board_frame(team, board, node, message["frame"])
         except (ValueError, KeyError, TypeError) as exc:

@@ -43,8 +43,10 @@ class ClusterSync:
                 )
             )
 
-    def on_part(self, team: str, user: str, node: str, part: Part | None) -> None:
-        self._server.presence.remote_part(team, user, node, part)
+    def on_part(
+        self, team: str, user: str, node: str, part: Part | None, last_seen: str | None
+    ) -> None:
+        self._server.presence.remote_part(team, user, node, part, last_seen)
 
     def on_board_frame(self, team: str, board: str, node: str, frame: str) -> None:
         room = self._server.rooms.get(team, board)

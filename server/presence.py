@@ -8,7 +8,9 @@ change goes to the team as exactly one `presence` event, and is persisted.
 
 With several nodes, each node holds its own connections' view of a user (a *part*) and
 shares it; every node merges the same parts the same way (connections add up, the
-status set last wins), so a user on two nodes is one presence.
+status set last wins), so a user on two nodes is one presence. A node withdraws its part
+when the user's last connection there ends, and the withdrawal carries that moment, so
+every node shows the same last_seen (the latest moment known, wherever it came from).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from server.cluster import Cluster, LocalCluster, Part
@@ -49,6 +51,23 @@ class _UserPresence:
     remote: dict[str, Part] = field(default_factory=dict)
     """Other nodes' parts of this user, by node."""
     shared: Part | None = None
+
+
+def _latest(first: datetime | None, second: datetime | None) -> datetime | None:
+    if first is None:
+        return second
+    return first if second is None else max(first, second)
+
+
+def _moment(text: str | None) -> datetime | None:
+    """A timestamp another node sent; a malformed one counts as none."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class PresenceTracker:
@@ -91,15 +110,22 @@ class PresenceTracker:
 
     # --- other nodes -----------------------------------------------------------------------
 
-    def remote_part(self, team: str, user: str, node: str, part: Part | None) -> None:
-        """Another node's view of a user changed."""
+    def remote_part(
+        self, team: str, user: str, node: str, part: Part | None, last_seen: str | None = None
+    ) -> None:
+        """Another node's view of a user changed, or it withdrew it at `last_seen`."""
         users = self._teams.get(team)
         if users is None:
             return  # nobody here watches this team
         if part is None:
             state = users.get(user)
-            if state is None or state.remote.pop(node, None) is None:
+            if state is None:
                 return
+            dropped = state.remote.pop(node, None) is not None
+            seen = _latest(state.last_seen, _moment(last_seen))
+            if not dropped and seen == state.last_seen:
+                return
+            state.last_seen = seen
         else:
             state = self._state(team, user, str(part.get("name", user)))
             state.remote[node] = part
@@ -115,14 +141,22 @@ class PresenceTracker:
                     self._publish(state)
 
     async def resync(self) -> None:
-        """After a broken link to the other nodes: share our parts again, reread theirs."""
+        """After a broken link to the other nodes: share our parts again, reread theirs.
+
+        A withdrawal lost meanwhile took its last_seen with it; the store has it.
+        """
         for team, users in list(self._teams.items()):  # a team may be added meanwhile
             for state in users.values():
                 if state.shared is not None:
                     self._cluster.publish_part(team, state.user, state.shared)
             remote = await self._cluster.watch_team(team)
+            records = await self._store.load_presence(team)
             for state in users.values():
                 state.remote = {}
+            for record in records:
+                known = users.get(record.user)
+                if known is not None:
+                    known.last_seen = _latest(known.last_seen, record.last_seen)
             self._adopt(team, remote)
             for state in list(users.values()):
                 self._publish(state)
@@ -209,8 +243,9 @@ class PresenceTracker:
             self._go_offline(state)
 
     def _go_offline(self, state: _UserPresence) -> None:
-        # last_seen is when the last connection ended, not when the grace period ran out.
-        state.last_seen = state.lost_at or self._clock()
+        # last_seen is when the last connection ended, not when the grace period ran out
+        # (never earlier than a moment another node already reported).
+        state.last_seen = _latest(state.last_seen, state.lost_at or self._clock())
         state.online = False
         state.activity = None
         self._publish(state)
@@ -281,8 +316,13 @@ class PresenceTracker:
             return
         part = self._part(state)
         if part != state.shared and (state.connections or state.shared is not None):
-            state.shared = part if state.connections or state.online else None
-            self._cluster.publish_part(state.team, state.user, state.shared)
+            if state.connections or state.online:
+                state.shared = part
+                self._cluster.publish_part(state.team, state.user, part)
+            else:
+                state.shared = None
+                seen = None if state.last_seen is None else state.last_seen.isoformat()
+                self._cluster.withdraw_part(state.team, state.user, seen)
         view = self._view(state)
         if view == state.published:
             return
