@@ -9,6 +9,7 @@ frame, never an exception that ends the handler.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -38,6 +39,7 @@ from server.limits import ConnectRate, FloodGuard, TokenBucket
 from server.metrics import CONTENT_TYPE_LATEST, Metrics
 from server.outbound import BacklogPolicy, Outbound, peer_address, peer_ip
 from server.presence import PresenceTracker
+from server.startup import listen_error, load_tls
 from server.store import RedisStore, SQLiteStore, Store
 from tui_collab.protocol import (
     PROTOCOL_VERSION,
@@ -143,6 +145,23 @@ class CollabServer:
         return f"{scheme}://{shown}:{self.port}{WS_PATH}"
 
     async def start(self) -> None:
+        """Open the store, join the cluster and listen; `StartupError` says why not.
+
+        A failure part-way stops what was already started (the store's threads, the
+        cluster's tasks), so a process that cannot start exits at once instead of
+        waiting on them.
+        """
+        tls = None
+        if self.config.certfile is not None:
+            tls = load_tls(self.config.certfile, self.config.keyfile)
+        try:
+            await self._start(tls)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.stop()
+            raise
+
+    async def _start(self, tls: ssl.SSLContext | None) -> None:
         await self.store.open()
         await self.cluster.start(ClusterSync(self))
         await self.store.reset_presence()
@@ -151,29 +170,28 @@ class CollabServer:
             origins = [None, *self.config.allowed_origins]
         else:
             origins = None
-        tls = None
-        if self.config.certfile is not None:
-            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            tls.load_cert_chain(self.config.certfile, self.config.keyfile)
-        self._server = await serve(
-            self._handle,
-            self.config.host,
-            self.config.port,
-            compression=None,
-            max_size=self.config.max_message_bytes,
-            max_queue=16,
-            ping_interval=self.config.ping_interval_s,
-            ping_timeout=self.config.ping_timeout_s,
-            open_timeout=self.config.hello_timeout_s,
-            close_timeout=self.config.close_timeout_s,
-            server_header=None,
-            origins=origins,  # type: ignore[arg-type]
-            process_request=self._process_request,
-            ssl=tls,
-            # A team reconnecting after a restart arrives at once: the default backlog of
-            # 100 makes the rest wait for a SYN retry (1 s and more).
-            backlog=1024,
-        )
+        try:
+            self._server = await serve(
+                self._handle,
+                self.config.host,
+                self.config.port,
+                compression=None,
+                max_size=self.config.max_message_bytes,
+                max_queue=16,
+                ping_interval=self.config.ping_interval_s,
+                ping_timeout=self.config.ping_timeout_s,
+                open_timeout=self.config.hello_timeout_s,
+                close_timeout=self.config.close_timeout_s,
+                server_header=None,
+                origins=origins,  # type: ignore[arg-type]
+                process_request=self._process_request,
+                ssl=tls,
+                # A team reconnecting after a restart arrives at once: the default backlog
+                # of 100 makes the rest wait for a SYN retry (1 s and more).
+                backlog=1024,
+            )
+        except OSError as exc:
+            raise listen_error(self.config.host, self.config.port, exc) from exc
         self.outbound.start()
         logger.info(
             "listening on %s (auth=%s, store epoch %s)",

@@ -14,6 +14,7 @@ from typing import Final
 import jwt
 from pydantic import TypeAdapter, ValidationError
 
+from server.startup import StartupError, check_data_dir, read_secret_file
 from tui_collab.protocol import IDENTIFIER_ADAPTER, DisplayName
 
 logger = logging.getLogger(__name__)
@@ -49,22 +50,30 @@ def parse_ttl(text: str) -> int:
 
 
 def load_secret(data_dir: Path) -> str:
-    """The signing secret: from the environment, else a 0600 file made once in the data dir."""
+    """The signing secret: from the environment, else a 0600 file made once in the data dir.
+
+    A data dir or secret file that cannot be used raises `StartupError`.
+    """
     from_env = os.environ.get(SECRET_ENV)
     if from_env:
         if len(from_env) < 32:
             raise ValueError(f"{SECRET_ENV} must be at least 32 characters")
         return from_env
     path = data_dir / SECRET_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
+    check_data_dir(data_dir)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return path.read_text().strip()
+        return read_secret_file(path)
+    except OSError as exc:
+        raise StartupError(
+            f"cannot create the signing secret {path} ({exc.strerror}): pass --data-dir a "
+            "directory this user can write to, or set TUI_COLLAB_SECRET"
+        ) from exc
     with os.fdopen(fd, "w") as handle:
         handle.write(secrets.token_hex(32))
     logger.info("created signing secret at %s", path)
-    return path.read_text().strip()
+    return read_secret_file(path)
 
 
 def mint_token(secret: str, user: str, team: str, name: str | None, ttl_s: int) -> str:

@@ -10,21 +10,26 @@ import logging
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from platformdirs import user_data_dir
+from pydantic import ValidationError
 
 from server import __version__
 from server.app import CollabServer
 from server.auth import load_secret, mint_token, parse_ttl
 from server.config import ServerConfig
+from server.logs import HeldLogs
 from server.logs import configure as configure_logging
+from server.startup import StartupError
 from tui_collab.protocol import json_schema
 
 logger = logging.getLogger("server")
 
+PROG: Final = "tui-collab-server"
 ENV_PREFIX = "TUI_COLLAB_"
 
 
@@ -170,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("LOG_LEVEL", "info"),
         choices=("debug", "info", "warning", "error"),
     )
+    _debug_flag(serve)
 
     token = commands.add_parser("token", help="print a signed token for a user")
     token.add_argument("--user", required=True)
@@ -177,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--name")
     token.add_argument("--ttl", default="7d", help="lifetime: 90s, 15m, 2h, 7d (default 7d)")
     _data_dir_flag(token)
+    _debug_flag(token)
 
     commands.add_parser("schema", help="print the JSON Schema of every message")
     return parser
@@ -191,6 +198,14 @@ def _data_dir_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _debug_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="when it cannot start, also print the traceback and the log lines before it",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "schema":
@@ -198,61 +213,89 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write("\n")
         return 0
     if args.command == "token":
-        try:
-            ttl = parse_ttl(args.ttl)
-            secret = load_secret(args.data_dir)
-            print(mint_token(secret, args.user, args.team, args.name, ttl))
-        except ValueError as exc:
-            print(f"tui-collab-server token: {exc}", file=sys.stderr)
-            return 2
-        return 0
+        return token(args)
     return serve(args)
 
 
-def serve(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level)
+def token(args: argparse.Namespace) -> int:
+    prog = f"{PROG} token"
     try:
-        secret = load_secret(args.data_dir) if args.auth == "token" else None
-        config = ServerConfig(
-            data_dir=args.data_dir,
-            host=args.host,
-            port=args.port,
-            auth=args.auth,
-            secret=secret,
-            allowed_origins=tuple(args.allowed_origin),
-            durability=args.durability,
-            ping_interval_s=args.ping_interval,
-            ping_timeout_s=args.ping_timeout,
-            offline_grace_s=args.offline_grace,
-            hello_timeout_s=args.hello_timeout,
-            max_board_participants=args.max_board_participants,
-            max_connections=args.max_connections,
-            max_connections_per_user=args.max_connections_per_user,
-            connects_per_user_s=args.connect_rate,
-            redis_url=args.redis,
-            node_ttl_s=args.node_ttl,
-            connect_burst=args.connect_burst,
-            max_unauthenticated_per_ip=args.max_unauthenticated_per_ip,
-            max_boards_per_team=args.max_boards_per_team,
-            max_cells_per_board=args.max_cells_per_board,
-            send_high_water_bytes=args.send_high_water,
-            slow_close_after_s=args.slow_close_after,
-            rate_per_s=args.rate,
-            certfile=args.certfile,
-            keyfile=args.keyfile,
-            burst=args.burst,
-        )
+        ttl = parse_ttl(args.ttl)
+        secret = load_secret(args.data_dir)
+        print(mint_token(secret, args.user, args.team, args.name, ttl))
+    except StartupError as exc:
+        return cannot_start(prog, exc, args.debug)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        print(f"{prog}: invalid value {error['input']!r}: {error['msg']}", file=sys.stderr)
+        return 2
     except ValueError as exc:
-        print(f"tui-collab-server: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    held = HeldLogs(configure_logging(args.log_level))
+    try:
+        config = _config(args)
+    except StartupError as exc:
+        return cannot_start(PROG, exc, args.debug, held)
+    except ValueError as exc:
+        held.drop()
+        print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     try:
-        run_loop(_serve(config), args.loop)
-    except OSError as exc:
-        print(
-            f"tui-collab-server: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
-        )
-        return 1
+        run_loop(_serve(config, held), args.loop)
+    except StartupError as exc:
+        return cannot_start(PROG, exc, args.debug, held)
     return 0
+
+
+def cannot_start(prog: str, exc: StartupError, debug: bool, held: HeldLogs | None = None) -> int:
+    """Print why in one line (after the traceback and the held logs with --debug); exit 1."""
+    if held is not None:
+        if debug:
+            held.release()
+        else:
+            held.drop()
+    if debug:
+        traceback.print_exception(exc)
+    print(f"{prog}: {exc}", file=sys.stderr)
+    return 1
+
+
+def _config(args: argparse.Namespace) -> ServerConfig:
+    secret = load_secret(args.data_dir) if args.auth == "token" else None
+    return ServerConfig(
+        data_dir=args.data_dir,
+        host=args.host,
+        port=args.port,
+        auth=args.auth,
+        secret=secret,
+        allowed_origins=tuple(args.allowed_origin),
+        durability=args.durability,
+        ping_interval_s=args.ping_interval,
+        ping_timeout_s=args.ping_timeout,
+        offline_grace_s=args.offline_grace,
+        hello_timeout_s=args.hello_timeout,
+        max_board_participants=args.max_board_participants,
+        max_connections=args.max_connections,
+        max_connections_per_user=args.max_connections_per_user,
+        connects_per_user_s=args.connect_rate,
+        redis_url=args.redis,
+        node_ttl_s=args.node_ttl,
+        connect_burst=args.connect_burst,
+        max_unauthenticated_per_ip=args.max_unauthenticated_per_ip,
+        max_boards_per_team=args.max_boards_per_team,
+        max_cells_per_board=args.max_cells_per_board,
+        send_high_water_bytes=args.send_high_water,
+        slow_close_after_s=args.slow_close_after,
+        rate_per_s=args.rate,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        burst=args.burst,
+    )
 
 
 def run_loop(main: Coroutine[Any, Any, None], loop: str) -> None:
@@ -268,16 +311,26 @@ def run_loop(main: Coroutine[Any, Any, None], loop: str) -> None:
         asyncio.run(main)
 
 
-async def _serve(config: ServerConfig) -> None:
+async def _serve(config: ServerConfig, held: HeldLogs) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with CollabServer(config) as server:
+    server = CollabServer(config)
+    try:
+        await server.start()
+    except StartupError:
+        raise
+    except OSError as exc:  # no check foresaw it; still one line (--debug shows where)
+        raise StartupError(f"cannot start: {exc}") from exc
+    held.release()
+    try:
         # Scripts wait for this exact line; it is printed once connections are accepted.
         print(f"listening on {server.url}", flush=True)
         await stop.wait()
         logger.info("shutting down")
+    finally:
+        await server.stop()
     with contextlib.suppress(Exception):
         sys.stdout.flush()
 

@@ -8,6 +8,7 @@ The filter sits on the handler, so it covers every logger that reaches it.
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import re
 import sys
 from typing import Final
@@ -37,7 +38,8 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def configure(level: str) -> None:
+def configure(level: str) -> logging.Handler:
+    """Log to stderr at `level`, tokens scrubbed; returns the handler for `hold`."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactTokens())
@@ -47,3 +49,36 @@ def configure(level: str) -> None:
     if level.lower() != "debug":
         # One line per HTTP request is noise at info level; our own logs cover connections.
         logging.getLogger("websockets").setLevel(logging.WARNING)
+    return handler
+
+
+class HeldLogs:
+    """Hold log records back while the server starts.
+
+    A start that fails then prints its one-line reason and nothing else (the migration
+    and secret lines before it would only bury it); a start that succeeds prints them
+    all, in order, before it goes on logging directly.
+    """
+
+    def __init__(self, target: logging.Handler) -> None:
+        self._target = target
+        # Never flushes by itself: only `release` lets the records out.
+        self._buffer = logging.handlers.MemoryHandler(
+            capacity=1_000_000, flushLevel=logging.CRITICAL + 1, target=target, flushOnClose=False
+        )
+        logging.getLogger().handlers[:] = [self._buffer]
+
+    def release(self) -> None:
+        """Print what was held and log directly from now on."""
+        self._buffer.flush()
+        self._end()
+
+    def drop(self) -> None:
+        """Forget what was held (the start failed and says why in one line)."""
+        self._end()
+
+    def _end(self) -> None:
+        root = logging.getLogger()
+        if self._buffer in root.handlers:
+            root.handlers[:] = [self._target]
+        self._buffer.close()

@@ -38,10 +38,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
-from redis.backoff import EqualJitterBackoff
+from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
+from server.startup import StartupError, redis_error
 from server.store.base import AliveMark, AppliedOp, BoardRecord, PresenceRecord
 from tui_collab.cells import CellOp
 
@@ -348,6 +350,36 @@ class RedisStore:
         return self._epoch
 
     async def open(self) -> None:
+        """Connect and read the epoch; `StartupError` if Redis is unreachable or refuses."""
+        shown = without_password(self.url)
+        await self._probe(shown)
+        try:
+            await self._connect()
+        except (RedisError, OSError) as exc:
+            raise redis_error(shown, exc) from exc
+
+    async def _probe(self, shown: str) -> None:
+        """One PING without retries, so a Redis that is not there fails start-up at once
+        (the pool's retries ride out a restart, which makes an absent Redis look slow)."""
+        try:
+            probe = Redis.from_url(
+                self.url,
+                socket_connect_timeout=CONNECT_TIMEOUT_S,
+                socket_timeout=SOCKET_TIMEOUT_S,
+                retry=Retry(NoBackoff(), 0),
+            )
+        except ValueError as exc:
+            raise StartupError(
+                f"--redis {shown} is not a Redis URL ({exc}): use redis://HOST:6379/0"
+            ) from exc
+        try:
+            await _aw(probe.ping())
+        except (RedisError, OSError) as exc:
+            raise redis_error(shown, exc) from exc
+        finally:
+            await probe.aclose()
+
+    async def _connect(self) -> None:
         # A bounded pool: a join storm of hundreds of clients must wait for one of a few
         # dozen connections, not open hundreds at once and time out connecting.
         pool = BlockingConnectionPool.from_url(

@@ -8,6 +8,7 @@ at the cost of one fsync per group.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import sqlite3
@@ -20,6 +21,7 @@ from typing import Any, Final
 
 import aiosqlite
 
+from server.startup import StartupError, cannot_open_database, check_data_dir, check_database
 from server.store.base import AliveMark, AppliedOp, BoardRecord, PresenceRecord
 from server.store.group_commit import GroupCommitWriter
 from server.store.migrations import LATEST, MIGRATIONS
@@ -113,8 +115,16 @@ def _apply_cell_writes(db: sqlite3.Connection, writes: Sequence[_CellWrite]) -> 
     return results
 
 
-class MigrationError(RuntimeError):
+class MigrationError(StartupError, RuntimeError):
     """The database is newer than this server, or a migration step failed."""
+
+
+def _too_new(path: Path, version: int) -> MigrationError:
+    return MigrationError(
+        f"database {path} has schema version {version} but this server knows up to {LATEST}: "
+        "it was written by a newer tui-collab-server; upgrade, or restore a backup made by "
+        "this version"
+    )
 
 
 def _iso(moment: datetime) -> str:
@@ -156,12 +166,23 @@ class SQLiteStore:
         return 0 if self._writer is None else self._writer.commits
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Open, migrate and check the file; `StartupError` says why it cannot be used.
+
+        A read-only check comes first: a damaged or too new file is refused before the
+        writer turns on WAL mode or migrates, so it is left exactly as it was found.
+        """
+        check_data_dir(self.path.parent)
+        version = await asyncio.to_thread(check_database, self.path)
+        if version is not None and version > LATEST:
+            raise _too_new(self.path, version)
         writer = GroupCommitWriter(self._connect_writer)
         try:
             await writer.open()
             self._epoch = await writer.call(self._prepare)
             self._read_db = await self._connect_reader()
+        except sqlite3.Error as exc:
+            await writer.close()
+            raise cannot_open_database(self.path, exc) from exc
         except BaseException:
             await writer.close()
             raise
@@ -221,9 +242,7 @@ class SQLiteStore:
         row = db.execute("PRAGMA user_version").fetchone()
         current = int(row[0]) if row else 0
         if current > LATEST:
-            raise MigrationError(
-                f"{self.path} has schema version {current}; this server knows up to {LATEST}"
-            )
+            raise _too_new(self.path, current)
         for number in range(current + 1, LATEST + 1):
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -233,7 +252,10 @@ class SQLiteStore:
                 db.execute("COMMIT")
             except Exception as exc:
                 db.execute("ROLLBACK")
-                raise MigrationError(f"migration {number} failed: {exc}") from exc
+                raise MigrationError(
+                    f"database {self.path}: migration {number} failed ({exc}) and was rolled "
+                    "back: restore a backup, or report this with the database's schema"
+                ) from exc
             logger.info("store migrated to schema version %d", number)
 
     def _ensure_epoch(self, db: sqlite3.Connection) -> str:
