@@ -95,7 +95,12 @@ class CollabServer:
         self.hub = Hub(self.outbound)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.presence = PresenceTracker(
-            self.store, self.hub, self.spawn, config.offline_grace_s, cluster=self.cluster
+            self.store,
+            self.hub,
+            self.spawn,
+            config.offline_grace_s,
+            cluster=self.cluster,
+            heartbeat_s=config.presence_heartbeat_s,
         )
         self.rooms = BoardRooms(
             self.store, config.cursor_interval_s, self.outbound, self.metrics, self.cluster

@@ -66,6 +66,9 @@ class ServerConfig:
     """Share state with other server processes through this Redis instead of SQLite."""
     node_ttl_s: float = 15.0
     """A node that stops refreshing its liveness key this long is taken for dead."""
+    presence_heartbeat_s: float = 30.0
+    """How often the users online here are written as alive, so that after a crash their
+    last_seen is at most this old; 0 turns the heartbeat off."""
 
     def __post_init__(self) -> None:
         if self.auth == "open" and not is_loopback(self.host):

@@ -11,6 +11,9 @@ shares it; every node merges the same parts the same way (connections add up, th
 status set last wins), so a user on two nodes is one presence. A node withdraws its part
 when the user's last connection there ends, and the withdrawal carries that moment, so
 every node shows the same last_seen (the latest moment known, wherever it came from).
+
+A heartbeat writes, for the users this node holds, when it last knew them connected
+(`alive_at`); after a crash that moment, not the restart, becomes their last_seen.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 
 from server.cluster import Cluster, LocalCluster, Part
 from server.hub import Hub, Session
-from server.store.base import PresenceRecord, Store
+from server.store.base import AliveMark, PresenceRecord, Store
 from tui_collab.protocol import Activity, Presence, PresenceStatus, Status, encode, utc_now
 
 logger = logging.getLogger(__name__)
@@ -51,6 +54,8 @@ class _UserPresence:
     remote: dict[str, Part] = field(default_factory=dict)
     """Other nodes' parts of this user, by node."""
     shared: Part | None = None
+    alive_marked: datetime | None = None
+    """The alive_at the heartbeat last wrote for a user in their grace period."""
 
 
 def _latest(first: datetime | None, second: datetime | None) -> datetime | None:
@@ -79,6 +84,7 @@ class PresenceTracker:
         grace_s: float,
         clock: Callable[[], datetime] = utc_now,
         cluster: Cluster | None = None,
+        heartbeat_s: float = 30.0,
     ) -> None:
         self._cluster: Cluster = cluster or LocalCluster("local")
         self._store = store
@@ -86,6 +92,8 @@ class PresenceTracker:
         self._spawn = spawn
         self._grace_s = grace_s
         self._clock = clock
+        self._heartbeat_s = heartbeat_s
+        self._beat: asyncio.TimerHandle | None = None
         self._teams: dict[str, dict[str, _UserPresence]] = {}
         self._loading: dict[str, asyncio.Lock] = {}
 
@@ -99,10 +107,16 @@ class PresenceTracker:
                 return
             remote = await self._cluster.watch_team(team)
             records = await self._store.load_presence(team)
-            users = {
-                r.user: _UserPresence(team=team, user=r.user, name=r.name, last_seen=r.last_seen)
-                for r in records
-            }
+            users = {}
+            for r in records:
+                last_seen = r.last_seen
+                if r.status != "offline" and r.user not in remote:
+                    # Stored online, yet no live node holds them: a crash cut them off
+                    # (with SQLite, reset_presence already did this at start).
+                    last_seen = _latest(last_seen, r.alive_at)
+                users[r.user] = _UserPresence(
+                    team=team, user=r.user, name=r.name, last_seen=last_seen
+                )
             self._teams[team] = users
             self._adopt(team, remote)
             for state in users.values():
@@ -132,13 +146,29 @@ class PresenceTracker:
         self._publish(state)
 
     def node_down(self, node: str) -> None:
-        """A node is gone: its users' parts go with it."""
-        for users in self._teams.values():
-            for state in users.values():
-                if state.remote.pop(node, None) is not None:
-                    if state.connections == 0 and not state.remote:
-                        state.last_seen = self._clock()
-                    self._publish(state)
+        """A node is gone: its users' parts go with it, once we know when it last saw them."""
+        for team, users in self._teams.items():
+            held = [state for state in users.values() if node in state.remote]
+            if held:
+                self._spawn(self._drop_node(team, node, held))
+
+    async def _drop_node(self, team: str, node: str, held: list[_UserPresence]) -> None:
+        # A dead node cannot say when its users left. Its heartbeat in the store can, and
+        # every node reads the same value there, so they all show the same last_seen.
+        alive: dict[str, datetime] = {}
+        try:
+            for record in await self._store.load_presence(team):
+                if record.alive_at is not None:
+                    alive[record.user] = record.alive_at
+        except Exception as exc:
+            logger.warning("node %s is gone; its users' last heartbeat is unknown: %s", node, exc)
+        now = self._clock()
+        for state in held:
+            if state.remote.pop(node, None) is None:
+                continue  # a resync meanwhile found the node gone too
+            if state.connections == 0 and not state.remote:
+                state.last_seen = _latest(state.last_seen, alive.get(state.user, now))
+            self._publish(state)
 
     async def resync(self) -> None:
         """After a broken link to the other nodes: share our parts again, reread theirs.
@@ -178,6 +208,8 @@ class PresenceTracker:
             state.set_at = time.time()
         state.connections += 1
         self._publish(state)
+        if self._beat is None and self._heartbeat_s > 0:
+            self._beat = asyncio.get_running_loop().call_later(self._heartbeat_s, self._heartbeat)
 
     def disconnected(self, session: Session, clean: bool) -> None:
         state = self._teams[session.team][session.user]
@@ -225,10 +257,46 @@ class PresenceTracker:
         return None if state is None else self._current(state)
 
     def shutdown(self) -> None:
-        """Cancel grace timers; the store marks everyone offline on the next start."""
+        """Cancel the timers; the store marks everyone offline on the next start."""
+        if self._beat is not None:
+            self._beat.cancel()
+            self._beat = None
         for users in self._teams.values():
             for state in users.values():
                 self._cancel_grace(state)
+
+    def _heartbeat(self) -> None:
+        """Write when this node last knew its users connected, in one store call.
+
+        A user in their grace period was last known at the moment the connection was
+        lost; that is written once. With nobody to write, the timer stops until the next
+        connection.
+        """
+        now = self._clock()
+        marks: list[AliveMark] = []
+        for users in self._teams.values():
+            for state in users.values():
+                if state.connections > 0:
+                    marks.append(AliveMark(state.team, state.user, now))
+                elif (
+                    state.grace is not None
+                    and state.lost_at is not None
+                    and state.lost_at != state.alive_marked
+                ):
+                    state.alive_marked = state.lost_at
+                    marks.append(AliveMark(state.team, state.user, state.lost_at))
+        if not marks:
+            self._beat = None
+            return
+        self._spawn(self._mark_alive(marks))
+        self._beat = asyncio.get_running_loop().call_later(self._heartbeat_s, self._heartbeat)
+
+    async def _mark_alive(self, marks: list[AliveMark]) -> None:
+        try:
+            await self._store.mark_alive(marks)
+        except Exception as exc:
+            # The next beat writes again; until then a crash leaves an older alive_at.
+            logger.warning("presence heartbeat of %d users not stored: %s", len(marks), exc)
 
     def _state(self, team: str, user: str, name: str) -> _UserPresence:
         users = self._teams.setdefault(team, {})
@@ -335,5 +403,6 @@ class PresenceTracker:
             status=view.status,
             activity_json=None if view.activity is None else view.activity.model_dump_json(),
             last_seen=state.last_seen,
+            alive_at=self._clock() if state.connections else None,
         )
         self._spawn(self._store.save_presence(record))

@@ -1,6 +1,7 @@
-"""`last_seen` is the same on every node.
+"""`last_seen` is the same on every node, and after a crash it is the last heartbeat.
 
-Nodes are real servers on one real redis-server; clients are real WebSocket connections.
+Nodes are real servers on one real redis-server; the ones that must crash are
+subprocesses that get SIGKILL. Clients are real WebSocket connections.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import pytest
 from redis.asyncio import Redis
 
 from server.app import CollabServer
-from tests.conftest import StartServer, token
+from tests.conftest import SECRET, StartServer, token
 from tests.integration.test_scaleout import eventually, online
+from tests.support.configured_server import ConfiguredServer
 from tests.support.peer import Peer
 
 GRACE_S = 1.0
+HEARTBEAT_S = 0.2
 SLACK = timedelta(seconds=0.5)
-"""Scheduling delay allowed on a loaded machine."""
+"""Scheduling delay allowed on a loaded machine, on top of the heartbeat interval."""
 
 
 def _when(text: str) -> datetime:
@@ -117,3 +120,79 @@ async def test_last_seen_of_a_lost_connection_is_the_loss_on_every_node(
     late = await start_server(tmp_path / "c", redis_url=redis_url)
     await _every_node_agrees([a, b, late], gone["last_seen"], redis_url)
     await alice.close()
+
+
+async def test_a_killed_node_s_user_was_last_seen_at_its_last_heartbeat(
+    redis_url: str, start_server: StartServer, tmp_path: Path
+) -> None:
+    a = await start_server(tmp_path / "a", redis_url=redis_url, node_ttl_s=1.0)
+    b = ConfiguredServer(
+        tmp_path / "b",
+        secret=SECRET,
+        redis_url=redis_url,
+        node_ttl_s=1.0,
+        presence_heartbeat_s=HEARTBEAT_S,
+    )
+    try:
+        b_url = b.start()
+        watcher = await Peer.join(a.url, token("watcher", "core"), header=True)
+        await Peer.join(b_url, token("stranded", "core"), header=True)
+        await eventually(lambda: online(watcher).get("stranded") == "online", 5, "stranded on")
+        await asyncio.sleep(1.5)  # several heartbeats: the connection's own save is old now
+        killed = _now()
+        b.kill()
+        gone = await watcher.next("presence", user="stranded", status="offline", timeout=10)
+        noticed = _now()
+        last_seen = _when(gone["last_seen"])
+        # Node a notices the death about a TTL later; that is not when stranded was seen.
+        assert noticed - killed >= timedelta(seconds=0.5)
+        assert killed - timedelta(seconds=HEARTBEAT_S) - SLACK <= last_seen <= killed
+        member = (await presence_api(a.url, token("watcher", "core")))["stranded"]
+        assert _when(member["last_seen"]) == last_seen
+        await watcher.close()
+    finally:
+        b.stop()
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+async def test_after_a_crash_last_seen_is_the_last_heartbeat_not_the_restart(
+    store: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    settings: dict[str, Any] = {"auth": "open", "presence_heartbeat_s": HEARTBEAT_S}
+    redis_url = ""
+    if store == "redis":
+        redis_url = request.getfixturevalue("redis_url")
+        settings |= {"redis_url": redis_url, "node_ttl_s": 1.0}
+    first = ConfiguredServer(tmp_path / "data", node="n-first", **settings)
+    try:
+        url = first.start()
+        ada = await Peer.join(url, user="ada", team="core")
+        await ada.close()  # an earlier last_seen, which must not come back after the crash
+        await Peer.join(url, user="ada", team="core")
+        await asyncio.sleep(1.5)  # online through several heartbeats
+        killed = _now()
+        first.kill()
+    finally:
+        first.stop()
+    if store == "redis":
+        # Past the dead node's liveness key, so the restarted node cannot see its part.
+        async with Redis.from_url(redis_url, decode_responses=True) as redis:
+            for _ in range(100):
+                if not await redis.exists("tc:node:n-first"):
+                    break
+                await asyncio.sleep(0.05)
+            assert not await redis.exists("tc:node:n-first")
+    second = ConfiguredServer(tmp_path / "data", node="n-second", **settings)
+    try:
+        url = second.start()
+        ada = (await presence_api(url))["ada"]
+        assert ada["status"] == "offline"
+        last_seen = _when(ada["last_seen"])
+        assert killed - timedelta(seconds=HEARTBEAT_S) - SLACK <= last_seen <= killed
+        # A client's welcome says the same.
+        checker = await Peer.join(url, user="checker", team="core")
+        (member,) = [m for m in checker.welcome["members"] if m["user"] == "ada"]
+        assert _when(member["last_seen"]) == last_seen
+        await checker.close()
+    finally:
+        second.stop()
