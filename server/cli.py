@@ -11,7 +11,8 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -30,106 +31,171 @@ from tui_collab.protocol import json_schema
 logger = logging.getLogger("server")
 
 PROG: Final = "tui-collab-server"
-ENV_PREFIX = "TUI_COLLAB_"
+ENV_PREFIX: Final = "TUI_COLLAB_"
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
 
 
 def default_data_dir() -> Path:
     return Path(user_data_dir("tui-collab", appauthor=False))
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(ENV_PREFIX + name, default)
+class EnvValueError(Exception):
+    """An environment variable holds a value its flag would refuse; one line naming it."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+@dataclass(frozen=True)
+class _FromEnv:
+    """A flag's value taken from its environment variable, checked once parsing is done.
+
+    argparse converts a string default with `type` (naming the flag, not the variable,
+    when it fails) and never checks a default against `choices`; holding the raw text
+    until `resolve_env` lets the flag's own `type` and `choices` judge it, for the
+    subcommand that runs only.
+    """
+
+    name: str
+    raw: str
+    action: argparse.Action
+
+    def __str__(self) -> str:
+        return self.raw
+
+    def value(self) -> Any:
+        action = self.action
+        shown = self.raw if self.raw.isprintable() else repr(self.raw)
+        if action.nargs == 0:  # a switch such as --debug
+            if self.raw.lower() in _TRUE:
+                return action.const
+            if self.raw.lower() in _FALSE:
+                return action.default
+            raise EnvValueError(f"{self.name}={shown}: invalid boolean value (use 1 or 0)")
+        convert: Callable[[str], Any] = action.type or str  # type: ignore[assignment]
+        try:
+            value = convert(self.raw)
+        except argparse.ArgumentTypeError as exc:
+            raise EnvValueError(f"{self.name}={shown}: {exc}") from None
+        except (TypeError, ValueError):
+            kind = getattr(convert, "__name__", repr(convert))
+            raise EnvValueError(f"{self.name}={shown}: invalid {kind} value") from None
+        if action.choices is not None and value not in action.choices:
+            allowed = ", ".join(map(str, action.choices))
+            raise EnvValueError(f"{self.name}={shown}: invalid choice (choose from {allowed})")
+        return value
+
+
+def env_flag(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    *,
+    environ: Mapping[str, str],
+    help: str | None = None,
+    **kwargs: Any,
+) -> argparse.Action:
+    """Add `--flag`, which also reads TUI_COLLAB_FLAG (set and not empty).
+
+    One source of truth: the variable's value is judged by the flag's own `type` and
+    `choices` in `resolve_env`, so a bad value fails as the flag would, naming the
+    variable. A repeatable flag takes a comma-separated list.
+    """
+    name = ENV_PREFIX + flag.upper().replace("-", "_")
+    shown = f"[env {name}]"
+    action = parser.add_argument(f"--{flag}", help=f"{help} {shown}" if help else shown, **kwargs)
+    raw = environ.get(name, "")
+    if raw:
+        if kwargs.get("action") == "append":
+            action.default = [_FromEnv(name, part, action) for part in raw.split(",") if part]
+        else:
+            action.default = _FromEnv(name, raw, action)
+    return action
+
+
+def resolve_env(args: argparse.Namespace) -> None:
+    """Replace every value that came from the environment by the flag's conversion of it."""
+    for dest, value in vars(args).items():
+        if isinstance(value, _FromEnv):
+            setattr(args, dest, value.value())
+        elif isinstance(value, list):
+            setattr(args, dest, [v.value() if isinstance(v, _FromEnv) else v for v in value])
+
+
+def port(text: str) -> int:
+    """A TCP port number; 0 asks the system for a free one."""
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {value}: use 0 to 65535")
+    return value
+
+
+def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    env: Mapping[str, str] = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(
-        prog="tui-collab-server",
-        description="Team presence and shared grids over WebSocket. Every flag also reads "
-        "an environment variable: --port reads TUI_COLLAB_PORT, --data-dir "
-        "TUI_COLLAB_DATA_DIR, and so on.",
+        prog=PROG,
+        description="Team presence and shared grids over WebSocket. Every flag of serve "
+        "(and --data-dir) also reads an environment variable: --port reads "
+        "TUI_COLLAB_PORT, --data-dir TUI_COLLAB_DATA_DIR, and so on.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the server")
-    serve.add_argument("--host", default=_env("HOST", "127.0.0.1"))
-    serve.add_argument(
-        "--port",
-        type=int,
-        default=int(_env("PORT", "9001") or 9001),
-        help="0 picks a free port (default 9001)",
-    )
-    _data_dir_flag(serve)
-    serve.add_argument(
-        "--auth",
+
+    def flag(name: str, **kwargs: Any) -> None:
+        env_flag(serve, name, environ=env, **kwargs)
+
+    flag("host", default="127.0.0.1")
+    flag("port", type=port, default=9001, help="0 picks a free port (default 9001)")
+    _data_dir_flag(serve, env)
+    flag(
+        "auth",
         choices=("token", "open"),
-        default=_env("AUTH", "token"),
+        default="token",
         help="open: no tokens, hello names the user (loopback hosts only)",
     )
-    serve.add_argument(
-        "--allowed-origin",
+    flag(
+        "allowed-origin",
         action="append",
-        default=[o for o in (_env("ALLOWED_ORIGIN") or "").split(",") if o],
-        help="allow browser pages from this origin (repeatable)",
+        default=[],
+        help="allow browser pages from this origin (repeatable; the variable takes a "
+        "comma-separated list)",
     )
-    serve.add_argument(
-        "--durability",
+    flag(
+        "durability",
         choices=("normal", "full"),
-        default=_env("DURABILITY", "normal"),
+        default="normal",
         help="normal: acked edits survive a process crash; full: also power loss",
     )
-    serve.add_argument(
-        "--ping-interval", type=float, default=float(_env("PING_INTERVAL", "10") or 10)
-    )
-    serve.add_argument(
-        "--ping-timeout", type=float, default=float(_env("PING_TIMEOUT", "10") or 10)
-    )
-    serve.add_argument(
-        "--offline-grace",
+    flag("ping-interval", type=float, default=10.0)
+    flag("ping-timeout", type=float, default=10.0)
+    flag(
+        "offline-grace",
         type=float,
-        default=float(_env("OFFLINE_GRACE", "10") or 10),
+        default=10.0,
         help="seconds a lost connection's user stays online (default 10)",
     )
-    serve.add_argument(
-        "--hello-timeout", type=float, default=float(_env("HELLO_TIMEOUT", "10") or 10)
-    )
-    serve.add_argument(
-        "--certfile",
-        type=Path,
-        default=_env("CERTFILE"),
-        help="TLS certificate (PEM): serve wss://",
-    )
-    serve.add_argument(
-        "--keyfile",
-        type=Path,
-        default=_env("KEYFILE"),
-        help="TLS private key (PEM), if not in the certfile",
-    )
-    serve.add_argument(
-        "--loop",
+    flag("hello-timeout", type=float, default=10.0)
+    flag("certfile", type=Path, help="TLS certificate (PEM): serve wss://")
+    flag("keyfile", type=Path, help="TLS private key (PEM), if not in the certfile")
+    flag(
+        "loop",
         choices=("asyncio", "uvloop"),
-        default=_env("LOOP", "asyncio"),
+        default="asyncio",
         help="event loop; uvloop needs `pip install uvloop` (see docs/benchmarks.md)",
     )
-    serve.add_argument(
-        "--rate",
+    flag("rate", type=int, default=100, help="messages a second per connection (default 100)")
+    flag(
+        "burst",
         type=int,
-        default=int(_env("RATE", "100") or 100),
-        help="messages a second per connection (default 100)",
-    )
-    serve.add_argument(
-        "--burst",
-        type=int,
-        default=int(_env("BURST", "200") or 200),
+        default=200,
         help="messages a connection may send at once before the rate applies (default 200)",
     )
-    serve.add_argument(
-        "--max-board-participants",
+    flag(
+        "max-board-participants",
         type=int,
-        default=int(_env("MAX_BOARD_PARTICIPANTS", "256") or 256),
+        default=256,
         help="users on one board at once (default 256)",
     )
-    for flag, default, text in (
+    for name, default, text in (
         ("max-connections", 20_000, "open sockets in all; over it upgrades get HTTP 503"),
         ("max-connections-per-user", 8, "connections one user may hold"),
         ("connect-burst", 30, "connections one user may open at once, then --connect-rate"),
@@ -138,69 +204,62 @@ def build_parser() -> argparse.ArgumentParser:
         ("max-cells-per-board", 10_000, "non-empty cells on one board"),
         ("send-high-water", 256 * 1024, "unread bytes past which cursors are skipped"),
     ):
-        env = flag.upper().replace("-", "_")
-        serve.add_argument(
-            f"--{flag}",
-            type=int,
-            default=int(_env(env, str(default)) or default),
-            help=f"{text} (default {default})",
-        )
-    serve.add_argument(
-        "--redis",
-        default=_env("REDIS"),
+        flag(name, type=int, default=default, help=f"{text} (default {default})")
+    flag(
+        "redis",
         metavar="URL",
         help="share presence, boards and fan-out with other server processes through this "
         "Redis (redis://host:6379/0) instead of the SQLite file",
     )
-    serve.add_argument(
-        "--node-ttl",
+    flag(
+        "node-ttl",
         type=float,
-        default=float(_env("NODE_TTL", "15") or 15),
+        default=15.0,
         help="with --redis: seconds after which a silent node's users go offline (default 15)",
     )
-    serve.add_argument(
-        "--connect-rate",
+    flag(
+        "connect-rate",
         type=float,
-        default=float(_env("CONNECT_RATE", "10") or 10),
+        default=10.0,
         help="new connections one user may open a second after the burst (default 10)",
     )
-    serve.add_argument(
-        "--slow-close-after",
+    flag(
+        "slow-close-after",
         type=float,
-        default=float(_env("SLOW_CLOSE_AFTER", "5") or 5),
+        default=5.0,
         help="seconds over the high-water mark before a connection is closed 1013 (default 5)",
     )
-    serve.add_argument(
-        "--log-level",
-        default=_env("LOG_LEVEL", "info"),
-        choices=("debug", "info", "warning", "error"),
-    )
-    _debug_flag(serve)
+    flag("log-level", default="info", choices=("debug", "info", "warning", "error"))
+    _debug_flag(serve, env)
 
     token = commands.add_parser("token", help="print a signed token for a user")
     token.add_argument("--user", required=True)
     token.add_argument("--team", required=True)
     token.add_argument("--name")
     token.add_argument("--ttl", default="7d", help="lifetime: 90s, 15m, 2h, 7d (default 7d)")
-    _data_dir_flag(token)
-    _debug_flag(token)
+    _data_dir_flag(token, env)
+    _debug_flag(token, env)
 
     commands.add_parser("schema", help="print the JSON Schema of every message")
     return parser
 
 
-def _data_dir_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir",
+def _data_dir_flag(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    env_flag(
+        parser,
+        "data-dir",
+        environ=environ,
         type=Path,
-        default=Path(_env("DATA_DIR") or default_data_dir()),
+        default=default_data_dir(),
         help="where the database and the signing secret live",
     )
 
 
-def _debug_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--debug",
+def _debug_flag(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    env_flag(
+        parser,
+        "debug",
+        environ=environ,
         action="store_true",
         help="when it cannot start, also print the traceback and the log lines before it",
     )
@@ -208,6 +267,11 @@ def _debug_flag(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        resolve_env(args)
+    except EnvValueError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
     if args.command == "schema":
         json.dump(json_schema(), sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -269,3 +269,81 @@ def test_redis_that_refuses_us(tmp_path: Path, refusing_redis: int) -> None:
     line = serve(tmp_path / "data", "--redis", f"redis://:wrong@127.0.0.1:{refusing_redis}/0")
     assert line.startswith(f"{PROG}: Redis at redis://:***@127.0.0.1:{refusing_redis}/0 refused")
     assert "wrong" not in line
+
+
+# --- environment variables ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("TUI_COLLAB_PORT", "abc", "invalid port value"),
+        ("TUI_COLLAB_PORT", "70000", "invalid port 70000: use 0 to 65535"),
+        ("TUI_COLLAB_RATE", "fast", "invalid int value"),
+        ("TUI_COLLAB_PING_INTERVAL", "soon", "invalid float value"),
+        ("TUI_COLLAB_AUTH", "bogus", "invalid choice (choose from token, open)"),
+        (
+            "TUI_COLLAB_LOG_LEVEL",
+            "loud",
+            "invalid choice (choose from debug, info, warning, error)",
+        ),
+        ("TUI_COLLAB_DEBUG", "maybe", "invalid boolean value (use 1 or 0)"),
+    ],
+)
+def test_a_bad_variable_exits_2_naming_it(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    done = run("serve", "--data-dir", str(tmp_path), env={variable: value})
+    assert one_line(done, code=2) == f"{PROG}: {variable}={value}: {message}"
+
+
+def test_a_variable_is_judged_like_its_flag(tmp_path: Path) -> None:
+    flag = run("serve", "--data-dir", str(tmp_path), "--auth", "bogus")
+    assert flag.returncode == 2
+    assert "invalid choice: 'bogus'" in flag.stderr
+    # A flag given on the command line wins over its variable, which is then not judged;
+    # nor are the variables of another subcommand.
+    with_env = run(
+        "token",
+        "--user",
+        "a",
+        "--team",
+        "t",
+        "--data-dir",
+        str(tmp_path),
+        env={"TUI_COLLAB_PORT": "abc", "TUI_COLLAB_DATA_DIR": "/nonexistent/x"},
+    )
+    assert with_env.returncode == 0, with_env.stderr  # token has no --port
+
+
+def test_path_variables_name_the_path(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    line = one_line(run("serve", "--port", "0", env={"TUI_COLLAB_DATA_DIR": str(blocker)}))
+    assert line.startswith(f"{PROG}: data dir {blocker} is not a directory")
+    missing = tmp_path / "cert.pem"
+    line = one_line(
+        run(
+            "serve",
+            "--port",
+            "0",
+            env={
+                "TUI_COLLAB_DATA_DIR": str(tmp_path / "data"),
+                "TUI_COLLAB_CERTFILE": str(missing),
+            },
+        )
+    )
+    assert line.startswith(f"{PROG}: TLS certificate {missing} does not exist")
+
+
+def test_help_names_the_variables() -> None:
+    done = run("serve", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    for variable in (
+        "TUI_COLLAB_PORT",
+        "TUI_COLLAB_AUTH",
+        "TUI_COLLAB_DATA_DIR",
+        "TUI_COLLAB_DEBUG",
+    ):
+        assert f"[env {variable}]" in text
