@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
+
+from redis.exceptions import RedisError
 
 from server.audit import AUTH_FAILED, RATE_LIMIT_CLOSE, audit
 from server.auth import AuthError
 from server.boards import BoardRoom, board_meta, changed_frame
 from server.hub import Session
+from server.logs import RateLimitedLog
 from server.outbound import peer_ip
 from server.store.base import BoardRecord
+from server.store.group_commit import StoreWriteFailed
 from tui_collab.cells import CellOp
 from tui_collab.protocol import (
     CLOCK_AHEAD_LIMIT,
@@ -61,6 +66,7 @@ class Dispatcher:
         self._server = server
         self._boards: dict[str, dict[str, BoardRecord]] = {}
         self._board_locks: dict[str, asyncio.Lock] = {}
+        self._storage_errors = RateLimitedLog(logger)
         self._handlers: dict[type[Any], Handler] = {
             Hello: self._hello_again,
             PresenceSet: self._presence_set,
@@ -107,8 +113,17 @@ class Dispatcher:
             await self._handlers[type(message)](session, message)
         except ProtocolError as exc:
             session.send_error(exc.code, exc.message, exc.re or message.id)
-        except Exception:
-            logger.exception("internal error handling %s from %s", message.type, session.id)
+        except Exception as exc:
+            if isinstance(exc, StoreWriteFailed):
+                pass  # the store's writer logged it, once per kind per 10 s
+            elif isinstance(exc, RedisError | sqlite3.Error):
+                # The store is failing for everyone: one line per kind, not one per message.
+                kind = f"{type(exc).__name__}: {exc}"
+                self._storage_errors.log(
+                    logging.ERROR, kind, "store failed handling %s: %s", message.type, kind
+                )
+            else:
+                logger.exception("internal error handling %s from %s", message.type, session.id)
             re = message.op if isinstance(message, CellSet) else message.id
             session.send_error(ErrorCode.INTERNAL, "internal server error", re)
 

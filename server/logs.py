@@ -11,6 +11,8 @@ import logging
 import logging.handlers
 import re
 import sys
+import time
+from collections.abc import Callable
 from typing import Final
 
 _SECRETS: Final = re.compile(
@@ -82,3 +84,59 @@ class HeldLogs:
         if self._buffer in root.handlers:
             root.handlers[:] = [self._target]
         self._buffer.close()
+
+
+class RateLimitedLog:
+    """At most one line per kind of event per interval, with a count of those not shown.
+
+    For failures that repeat once per request: a full disk refuses every edit, and one
+    line each (with a traceback) would flood the log and fill the disk further. The first
+    of a kind is logged at once; later ones within `interval_s` are counted, and the next
+    line of that kind after the interval says how many there were (`flush` says it at
+    shutdown, when no next line may come).
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        interval_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_kinds: int = 256,
+    ) -> None:
+        self._logger = logger
+        self._interval_s = interval_s
+        self._clock = clock
+        self._max_kinds = max_kinds
+        self._last: dict[str, float] = {}
+        self._held: dict[str, tuple[int, str, tuple[object, ...], int]] = {}
+        """kind -> (level, message, args) of the latest line not shown, and how many."""
+
+    def log(self, level: int, kind: str, message: str, *args: object) -> bool:
+        """Log `message % args` unless `kind` was logged less than the interval ago."""
+        now = self._clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self._interval_s:
+            count = self._held[kind][3] if kind in self._held else 0
+            self._held[kind] = (level, message, args, count + 1)
+            return False
+        if last is None and len(self._last) >= self._max_kinds:
+            # Kinds come from error texts; never let them grow without bound.
+            self.flush()
+            self._last.clear()
+        self._last[kind] = now
+        held = self._held.pop(kind, None)
+        if held is not None and last is not None:
+            message += " (%d more like this in the last %.0f s)"
+            args = (*args, held[3], now - last)
+        self._logger.log(level, message, *args)
+        return True
+
+    def flush(self) -> None:
+        """Log the count of every kind still held back (one line each)."""
+        now = self._clock()
+        for kind, (level, message, args, count) in self._held.items():
+            since = now - self._last.get(kind, now)
+            self._logger.log(
+                level, message + " (%d like this in the last %.0f s)", *args, count, since
+            )
+        self._held.clear()

@@ -30,6 +30,8 @@ from functools import partial
 from itertools import groupby
 from typing import Any, TypeVar
 
+from server.logs import RateLimitedLog
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -39,6 +41,14 @@ BatchRunner = Callable[[sqlite3.Connection, Sequence[Any]], Sequence[Any]]
 
 class WriterClosed(RuntimeError):
     """The store is closing; the work was not run."""
+
+
+class StoreWriteFailed(RuntimeError):
+    """The work's transaction failed (`__cause__` is the database's error).
+
+    The writer has already logged it, rate-limited, so callers need not log it again: a
+    full disk fails every write, and one traceback per refused edit buried the log.
+    """
 
 
 @dataclass(slots=True)
@@ -74,6 +84,7 @@ class GroupCommitWriter:
         self._busy = False  # a group is scheduled or running on the writer thread
         self._closing = False
         self._drained: asyncio.Future[None] | None = None
+        self._failures = RateLimitedLog(logger)
         self.commits = 0
 
     async def open(self) -> None:
@@ -116,6 +127,7 @@ class GroupCommitWriter:
         if db is not None:
             await loop.run_in_executor(self._executor, db.close)
         self._executor.shutdown(wait=True)
+        self._failures.flush()
 
     def _require_db(self) -> sqlite3.Connection:
         if self._db is None:
@@ -159,10 +171,16 @@ class GroupCommitWriter:
             if ok:
                 _settle(work.future, result=value)
             else:
-                logger.error("store write failed", exc_info=value)
-                error = RuntimeError("store write failed")
+                self._report(value)
+                error = StoreWriteFailed("store write failed")
                 error.__cause__ = value
                 _settle(work.future, exc=error)
+
+    def _report(self, exc: BaseException) -> None:
+        """One line per kind of failure per 10 s; the traceback only at debug level."""
+        kind = f"{type(exc).__name__}: {exc}"
+        self._failures.log(logging.ERROR, kind, "store write failed: %s", kind)
+        logger.debug("store write failed", exc_info=exc)
 
     def _wake_loop(
         self, loop: asyncio.AbstractEventLoop, group: list[_Work], running: Future[_Outcome]
