@@ -98,8 +98,9 @@ def check_database(path: Path) -> int | None:
 
 def damaged_database(path: Path, detail: str) -> StartupError:
     return StartupError(
-        f"database {path} is damaged ({detail}) and was left untouched: move it aside, then "
-        f"copy your latest backup to {path} (backups are made with {BACKUP_HOWTO})"
+        f"database {path} is damaged ({detail}) and was left untouched: move it and any "
+        f"-wal and -shm files next to it aside, then copy your latest backup to {path} "
+        f"(backups are made with {BACKUP_HOWTO})"
     )
 
 

@@ -132,8 +132,8 @@ def test_a_file_that_is_not_a_database_is_refused_untouched(tmp_path: Path) -> N
     line = serve(path.parent)
     assert line == (
         f"{PROG}: database {path} is damaged (file is not a database) and was left untouched: "
-        f"move it aside, then copy your latest backup to {path} (backups are made with "
-        'sqlite3 tui-collab.sqlite3 ".backup copy.sqlite3")'
+        "move it and any -wal and -shm files next to it aside, then copy your latest backup "
+        f'to {path} (backups are made with sqlite3 tui-collab.sqlite3 ".backup copy.sqlite3")'
     )
     assert path.read_bytes() == before
 
