@@ -20,13 +20,11 @@ from platformdirs import user_data_dir
 from pydantic import ValidationError
 
 from server import __version__
-from server.app import CollabServer
 from server.auth import load_secret, mint_token, parse_ttl
 from server.config import ServerConfig
 from server.logs import HeldLogs
 from server.logs import configure as configure_logging
 from server.startup import StartupError
-from tui_collab.protocol import json_schema
 
 logger = logging.getLogger("server")
 
@@ -273,6 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     if args.command == "schema":
+        from tui_collab.protocol import json_schema
+
         json.dump(json_schema(), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
@@ -376,6 +376,10 @@ def run_loop(main: Coroutine[Any, Any, None], loop: str) -> None:
 
 
 async def _serve(config: ServerConfig, held: HeldLogs) -> None:
+    # Imported here: it is most of the start-up time, which `token` and a bad flag or
+    # variable need not wait for.
+    from server.app import CollabServer
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
