@@ -21,99 +21,109 @@ import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from platformdirs import user_data_dir
 
 from tui_collab import __version__
+from tui_collab.envflags import EnvValueError, env_flag, port, resolve_env
 
 if TYPE_CHECKING:
     from tui_collab.client import TokenProvider
+    from tui_collab.events import Closed
 
-ENV_PREFIX = "TUI_COLLAB_"
 DEFAULT_PORT = 9001
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(ENV_PREFIX + name, default)
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    env: Mapping[str, str] = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(
         prog="tui-collab",
         description="Team presence and a shared grid in the terminal. With no --server, "
-        "starts a local server in this process that teammates on this machine can join.",
+        "starts a local server in this process that teammates on this machine can join. "
+        "Every flag also reads a TUI_COLLAB_* environment variable, shown in [env …].",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    _connection_flags(parser)
-    parser.add_argument(
-        "--board",
-        default=_env("BOARD", "main"),
+    _connection_flags(parser, env)
+    env_flag(
+        parser,
+        "board",
+        environ=env,
+        default="main",
         help="board to open (created if the team has none by that id)",
     )
-    parser.add_argument(
-        "--demo",
+    env_flag(
+        parser,
+        "demo",
+        environ=env,
         action="store_true",
         help="add four simulated teammates (local or open-mode servers)",
     )
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=int(_env("PORT", str(DEFAULT_PORT)) or 0),
+    env_flag(
+        parser,
+        "port",
+        environ=env,
+        type=port,
+        default=DEFAULT_PORT,
         help="port of the local server (default 9001; 0 picks a free one)",
     )
-    parser.add_argument(
-        "--data-dir",
+    env_flag(
+        parser,
+        "data-dir",
+        environ=env,
         type=Path,
-        default=Path(_env("DATA_DIR") or user_data_dir("tui-collab", appauthor=False)),
+        default=Path(user_data_dir("tui-collab", appauthor=False)),
+        help="where the outbox, the log and the local server's data live",
     )
-    parser.add_argument(
-        "--debug",
+    env_flag(
+        parser,
+        "debug",
+        environ=env,
         action="store_true",
         help="log in detail to the data dir's tui-collab.log; show tracebacks of start-up errors",
     )
     commands = parser.add_subparsers(dest="command")
     who = commands.add_parser("who", help="print the team's presence as a table")
-    _connection_flags(who)
+    _connection_flags(who, env)
     who.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
-def _connection_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--server",
-        default=_env("SERVER"),
+def _connection_flags(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    env_flag(
+        parser,
+        "server",
+        environ=env,
         help="ws:// or wss:// URL of a server, e.g. ws://host:9001/ws",
     )
     tokens = parser.add_mutually_exclusive_group()
-    tokens.add_argument(
-        "--token",
-        default=_env("TOKEN"),
-        help="token from `tui-collab-server token` (or TUI_COLLAB_TOKEN)",
-    )
-    tokens.add_argument(
-        "--token-command",
+    env_flag(tokens, "token", environ=env, help="token from `tui-collab-server token`")
+    env_flag(
+        tokens,
+        "token-command",
+        environ=env,
         metavar="CMD",
-        default=_env("TOKEN_COMMAND"),
         help="shell command that prints a fresh token; run at start, before the token "
         "expires and after a refusal (like git's credential helpers)",
     )
-    tokens.add_argument(
-        "--token-file",
+    env_flag(
+        tokens,
+        "token-file",
+        environ=env,
         metavar="PATH",
         type=Path,
-        default=_env("TOKEN_FILE"),
         help="file holding the token; reread whenever a fresh one is needed",
     )
-    parser.add_argument("--user", default=_env("USER_ID"), help="user id (open-mode servers)")
-    parser.add_argument("--team", default=_env("TEAM"), help="team (open-mode servers)")
-    parser.add_argument("--name", default=_env("NAME"), help="display name (open-mode servers)")
-    parser.add_argument(
-        "--cafile",
+    env_flag(parser, "user", environ=env, variable="USER_ID", help="user id (open-mode servers)")
+    env_flag(parser, "team", environ=env, help="team (open-mode servers)")
+    env_flag(parser, "name", environ=env, help="display name (open-mode servers)")
+    env_flag(
+        parser,
+        "cafile",
+        environ=env,
         type=Path,
-        default=_env("CAFILE"),
         help="CA certificate (PEM) to trust for wss://, besides the system's",
     )
 
@@ -129,6 +139,11 @@ def default_user() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        resolve_env(args)
+    except EnvValueError as exc:
+        print(f"tui-collab: {exc}", file=sys.stderr)
+        return 2
     if args.command == "who":
         return who(args)
     try:
@@ -186,11 +201,12 @@ async def run_app(args: argparse.Namespace) -> int:
     where = f"{url}" if server is None else f"local server {url}"
     app = CollabApp(client, board=args.board, where=where)
     demo: asyncio.Task[None] | None = None
-    if args.demo:
-        from tui_collab.demo import run_demo
-
-        demo = asyncio.create_task(run_demo(url, team, args.board))
     try:
+        await first_contact(client)
+        if args.demo:
+            from tui_collab.demo import run_demo
+
+            demo = asyncio.create_task(run_demo(url, team, args.board))
         await app.run_async()
     finally:
         if demo is not None:
@@ -203,20 +219,50 @@ async def run_app(args: argparse.Namespace) -> int:
     return exit_report(client, app.return_code)
 
 
+FIRST_CONTACT_S = 5.0
+"""How long the first connection attempt may take before the screen opens anyway."""
+
+
+async def first_contact(client: Any) -> None:
+    """Start connecting before the screen opens, so a failure retrying cannot fix (a
+    refused token, a certificate that does not verify) is one line, not a screen."""
+    from tui_collab.events import Closed, Connecting, StateChanged
+
+    settled = asyncio.Event()
+    unsubscribe = client.on(
+        StateChanged,
+        lambda event: settled.set() if not isinstance(event.state, Connecting) else None,
+    )
+    try:
+        client.start()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FIRST_CONTACT_S):
+                await settled.wait()
+    finally:
+        unsubscribe()
+    if isinstance(client.state, Closed):
+        await client.close()
+        raise StartupFailure(final_words(client.state))
+
+
+def final_words(state: Closed) -> str:
+    """One line on why the client gave up, and what to do about it."""
+    line = state.detail or state.reason.replace("_", " ")
+    if state.reason == "unauthorized":
+        line += (
+            ": ask the server's admin for a new token (tui-collab-server token --user USER "
+            "--team TEAM), or pass --token-command to renew it by itself"
+        )
+    return line
+
+
 def exit_report(client: Any, return_code: int | None) -> int:
     """What the person should know once the screen is gone, and the exit status."""
     from tui_collab.events import Closed
 
     state = client.state
     if isinstance(state, Closed) and state.reason not in ("closed", ""):
-        print(f"tui-collab: {state.detail or state.reason}", file=sys.stderr)
-        if state.reason == "unauthorized":
-            print(
-                "tui-collab: ask your server's admin for a new token "
-                "(tui-collab-server token --user USER --team TEAM), or pass --token-command "
-                "to renew it by itself",
-                file=sys.stderr,
-            )
+        print(f"tui-collab: {final_words(state)}", file=sys.stderr)
         return return_code or 1
     if client.unsaved_count:
         print(
@@ -277,8 +323,8 @@ async def _start_local_server(args: argparse.Namespace) -> Any:
     from server.config import ServerConfig
     from server.startup import ListenError, StartupError
 
-    for port in (args.port, 0) if args.port else (0,):
-        config = ServerConfig(data_dir=args.data_dir, host="127.0.0.1", port=port, auth="open")
+    for candidate in (args.port, 0) if args.port else (0,):
+        config = ServerConfig(data_dir=args.data_dir, host="127.0.0.1", port=candidate, auth="open")
         server = CollabServer(config)
         try:
             await server.start()
