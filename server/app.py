@@ -36,11 +36,13 @@ from server.dispatch import Dispatcher
 from server.http import WS_PATH, json_response, path_of, text_response, unauthorized
 from server.hub import Hub, Session, close_reason
 from server.limits import ConnectRate, FloodGuard, TokenBucket
+from server.logs import RateLimitedLog
 from server.metrics import CONTENT_TYPE_LATEST, Metrics
 from server.outbound import BacklogPolicy, Outbound, peer_address, peer_ip
 from server.presence import PresenceTracker
 from server.startup import listen_error, load_tls
 from server.store import RedisStore, SQLiteStore, Store
+from server.store.group_commit import StoreWriteFailed
 from tui_collab.protocol import (
     PROTOCOL_VERSION,
     CloseCode,
@@ -94,6 +96,7 @@ class CollabServer:
         )
         self.hub = Hub(self.outbound)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._background_failures = RateLimitedLog(logger)
         self.presence = PresenceTracker(
             self.store,
             self.hub,
@@ -228,8 +231,16 @@ class CollabServer:
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("background task failed", exc_info=task.exception())
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        if isinstance(exc, StoreWriteFailed):
+            # Bookkeeping writes (presence, sessions) under a full disk: the store has
+            # already said why, once per kind per interval; a traceback each adds nothing.
+            self._background_failures.log(
+                logging.WARNING, "store", "background store write failed: %s", exc
+            )
+            return
+        logger.error("background task failed", exc_info=exc)
 
     # --- HTTP ---------------------------------------------------------------------
 
@@ -422,7 +433,14 @@ class CollabServer:
             bucket=TokenBucket(self.config.rate_per_s, self.config.burst),
             flood=FloodGuard(self.config.flood_close_after_s),
         )
-        await self.store.record_user(identity.team, identity.user, identity.name)
+        try:
+            await self.store.record_user(identity.team, identity.user, identity.name)
+        except StoreWriteFailed as exc:
+            # A full disk must not lock people out: the member list catches up on the
+            # next connection once there is room; the store has said why already.
+            self._background_failures.log(
+                logging.WARNING, "store", "background store write failed: %s", exc
+            )
         await self.presence.ensure_team(identity.team)
         boards = await self.dispatcher.team_boards(identity.team)
         # From here until the session is registered nothing awaits: the joiner's snapshot

@@ -70,3 +70,39 @@ async def test_a_full_disk_refuses_edits_with_one_log_line(
     ]
     assert lines[0].exc_info is None
     await peer.close()
+
+
+async def test_presence_and_session_writes_on_a_full_disk_log_no_tracebacks(
+    server: CollabServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = server.store
+    assert isinstance(store, SQLiteStore)
+
+    def fill_the_disk(db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE filler (blob BLOB)")
+        db.commit()
+        db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+        while True:  # use up every free page, so the smallest write fails too
+            try:
+                db.execute("INSERT INTO filler VALUES (zeroblob(512))")
+                db.commit()
+            except sqlite3.OperationalError:
+                db.rollback()
+                return
+
+    await store._require_writer().call(fill_the_disk)
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    alice = await Peer.join(server.url, token("alice", "core"))
+    for n in range(150):  # each arrival and status change is a presence (and session) write
+        bob = await Peer.join(server.url, token(f"bob{n}", "core"))
+        await bob.send({"type": "presence.set", "status": "busy", "id": "p"})
+        await bob.next("ack")
+        await bob.close()
+    await alice.send({"type": "presence.query", "id": "q"})  # every write was tried by now
+    await alice.next("presence.snapshot")
+    failures = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert failures, "the full disk was never noticed"
+    assert all(r.exc_info is None for r in failures)
+    assert len(failures) <= 3  # one per kind (edit writer, background writes), not per write
+    await alice.close()
