@@ -81,6 +81,13 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         default=10.0,
         help="seconds a lost connection's user stays online (default 10)",
     )
+    flag(
+        "presence-heartbeat",
+        type=float,
+        default=30.0,
+        help="seconds between writes of when online users were last alive, so a crash "
+        "shows a true last_seen (default 30; 0 turns it off)",
+    )
     flag("hello-timeout", type=float, default=10.0)
     flag("certfile", type=Path, help="TLS certificate (PEM): serve wss://")
     flag("keyfile", type=Path, help="TLS private key (PEM), if not in the certfile")
@@ -252,6 +259,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         ping_interval_s=args.ping_interval,
         ping_timeout_s=args.ping_timeout,
         offline_grace_s=args.offline_grace,
+        presence_heartbeat_s=args.presence_heartbeat,
         hello_timeout_s=args.hello_timeout,
         max_board_participants=args.max_board_participants,
         max_connections=args.max_connections,
