@@ -7,11 +7,13 @@ from collections.abc import Callable
 
 import pytest
 from pytest_textual_snapshot import SVGImageExtension
+from rich.segment import Segment
 from syrupy.assertion import SnapshotAssertion
 from textual.pilot import Pilot
 
 from tests.tui.scripted import NOW
-from tui_collab.app import Clock
+from tui_collab.app import Clock, CollabApp
+from tui_collab.widgets.grid import CELL_WIDTH, ROW_HEADER_WIDTH
 
 FIXED_CLOCK = Clock(now=lambda: NOW, monotonic=lambda: 1000.0)
 
@@ -19,6 +21,18 @@ FIXED_CLOCK = Clock(now=lambda: NOW, monotonic=lambda: 1000.0)
 @pytest.fixture
 def svg_snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     return snapshot.use_extension(SVGImageExtension)
+
+
+def cell_segments(app: CollabApp, x: int, y: int) -> list[Segment]:
+    """The segments painted for one cell (of a grid not scrolled)."""
+    line = app.grid.render_line(1 + y)
+    start = ROW_HEADER_WIDTH + x * CELL_WIDTH
+    out, at = [], 0
+    for segment in line:
+        if start <= at < start + CELL_WIDTH:
+            out.append(segment)
+        at += segment.cell_length
+    return out
 
 
 async def wait_for(

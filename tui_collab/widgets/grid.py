@@ -31,6 +31,8 @@ CELL_WIDTH = 10
 ROW_HEADER_WIDTH = 5
 IDLE_AFTER_S = 5.0
 """A teammate's cursor label dims after this long without movement."""
+PENDING_MARK = "*"
+TYPING_MARK = "✎"
 
 
 @dataclass
@@ -222,7 +224,11 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
             if row >= mirror.meta.height:
                 return Strip.blank(width, base)
             labels = self._labels_for_row(row)
-            cells = [self._cell(mirror, c, row, labels.get(c)) for c in range(first_col, cols)]
+            cells = [
+                segment
+                for c in range(first_col, cols)
+                for segment in self._cell(mirror, c, row, labels.get(c))
+            ]
             gutter = Segment(f"{row + 1:>4} ", header)
         body = Strip(cells).crop(shift, shift + max(0, width - ROW_HEADER_WIDTH))
         return Strip.join([Strip([gutter]), body]).extend_cell_length(width, base)
@@ -244,26 +250,41 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
                 labels[cursor.x] = cursor
         return labels
 
-    def _cell(self, mirror: BoardMirror, x: int, y: int, label: RemoteCursor | None) -> Segment:
+    def _cell(
+        self, mirror: BoardMirror, x: int, y: int, label: RemoteCursor | None
+    ) -> list[Segment]:
+        """One cell, `CELL_WIDTH` wide: value, `*` if not saved yet, and `✎` (a teammate
+        typing) at the right. Marks are never cut; the value is."""
         pending = mirror.pending_at(x, y)
         value = pending.value if pending is not None else mirror.cells.value(x, y)
         style = self.get_component_rich_style("grid--cell")
         if pending is not None:
             style += self.get_component_rich_style("grid--pending")
-            value = value + "*"
         here = [c for c in self.remote.values() if (c.x, c.y) == (x, y)]
-        typing = any(pos == (x, y) for pos in self.typing.values())
+        text_style = style
         if (x, y) == (self.cursor_x, self.cursor_y):
             style += self.get_component_rich_style("grid--cursor")
+            text_style = style
         elif here:
             style += Style(bgcolor=self._colour(here[0]), color="#000000")
-        elif label is not None and (x, y) != (self.cursor_x, self.cursor_y):
-            return Segment(
-                _fit(label.name, CELL_WIDTH), style + Style(color=self._colour(label), bold=True)
-            )
-        if typing:
-            return Segment(_fit(value, CELL_WIDTH - 2)[:-1] + " ✎ ", style)
-        return Segment(_fit(value, CELL_WIDTH), style)
+            text_style = style
+        elif label is not None:
+            value = label.name
+            text_style = style + Style(color=self._colour(label), bold=True)
+        inline = PENDING_MARK if pending is not None else ""
+        badges: list[Segment] = []
+        if any(pos == (x, y) for pos in self.typing.values()):
+            badges.append(Segment(TYPING_MARK, style))
+        badge_cells = sum(s.cell_length for s in badges)
+        text = _fit(value, CELL_WIDTH, len(inline) + badge_cells + (1 if badges else 0))
+        pad = CELL_WIDTH - 1 - cell_len(text) - len(inline) - badge_cells
+        segments = [Segment(text, text_style)]
+        if inline:
+            segments.append(Segment(inline, style))
+        segments.append(Segment(" " * pad, style))
+        segments.extend(badges)
+        segments.append(Segment(" ", style))
+        return list(Segment.simplify(s for s in segments if s.text))
 
     def _colour(self, cursor: RemoteCursor) -> str:
         if self._clock() - cursor.moved_at < IDLE_AFTER_S:
@@ -272,9 +293,12 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         return dimmed.hex
 
 
-def _fit(text: str, width: int) -> str:
-    """Pad or cut to exactly `width` terminal cells, keeping one space between columns."""
-    room = width - 1
-    if cell_len(text) > room:
-        text = set_cell_size(text, room - 1) + "…"
-    return set_cell_size(text, width)
+def _fit(text: str, width: int, marks: int = 0) -> str:
+    """`text` cut to leave room for `marks` cells and one space between columns.
+
+    Returns at most `width - 1 - marks` cells, unpadded; a cut ends in '…'.
+    """
+    room = max(1, width - 1 - marks)
+    if cell_len(text) <= room:
+        return text
+    return set_cell_size(text, room - 1) + "…"
