@@ -96,6 +96,7 @@ class CollabApp(App[None]):
         self.auto_away = False
         self.last_input = self.clock.monotonic()
         self._unsubscribe: list[Callable[[], None]] = []
+        self._editing: tuple[int, int] | None = None
 
     # --- layout ---------------------------------------------------------------------
 
@@ -298,17 +299,27 @@ class CollabApp(App[None]):
             return
         pending = mirror.pending_at(event.x, event.y)
         value = pending.value if pending else mirror.cells.value(event.x, event.y)
+        self._editing = (event.x, event.y)
         self.query_one("#editor-cell", Label).update(f" {cell_name(event.x, event.y)} ")
         editor = self.query_one("#editor-input", Input)
         editor.value = value
         self.query_one("#editor").display = True
         editor.focus()
-        self._editing = (event.x, event.y)
         self.client.set_typing(self.board_id, event.x, event.y, True)
         self._set_activity("editing", cell_name(event.x, event.y))
 
+    @on(Input.Changed, "#editor-input")
+    def _edit_changed(self, event: Input.Changed) -> None:
+        if self._editing is None or not self.query_one("#editor").display:
+            return
+        x, y = self._editing
+        # The client sends at most one typing frame every 2 s however often this runs.
+        self.client.set_typing(self.board_id, x, y, True)
+
     @on(Input.Submitted, "#editor-input")
     def _save_edit(self, event: Input.Submitted) -> None:
+        if self._editing is None:
+            return
         x, y = self._editing
         self._close_editor()
         self.save_cell(self.board_id, x, y, event.value)
@@ -323,10 +334,11 @@ class CollabApp(App[None]):
             self.notify(str(exc), title="Not saved", severity="warning", markup=False)
 
     def _close_editor(self) -> None:
-        if not self.query_one("#editor").display:
+        if not self.query_one("#editor").display or self._editing is None:
             return
         self.query_one("#editor").display = False
         x, y = self._editing
+        self._editing = None
         self.client.set_typing(self.board_id, x, y, False)
         self._set_activity("viewing")
         self.grid.focus()

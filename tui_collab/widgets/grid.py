@@ -31,6 +31,9 @@ CELL_WIDTH = 10
 ROW_HEADER_WIDTH = 5
 IDLE_AFTER_S = 5.0
 """A teammate's cursor label dims after this long without movement."""
+TYPING_EXPIRES_S = 5.0
+"""A teammate's ✎ mark goes this long after their last `typing active:true`: a typer
+repeats it every 2 s, so a mark outlives only a typer who stopped or vanished."""
 PENDING_MARK = "*"
 TYPING_MARK = "✎"
 
@@ -100,10 +103,13 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         self.own_user = ""
         self.remote: dict[str, RemoteCursor] = {}
         self.typing: dict[str, tuple[int, int]] = {}
+        """Teammates typing, by user: the cell of their last `typing active:true`."""
+        self.typing_at: dict[str, float] = {}
+        """When each teammate's last `typing active:true` arrived (the injected clock)."""
         self.follow: str | None = None
 
     def on_mount(self) -> None:
-        self.set_interval(1.0, self._dim_idle_cursors)
+        self.set_interval(1.0, self._tick)
 
     # --- state in -------------------------------------------------------------------
 
@@ -112,6 +118,7 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         self.own_user = own_user
         self.remote.clear()
         self.typing.clear()
+        self.typing_at.clear()
         now = self._clock()
         for user, (x, y) in mirror.cursors.items():
             self._place(user, x, y, now)
@@ -131,6 +138,7 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
     def remove_remote(self, user: str) -> None:
         self.remote.pop(user, None)
         self.typing.pop(user, None)
+        self.typing_at.pop(user, None)
         if self.follow == user:
             self.follow = None
         self.refresh()
@@ -138,9 +146,28 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
     def set_typing(self, user: str, x: int, y: int, active: bool) -> None:
         if active:
             self.typing[user] = (x, y)
+            self.typing_at[user] = self._clock()
         else:
             self.typing.pop(user, None)
+            self.typing_at.pop(user, None)
         self.refresh()
+
+    def expire_typing(self) -> None:
+        """Drop ✎ marks not repeated for `TYPING_EXPIRES_S` (the typer stopped or left)."""
+        now = self._clock()
+        stale = [u for u, at in self.typing_at.items() if now - at >= TYPING_EXPIRES_S]
+        for user in stale:
+            self.typing.pop(user, None)
+            self.typing_at.pop(user, None)
+        if stale:
+            self.refresh()
+
+    def _typing_here(self, x: int, y: int) -> bool:
+        now = self._clock()
+        return any(
+            pos == (x, y) and now - self.typing_at.get(user, now) < TYPING_EXPIRES_S
+            for user, pos in self.typing.items()
+        )
 
     def _place(self, user: str, x: int, y: int, now: float) -> None:
         if user == self.own_user or self.mirror is None:
@@ -150,7 +177,8 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         colour = participant.color if participant else "#888888"
         self.remote[user] = RemoteCursor(user, name, colour, x, y, now)
 
-    def _dim_idle_cursors(self) -> None:
+    def _tick(self) -> None:
+        self.expire_typing()
         now = self._clock()
         if any(IDLE_AFTER_S <= now - c.moved_at < IDLE_AFTER_S + 1.5 for c in self.remote.values()):
             self.refresh()
@@ -273,7 +301,7 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
             text_style = style + Style(color=self._colour(label), bold=True)
         inline = PENDING_MARK if pending is not None else ""
         badges: list[Segment] = []
-        if any(pos == (x, y) for pos in self.typing.values()):
+        if self._typing_here(x, y):
             badges.append(Segment(TYPING_MARK, style))
         badge_cells = sum(s.cell_length for s in badges)
         text = _fit(value, CELL_WIDTH, len(inline) + badge_cells + (1 if badges else 0))
