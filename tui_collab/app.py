@@ -29,6 +29,7 @@ from tui_collab.client import ClientError, CollabClient, NotConnected
 from tui_collab.events import Connected, PendingChanged, Reconnecting, StateChanged
 from tui_collab.mirror import BoardMirror
 from tui_collab.protocol import (
+    MAX_CELL_CHARS,
     Activity,
     BoardCreated,
     BoardState,
@@ -40,8 +41,10 @@ from tui_collab.protocol import (
     Presence,
     Status,
     Typing,
+    cell_value_problem,
 )
 from tui_collab.screens import HelpScreen, PickScreen
+from tui_collab.widgets.editor import CellEditor
 from tui_collab.widgets.feed import ActivityFeed
 from tui_collab.widgets.grid import BoardGrid
 from tui_collab.widgets.presence import BoardList, PresenceList
@@ -97,6 +100,7 @@ class CollabApp(App[None]):
         self.last_input = self.clock.monotonic()
         self._unsubscribe: list[Callable[[], None]] = []
         self._editing: tuple[int, int] | None = None
+        self._editor_over_limit = False
 
     # --- layout ---------------------------------------------------------------------
 
@@ -112,7 +116,7 @@ class CollabApp(App[None]):
                 yield BoardGrid(self.clock.monotonic, id="grid")
                 with Horizontal(id="editor"):
                     yield Label("", id="editor-cell")
-                    yield Input(id="editor-input", max_length=256)
+                    yield CellEditor(id="editor-input")
                 yield ActivityFeed(self.clock.now, id="feed")
         yield StatusBar(self.clock.monotonic, id="status")
         yield Footer()
@@ -292,6 +296,11 @@ class CollabApp(App[None]):
         self.client.move_cursor(self.board_id, event.x, event.y)
         self._update_title()
 
+    @property
+    def max_cell_chars(self) -> int:
+        welcome = self.client.welcome
+        return welcome.limits.max_cell_chars if welcome is not None else MAX_CELL_CHARS
+
     @on(BoardGrid.EditRequested)
     def _start_edit(self, event: BoardGrid.EditRequested) -> None:
         mirror = self.client.joined.get(self.board_id)
@@ -300,13 +309,24 @@ class CollabApp(App[None]):
         pending = mirror.pending_at(event.x, event.y)
         value = pending.value if pending else mirror.cells.value(event.x, event.y)
         self._editing = (event.x, event.y)
-        self.query_one("#editor-cell", Label).update(f" {cell_name(event.x, event.y)} ")
+        self._editor_over_limit = False
+        self._show_editor_cell(len(value))
         editor = self.query_one("#editor-input", Input)
         editor.value = value
         self.query_one("#editor").display = True
         editor.focus()
         self.client.set_typing(self.board_id, event.x, event.y, True)
         self._set_activity("editing", cell_name(event.x, event.y))
+
+    def _show_editor_cell(self, length: int) -> None:
+        """The cell's name, and its length in red once it is over what a cell holds."""
+        if self._editing is None:
+            return
+        label = Text(f" {cell_name(*self._editing)} ")
+        limit = self.max_cell_chars
+        if length > limit:
+            label.append(f"{length}/{limit} ", "bold red")
+        self.query_one("#editor-cell", Label).update(label)
 
     @on(Input.Changed, "#editor-input")
     def _edit_changed(self, event: Input.Changed) -> None:
@@ -315,12 +335,42 @@ class CollabApp(App[None]):
         x, y = self._editing
         # The client sends at most one typing frame every 2 s however often this runs.
         self.client.set_typing(self.board_id, x, y, True)
+        self._show_editor_cell(len(event.value))
+        over = len(event.value) > self.max_cell_chars
+        if over and not self._editor_over_limit:
+            problem = cell_value_problem(event.value, self.max_cell_chars)
+            self.notify(
+                f"{cell_name(x, y)} is {problem}. Enter saves it once it is shorter.",
+                title="Too long",
+                severity="warning",
+                markup=False,
+            )
+        self._editor_over_limit = over
+
+    @on(CellEditor.PasteCleaned)
+    def _paste_cleaned(self, event: CellEditor.PasteCleaned) -> None:
+        self.notify(
+            f"Pasted text changed: {event.notice}.",
+            title="Paste",
+            severity="warning",
+            markup=False,
+        )
 
     @on(Input.Submitted, "#editor-input")
     def _save_edit(self, event: Input.Submitted) -> None:
         if self._editing is None:
             return
         x, y = self._editing
+        problem = cell_value_problem(event.value, self.max_cell_chars)
+        if problem is not None:
+            # Refused here, with the text kept in the editor to fix: nothing is sent.
+            self.notify(
+                f"{cell_name(x, y)} not saved: {problem}. Shorten it, or Esc to cancel.",
+                title="Not saved",
+                severity="error",
+                markup=False,
+            )
+            return
         self._close_editor()
         self.save_cell(self.board_id, x, y, event.value)
 
@@ -329,7 +379,12 @@ class CollabApp(App[None]):
         try:
             await self.client.set_cell(board, x, y, value)
         except ClientError as exc:
-            self.notify(exc.message, title="Edit refused", severity="error", markup=False)
+            self.notify(
+                f"{cell_name(x, y)} not saved: {exc.message}",
+                title="Edit refused",
+                severity="error",
+                markup=False,
+            )
         except NotConnected as exc:
             self.notify(str(exc), title="Not saved", severity="warning", markup=False)
 

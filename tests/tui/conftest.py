@@ -9,6 +9,8 @@ import pytest
 from pytest_textual_snapshot import SVGImageExtension
 from rich.segment import Segment
 from syrupy.assertion import SnapshotAssertion
+from textual.message import Message
+from textual.notifications import Notification, Notify
 from textual.pilot import Pilot
 
 from tests.tui.scripted import NOW
@@ -44,3 +46,32 @@ async def wait_for(
             await pilot.pause(0.02)
     await pilot.pause()
     await pilot.wait_for_scheduled_animations()
+
+
+class Notices:
+    """Every notification the app posts, as a `run_test(message_hook=...)`.
+
+    `run_test` does not paint toasts (notifications=False), but `notify` still posts a
+    `Notify` message; this keeps them so a test can read what the person was told.
+    """
+
+    def __init__(self) -> None:
+        self.seen: list[Notification] = []
+
+    def __call__(self, message: Message) -> None:
+        if isinstance(message, Notify):
+            self.seen.append(message.notification)
+
+    @property
+    def messages(self) -> list[str]:
+        return [n.message for n in self.seen]
+
+    def find(self, part: str) -> list[Notification]:
+        return [n for n in self.seen if part in n.message]
+
+
+async def until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
+    """Poll without a pilot: for after the app has exited."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.02)

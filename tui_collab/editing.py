@@ -1,0 +1,53 @@
+"""Cell editor text clean-up: what a paste becomes before it reaches the editor.
+
+A cell holds one line of printable text. Pasted text is made to fit instead of being
+refused: every tab and line break becomes one space (a Windows line break, CR LF, is one
+line break), and any other control character is removed. `Cleaned.notice` says what was
+changed, in words, so the person sees it; it is None when nothing was.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+_LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
+_OTHER_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""Control characters other than tab (\\x09) and line feed (\\x0a); CR is matched first
+as a line break. Together with those, the set the protocol refuses in a cell value."""
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    text: str
+    notice: str | None
+    """What was changed, for a person ('1 tab and 2 line breaks became spaces'); None
+    when the text was already fine."""
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def clean_paste(text: str) -> Cleaned:
+    """Make pasted text fit a cell: tabs and line breaks to spaces, other controls out."""
+    text, breaks = _LINE_BREAK.subn(" ", text)
+    tabs = text.count("\t")
+    text = text.replace("\t", " ")
+    text, removed = _OTHER_CONTROL.subn("", text)
+    spaced = [
+        part
+        for part in (
+            _count(tabs, "tab", "tabs") if tabs else "",
+            _count(breaks, "line break", "line breaks") if breaks else "",
+        )
+        if part
+    ]
+    said: list[str] = []
+    if spaced:
+        verb = "became a space" if tabs + breaks == 1 else "became spaces"
+        said.append(f"{' and '.join(spaced)} {verb}")
+    if removed:
+        said.append(f"{_count(removed, 'control character', 'control characters')} removed")
+    return Cleaned(text, "; ".join(said) if said else None)
