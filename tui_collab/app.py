@@ -26,7 +26,13 @@ from textual.widgets import Footer, Input, Label
 
 from tui_collab.cells import cell_name
 from tui_collab.client import ClientError, CollabClient, NotConnected
-from tui_collab.events import Connected, PendingChanged, Reconnecting, StateChanged
+from tui_collab.events import (
+    Connected,
+    OpRefused,
+    PendingChanged,
+    Reconnecting,
+    StateChanged,
+)
 from tui_collab.mirror import BoardMirror
 from tui_collab.protocol import (
     MAX_CELL_CHARS,
@@ -42,6 +48,7 @@ from tui_collab.protocol import (
     Status,
     Typing,
     cell_value_problem,
+    printable,
 )
 from tui_collab.screens import HelpScreen, PickScreen
 from tui_collab.widgets.editor import CellEditor
@@ -101,6 +108,8 @@ class CollabApp(App[None]):
         self._unsubscribe: list[Callable[[], None]] = []
         self._editing: tuple[int, int] | None = None
         self._editor_over_limit = False
+        self._refused: dict[str, dict[tuple[int, int], str]] = {}
+        """Refused edits by board and cell, with the line the status bar shows."""
 
     # --- layout ---------------------------------------------------------------------
 
@@ -149,6 +158,7 @@ class CollabApp(App[None]):
             client.on(ParticipantLeft, self._on_left),
             client.on(Typing, self._on_typing),
             client.on(PendingChanged, self._on_pending),
+            client.on(OpRefused, self._on_op_refused),
         ]
         self.status_bar.show_state(client.state)
         self.set_interval(15, self._check_idle)
@@ -182,6 +192,7 @@ class CollabApp(App[None]):
         await self._announce()
 
     def _show_board(self, mirror: BoardMirror) -> None:
+        self.grid.refused = self._refused.setdefault(mirror.id, {})
         self.grid.show_board(mirror, self._own_user)
         self._update_title()
         self._refresh_sidebar()
@@ -254,6 +265,7 @@ class CollabApp(App[None]):
                 self._show_board(mirror)
 
     def _on_cell_changed(self, event: CellChanged) -> None:
+        self._clear_refused(event.board, event.x, event.y)
         if event.board == self.board_id:
             self.grid.refresh()
 
@@ -283,6 +295,34 @@ class CollabApp(App[None]):
         self.status_bar.refresh()
         if event.board == self.board_id:
             self.grid.refresh()
+
+    # --- refused edits --------------------------------------------------------------
+
+    def _on_op_refused(self, event: OpRefused) -> None:
+        where = cell_name(event.x, event.y)
+        if event.board != self.board_id:
+            where = f"{where} on {event.board}"
+        value = printable(event.value, 40)
+        line = f"{where} not saved ({value!r}): {event.message}"
+        self._refused.setdefault(event.board, {})[(event.x, event.y)] = line
+        self._show_refusals()
+        self.feed.add(line)
+        self.notify(line, title="Edit refused", severity="error", timeout=10, markup=False)
+        if event.board == self.board_id:
+            self.grid.refresh()
+
+    def _clear_refused(self, board: str, x: int, y: int) -> None:
+        """The cell changed or was saved since: its refusal is no longer the news."""
+        marks = self._refused.get(board)
+        if marks is not None and marks.pop((x, y), None) is not None:
+            self._show_refusals()
+            if board == self.board_id:
+                self.grid.refresh()
+
+    def _show_refusals(self) -> None:
+        lines = [line for marks in self._refused.values() for line in marks.values()]
+        self.status_bar.problem = lines[-1] if lines else None
+        self.status_bar.refresh()
 
     def _refresh_sidebar(self) -> None:
         members = self.client.presence.values()
@@ -379,14 +419,19 @@ class CollabApp(App[None]):
         try:
             await self.client.set_cell(board, x, y, value)
         except ClientError as exc:
-            self.notify(
-                f"{cell_name(x, y)} not saved: {exc.message}",
-                title="Edit refused",
-                severity="error",
-                markup=False,
-            )
+            # The server's refusal was shown by _on_op_refused, which ran first.
+            shown = self._refused.get(board, {}).get((x, y), "")
+            if not shown.endswith(f": {exc.message}"):
+                self.notify(
+                    f"{cell_name(x, y)} not saved: {exc.message}",
+                    title="Edit refused",
+                    severity="error",
+                    markup=False,
+                )
         except NotConnected as exc:
             self.notify(str(exc), title="Not saved", severity="warning", markup=False)
+        else:
+            self._clear_refused(board, x, y)
 
     def _close_editor(self) -> None:
         if not self.query_one("#editor").display or self._editing is None:

@@ -1,4 +1,4 @@
-"""Cell marks: `*` (not saved yet) and `✎` (a teammate typing).
+"""Cell marks: `*` (not saved yet), red `!` (refused), `✎` (a teammate typing).
 
 Marks are never cut off, however long the value; a teammate's ✎ goes 5 s after their
 last `typing active:true` (by the grid's injected clock: nobody sleeps here).
@@ -7,6 +7,8 @@ last `typing active:true` (by the grid's injected clock: nobody sleeps here).
 from __future__ import annotations
 
 from typing import Any
+
+from syrupy.assertion import SnapshotAssertion
 
 from tests.tui.conftest import FIXED_CLOCK, cell_segments, wait_for
 from tests.tui.scripted import NOW, scripted_server
@@ -68,7 +70,9 @@ async def test_the_typing_mark_shows_on_a_long_value_beside_the_others() -> None
             app.save_cell("plan", 4, 4, "reviewed by finance")
             await wait_for(pilot, lambda: len(app.grid.typing) == 2 and app.client.unsaved_count)
             assert painted(app, 0, 3) == f"Traini… {TYPING_MARK} "
-            assert painted(app, 4, 4) == f"revie…* {TYPING_MARK} "
+            app.grid.refused[(4, 4)] = "refused"
+            app.grid.refresh()
+            assert painted(app, 4, 4) == f"revi…* !{TYPING_MARK} "
 
 
 async def test_a_teammates_typing_mark_goes_5_s_after_their_last_typing_frame() -> None:
@@ -139,3 +143,27 @@ async def test_this_user_says_typing_on_open_on_every_change_and_not_on_close() 
                 ),
             )
             assert calls.count(("plan", 1, 0, False)) == 1
+
+
+async def test_cell_marks(svg_snapshot: SnapshotAssertion) -> None:
+    """A long pending value, a refused edit (red !), a teammate typing in a full cell."""
+    async with scripted_server() as script:
+        app = make_app(script.url)
+        async with app.run_test(size=(100, 20)) as pilot:
+            await wait_for(pilot, lambda: len(app.grid.remote) == 3)
+            app.save_cell("plan", 4, 4, "reviewed by finance")
+            app.save_cell("plan", 4, 1, "blocked")
+            await wait_for(pilot, lambda: app.client.unsaved_count == 2)
+            refused = app.client.joined["plan"].pending_at(4, 1)
+            assert refused is not None
+            await script.push(
+                p.ErrorMessage(
+                    re=refused.op, code=p.ErrorCode.FORBIDDEN, message="column E is locked"
+                )
+            )
+            await script.push(typing("ada", 0, 3))
+            await wait_for(
+                pilot,
+                lambda: (4, 1) in app.grid.refused and "ada" in app.grid.typing,
+            )
+            assert svg_snapshot == app.export_screenshot()

@@ -35,6 +35,7 @@ TYPING_EXPIRES_S = 5.0
 """A teammate's ✎ mark goes this long after their last `typing active:true`: a typer
 repeats it every 2 s, so a mark outlives only a typer who stopped or vanished."""
 PENDING_MARK = "*"
+REFUSED_MARK = "!"
 TYPING_MARK = "✎"
 
 
@@ -67,6 +68,7 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         "grid--cell",
         "grid--cursor",
         "grid--pending",
+        "grid--refused",
     }
 
     DEFAULT_CSS = """
@@ -75,6 +77,7 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
     BoardGrid > .grid--cell { color: $text; }
     BoardGrid > .grid--cursor { background: $accent; color: $text; text-style: bold; }
     BoardGrid > .grid--pending { color: $warning; text-style: italic; }
+    BoardGrid > .grid--refused { color: $error; text-style: bold; }
     """
 
     cursor_x: var[int] = var(0)
@@ -106,6 +109,8 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         """Teammates typing, by user: the cell of their last `typing active:true`."""
         self.typing_at: dict[str, float] = {}
         """When each teammate's last `typing active:true` arrived (the injected clock)."""
+        self.refused: dict[tuple[int, int], str] = {}
+        """Cells of this board where the server refused this user's edit, with its reason."""
         self.follow: str | None = None
 
     def on_mount(self) -> None:
@@ -281,8 +286,8 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
     def _cell(
         self, mirror: BoardMirror, x: int, y: int, label: RemoteCursor | None
     ) -> list[Segment]:
-        """One cell, `CELL_WIDTH` wide: value, `*` if not saved yet, and `✎` (a teammate
-        typing) at the right. Marks are never cut; the value is."""
+        """One cell, `CELL_WIDTH` wide: value, `*` if not saved yet, then `!` (refused)
+        and `✎` (a teammate typing) at the right. Marks are never cut; the value is."""
         pending = mirror.pending_at(x, y)
         value = pending.value if pending is not None else mirror.cells.value(x, y)
         style = self.get_component_rich_style("grid--cell")
@@ -301,6 +306,9 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
             text_style = style + Style(color=self._colour(label), bold=True)
         inline = PENDING_MARK if pending is not None else ""
         badges: list[Segment] = []
+        if (x, y) in self.refused:
+            refused = self.get_component_rich_style("grid--refused")
+            badges.append(Segment(REFUSED_MARK, style + Style(color=refused.color, bold=True)))
         if self._typing_here(x, y):
             badges.append(Segment(TYPING_MARK, style))
         badge_cells = sum(s.cell_length for s in badges)

@@ -26,6 +26,8 @@ class StatusBar(Widget):
         self.where = ""
         self.pending = 0
         self.following: str | None = None
+        self.problem: str | None = None
+        """The latest edit the server refused, while its cell still shows the mark."""
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.refresh)  # the reconnect countdown
@@ -53,6 +55,8 @@ class StatusBar(Widget):
                 text.append("  r reconnects", "dim")
         if self.pending:
             text.append(f"   {self.pending} unsaved", "yellow")
+        if self.problem:
+            text.append(f"   ! {self.problem}", "bold red")
         if self.following:
             text.append(f"   following {self.following} (any key stops)", "bold cyan")
         if self.where:
