@@ -29,8 +29,10 @@ from tui_collab.client import ClientError, CollabClient, NotConnected
 from tui_collab.events import (
     Connected,
     OpRefused,
+    OutboxFailed,
     PendingChanged,
     Reconnecting,
+    Restored,
     StateChanged,
 )
 from tui_collab.mirror import BoardMirror
@@ -60,6 +62,10 @@ from tui_collab.widgets.status import StatusBar
 AWAY_AFTER_S = 300.0
 STATUS_CYCLE: dict[str, Status] = {"online": "busy", "busy": "away", "away": "online"}
 DEFAULT_BOARD_SIZE = (26, 40)
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,8 @@ class CollabApp(App[None]):
             client.on(Typing, self._on_typing),
             client.on(PendingChanged, self._on_pending),
             client.on(OpRefused, self._on_op_refused),
+            client.on(Restored, self._on_restored),
+            client.on(OutboxFailed, self._on_outbox_failed),
         ]
         self.status_bar.show_state(client.state)
         self.set_interval(15, self._check_idle)
@@ -291,7 +299,7 @@ class CollabApp(App[None]):
             self.grid.set_typing(event.user, event.x, event.y, event.active)
 
     def _on_pending(self, event: PendingChanged) -> None:
-        self.status_bar.pending = sum(len(m.pending) for m in self.client.joined.values())
+        self.status_bar.pending = self.client.unsaved_count
         self.status_bar.refresh()
         if event.board == self.board_id:
             self.grid.refresh()
@@ -323,6 +331,17 @@ class CollabApp(App[None]):
         lines = [line for marks in self._refused.values() for line in marks.values()]
         self.status_bar.problem = lines[-1] if lines else None
         self.status_bar.refresh()
+
+    def _on_restored(self, event: Restored) -> None:
+        self.feed.add(f"{plural(event.count, 'edit')} from last time will be sent")
+
+    def _on_outbox_failed(self, event: OutboxFailed) -> None:
+        self.notify(
+            f"Unsaved edits are not being kept on disk: {event.message}",
+            title="Outbox",
+            severity="warning",
+            markup=False,
+        )
 
     def _refresh_sidebar(self) -> None:
         members = self.client.presence.values()

@@ -134,3 +134,4 @@ async def test_an_edit_from_the_outbox_refused_after_a_restart_shows_too(
         assert red_mark(app, 1, 0)
         assert app.client.unsaved_count == 0
         assert outbox.count() == 0
+        assert "1 edit from last time will be sent" in " ".join(app.feed.lines)
