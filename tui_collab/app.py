@@ -8,6 +8,7 @@ widgets repaint at most once a frame however many events arrive.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import time
@@ -52,7 +53,7 @@ from tui_collab.protocol import (
     cell_value_problem,
     printable,
 )
-from tui_collab.screens import HelpScreen, PickScreen
+from tui_collab.screens import HelpScreen, PickScreen, QuitScreen
 from tui_collab.widgets.editor import CellEditor
 from tui_collab.widgets.feed import ActivityFeed
 from tui_collab.widgets.grid import BoardGrid
@@ -116,6 +117,10 @@ class CollabApp(App[None]):
         self._editor_over_limit = False
         self._refused: dict[str, dict[tuple[int, int], str]] = {}
         """Refused edits by board and cell, with the line the status bar shows."""
+        self._quit_choice: str | None = None
+        self._refused_while_quitting: list[str] = []
+        self.exit_message = ""
+        """What the app said as it quit ('discarded 3 unsaved edits'); also printed."""
 
     # --- layout ---------------------------------------------------------------------
 
@@ -299,10 +304,16 @@ class CollabApp(App[None]):
             self.grid.set_typing(event.user, event.x, event.y, event.active)
 
     def _on_pending(self, event: PendingChanged) -> None:
-        self.status_bar.pending = self.client.unsaved_count
+        unsaved = self.client.unsaved_count
+        self.status_bar.pending = unsaved
         self.status_bar.refresh()
         if event.board == self.board_id:
             self.grid.refresh()
+        if isinstance(self.screen, QuitScreen) and self._quit_choice in (None, "wait"):
+            if unsaved == 0:
+                self._finish_quit("saved", 0)
+            else:
+                self.screen.show_count(unsaved)
 
     # --- refused edits --------------------------------------------------------------
 
@@ -316,6 +327,8 @@ class CollabApp(App[None]):
         self._show_refusals()
         self.feed.add(line)
         self.notify(line, title="Edit refused", severity="error", timeout=10, markup=False)
+        if self._quit_choice is not None or isinstance(self.screen, QuitScreen):
+            self._refused_while_quitting.append(line)
         if event.board == self.board_id:
             self.grid.refresh()
 
@@ -449,6 +462,13 @@ class CollabApp(App[None]):
                 )
         except NotConnected as exc:
             self.notify(str(exc), title="Not saved", severity="warning", markup=False)
+        except ConnectionError:
+            return  # closed: the edit stays unsaved (and in the outbox); quitting asks
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this worker is being cancelled (the app is quitting)
+            return  # the edit was discarded on purpose (the quit prompt said so)
         else:
             self._clear_refused(board, x, y)
 
@@ -551,6 +571,62 @@ class CollabApp(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    # --- quit -----------------------------------------------------------------------
+
+    async def action_quit(self) -> None:
+        """Quit at once, or ask first when edits are not saved yet."""
+        unsaved = self.client.unsaved_count
+        if unsaved == 0:
+            self.exit()
+            return
+        if isinstance(self.screen, QuitScreen):
+            return
+        self._quit_choice = None
+        self._refused_while_quitting = []
+        self.push_screen(QuitScreen(unsaved, can_keep=self.client.has_outbox), self._quit_chosen)
+
+    @on(QuitScreen.WaitRequested)
+    def _wait_requested(self, _: QuitScreen.WaitRequested) -> None:
+        self._quit_choice = "wait"
+        self.wait_then_quit()
+
+    @work(exclusive=True, group="quit", exit_on_error=False)
+    async def wait_then_quit(self) -> None:
+        await self.client.flush()
+        self._finish_quit("saved", 0)
+
+    def _quit_chosen(self, choice: str | None) -> None:
+        if choice is None:  # back to the board
+            self._quit_choice = None
+            self.workers.cancel_group(self, "quit")
+            return
+        self._quit_choice = choice
+        unsaved = self.client.unsaved_count
+        if choice == "discard":
+            self._finish_quit("discarded", self.client.discard_unsaved())
+        elif unsaved == 0:
+            self._finish_quit("saved", 0)
+        else:
+            self._finish_quit("kept" if choice == "keep" else "lost", unsaved)
+
+    def _finish_quit(self, how: str, count: int) -> None:
+        if self.exit_message:
+            return  # already quitting
+        edits = plural(count, "unsaved edit")
+        message = {
+            "saved": "all edits saved",
+            "kept": f"kept {edits}; they are sent the next time you start with this server",
+            "lost": f"quit with {edits}, lost (this client keeps no outbox)",
+            "discarded": f"discarded {edits}",
+        }[how]
+        if self._refused_while_quitting:
+            if how == "saved":
+                message = "all other edits saved"
+            message += "; refused: " + "; ".join(self._refused_while_quitting)
+        self.exit_message = message
+        self.notify(message, title="Quit", markup=False)
+        self.exit(message=Text(message))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -1,4 +1,4 @@
-"""Modal screens: help, board picker, teammate picker for follow mode."""
+"""Modal screens: help, board picker, teammate picker for follow mode, quit prompt."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 HELP = """\
@@ -80,6 +81,93 @@ class PickScreen(ModalScreen[str | None]):
         value = event.value.strip()
         if value:
             self.dismiss(f"new:{value}")
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+def _edits(n: int) -> str:
+    return f"{n} edit" if n == 1 else f"{n} edits"
+
+
+class QuitScreen(ModalScreen[str | None]):
+    """Quitting with edits the server has not acknowledged: wait, keep, or discard.
+
+    Dismisses with "keep" (or "lose" when the client keeps no outbox, so they cannot be
+    kept), "discard", or None (Esc: back to the board). "Wait" does not dismiss: it posts
+    `WaitRequested`, shows how many are left (`show_count`) and keeps the other choices.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Back")]
+
+    class WaitRequested(Message):
+        """Wait until the server has every edit, then quit."""
+
+    def __init__(self, count: int, *, can_keep: bool) -> None:
+        super().__init__()
+        self.count = count
+        self.can_keep = can_keep
+        self.waiting = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self._headline(), id="dialog-title")
+            yield Static(self._explanation(), id="quit-detail")
+            with Horizontal(id="quit-choices"):
+                yield Button("Wait for them", id="wait", variant="primary")
+                yield Button(self._keep_label(), id="keep")
+                yield Button(self._discard_label(), id="discard", variant="error")
+            yield Label("Tab moves · Enter chooses · Esc goes back", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#wait", Button).focus()
+
+    def _headline(self) -> str:
+        if self.waiting:
+            return f"Waiting for the server: {self.count} left"
+        return f"{_edits(self.count)} not saved yet"
+
+    def _explanation(self) -> Text:
+        if not self.can_keep:
+            return Text(
+                "The server has not acknowledged them, and this client keeps no copy "
+                "on disk: quitting now loses them."
+            )
+        return Text(
+            "The server has not acknowledged them yet. Wait for it, keep them on this "
+            "computer to send the next time you start, or discard them."
+        )
+
+    def _keep_label(self) -> str:
+        return "Keep for next time" if self.can_keep else f"Quit anyway (loses {self.count})"
+
+    def _discard_label(self) -> str:
+        return f"Discard {_edits(self.count)}"
+
+    def show_count(self, count: int) -> None:
+        """How many are still unsaved (the app calls this as acks arrive)."""
+        self.count = count
+        if not self.is_mounted:
+            return
+        self.query_one("#dialog-title", Label).update(self._headline())
+        self.query_one("#keep", Button).label = self._keep_label()
+        self.query_one("#discard", Button).label = self._discard_label()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        choice = event.button.id
+        if choice == "wait":
+            if not self.waiting:
+                self.waiting = True
+                event.button.label = "Waiting…"
+                event.button.disabled = True
+                self.query_one("#keep", Button).focus()
+                self.show_count(self.count)
+                self.post_message(self.WaitRequested())
+            return
+        if choice == "keep" and not self.can_keep:
+            choice = "lose"
+        self.dismiss(choice)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
