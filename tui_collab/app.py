@@ -115,6 +115,8 @@ class CollabApp(App[None]):
         self._unsubscribe: list[Callable[[], None]] = []
         self._editing: tuple[int, int] | None = None
         self._editor_over_limit = False
+        self._ever_connected = False
+        self._outage_since: float | None = None
         self._refused: dict[str, dict[tuple[int, int], str]] = {}
         """Refused edits by board and cell, with the line the status bar shows."""
         self._quit_choice: str | None = None
@@ -236,19 +238,24 @@ class CollabApp(App[None]):
 
     def _on_state(self, event: StateChanged) -> None:
         state = event.state
-        previous = self.status_bar.state
         self.status_bar.show_state(state)
         if isinstance(state, Connected):
             welcome = self.client.welcome
-            if isinstance(previous, Reconnecting):
-                self.feed.add("reconnected")
-            elif welcome is not None:
+            if self._outage_since is not None:
+                lasted = round(self.clock.monotonic() - self._outage_since)
+                self.feed.add(f"reconnected after {lasted} s")
+                self._outage_since = None
+            elif welcome is not None and not self._ever_connected:
                 self.feed.add(f"signed in to team {welcome.team} as {welcome.user.name}")
+            self._ever_connected = True
             if welcome is not None:
                 self.query_one("#team-title", Label).update(Text(f"TEAM {welcome.team}"))
             self._refresh_sidebar()
-        elif isinstance(state, Reconnecting) and not isinstance(previous, Reconnecting):
-            self.feed.add(f"connection lost: {state.reason}")
+        elif isinstance(state, Reconnecting) and self._outage_since is None:
+            # One line per outage: the client retries (Connecting, Reconnecting, ...)
+            # until it is back, and each retry is not news.
+            self._outage_since = self.clock.monotonic()
+            self.feed.add(f"connection lost ({printable(state.reason, 60)}); retrying")
 
     def _on_presence(self, event: Presence) -> None:
         self._refresh_sidebar()
