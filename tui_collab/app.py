@@ -140,7 +140,7 @@ class CollabApp(App[None]):
                     yield Label("", id="editor-cell")
                     yield CellEditor(id="editor-input")
                 yield ActivityFeed(self.clock.now, id="feed")
-        yield StatusBar(self.clock.monotonic, id="status")
+        yield StatusBar(self.clock.monotonic, now=self.clock.now, id="status")
         yield Footer()
 
     @property
@@ -159,6 +159,7 @@ class CollabApp(App[None]):
         self.query_one("#editor").display = False
         self.status_bar.where = self.where
         client = self.client
+        self.status_bar.token_expires_at = lambda: client.token_expires_at
         self._unsubscribe = [
             client.on(StateChanged, self._on_state),
             client.on(Presence, self._on_presence),

@@ -1,17 +1,21 @@
-"""What the app says about the connection: one feed line per outage."""
+"""What the app says about the connection: outages and the token's time."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 
-from tests.conftest import StartServer
+from tests.conftest import StartServer, token
 from tests.tui.conftest import wait_for
+from tests.tui.scripted import scripted_server
 from tui_collab.app import Clock, CollabApp
 from tui_collab.backoff import Backoff
 from tui_collab.client import CollabClient
 from tui_collab.events import Connected, Reconnecting
+from tui_collab.widgets.status import token_notice
 
 
 class ManualClock:
@@ -58,3 +62,41 @@ async def test_one_feed_line_per_outage_and_one_when_it_is_back(
         assert all(line.endswith("; retrying") for line in lost)
         assert "ConnectionRefusedError" not in " ".join(lost)  # a retry's error: not news
         assert len(feed_lines(app, "signed in")) == 1
+
+
+@pytest.mark.parametrize(
+    ("left", "said"),
+    [
+        (3600, None),
+        (301, None),
+        (300, "token expires in 5 min"),
+        (299, "token expires in 4 min"),
+        (60, "token expires in 1 min"),
+        (59.5, "token expires in 59 s"),
+        (0, "token expired"),
+        (-10, "token expired"),
+    ],
+)
+def test_token_notice(left: float, said: str | None) -> None:
+    assert token_notice(1_000_000.0 + left, 1_000_000.0) == said
+    assert token_notice(None, 1_000_000.0) is None
+
+
+async def test_the_status_bar_says_when_the_token_runs_out_soon() -> None:
+    jwt = token("alice", "core", ttl_s=3600)
+    async with scripted_server() as script:
+        client = CollabClient(script.url, token=jwt)
+        expires_at = client.token_expires_at
+        assert expires_at is not None
+        now = [datetime.fromtimestamp(expires_at - 600, UTC)]
+        app = CollabApp(client, board="plan", clock=Clock(now=lambda: now[0]))
+        async with app.run_test(size=(140, 36)) as pilot:
+            await wait_for(pilot, lambda: app.grid.mirror is not None)
+            assert "token" not in str(app.status_bar.render())
+            now[0] = datetime.fromtimestamp(expires_at - 4 * 60 - 30, UTC)
+            assert "token expires in 4 min" in str(app.status_bar.render())
+            # On screen by the bar's own 1 s refresh, with nothing else happening.
+            await wait_for(
+                pilot,
+                lambda: "token&#160;expires&#160;in&#160;4&#160;min" in app.export_screenshot(),
+            )

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from rich.text import Text
 from textual.widget import Widget
 
 from tui_collab.events import Closed, Connected, Connecting, ConnectionState, Reconnecting
+
+TOKEN_WARNING_S = 300.0
+"""Say when the token runs out this soon."""
+
+
+def token_notice(expires_at: float | None, now: float) -> str | None:
+    """'token expires in 4 min' within `TOKEN_WARNING_S` of `expires_at`, else None."""
+    if expires_at is None:
+        return None
+    left = expires_at - now
+    if left > TOKEN_WARNING_S:
+        return None
+    if left <= 0:
+        return "token expired"
+    if left < 60:
+        return f"token expires in {int(left)} s"
+    return f"token expires in {int(left // 60)} min"
 
 
 class StatusBar(Widget):
@@ -18,9 +36,16 @@ class StatusBar(Widget):
     }
     """
 
-    def __init__(self, clock: Callable[[], float], *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self._clock = clock
+        self._now = now
         self.state: ConnectionState = Connecting("")
         self.reconnect_at = 0.0
         self.where = ""
@@ -28,9 +53,10 @@ class StatusBar(Widget):
         self.following: str | None = None
         self.problem: str | None = None
         """The latest edit the server refused, while its cell still shows the mark."""
+        self.token_expires_at: Callable[[], float | None] = lambda: None
 
     def on_mount(self) -> None:
-        self.set_interval(1.0, self.refresh)  # the reconnect countdown
+        self.set_interval(1.0, self.refresh)  # the reconnect countdown, the token's time
 
     def show_state(self, state: ConnectionState) -> None:
         self.state = state
@@ -53,6 +79,9 @@ class StatusBar(Widget):
             text.append(f"✕ disconnected: {state.reason.replace('_', ' ')}", "bold red")
             if state.reason not in ("unauthorized", "unsupported_version"):
                 text.append("  r reconnects", "dim")
+        token = token_notice(self.token_expires_at(), self._now().timestamp())
+        if token is not None:
+            text.append(f"   {token}", "bold yellow")
         if self.pending:
             text.append(f"   {self.pending} unsaved", "yellow")
         if self.problem:
