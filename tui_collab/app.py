@@ -28,6 +28,7 @@ from textual.widgets import Footer, Input, Label
 from tui_collab.cells import cell_name
 from tui_collab.client import ClientError, CollabClient, NotConnected
 from tui_collab.events import (
+    Closed,
     Connected,
     OpRefused,
     OutboxFailed,
@@ -63,6 +64,8 @@ from tui_collab.widgets.status import StatusBar
 AWAY_AFTER_S = 300.0
 STATUS_CYCLE: dict[str, Status] = {"online": "busy", "busy": "away", "away": "online"}
 DEFAULT_BOARD_SIZE = (26, 40)
+FATAL_CLOSES = frozenset({"unauthorized", "tls", "unsupported_version", "invalid_url"})
+"""Closed reasons no retry can fix: the person must change something first."""
 
 
 def plural(n: int, one: str, many: str | None = None) -> str:
@@ -176,7 +179,9 @@ class CollabApp(App[None]):
             client.on(Restored, self._on_restored),
             client.on(OutboxFailed, self._on_outbox_failed),
         ]
-        self.status_bar.show_state(client.state)
+        # The command line may have started the client already (to fail before the
+        # screen opens): take its state as if it had just changed.
+        self._on_state(StateChanged(client.state))
         self.set_interval(15, self._check_idle)
         self.grid.focus()
         client.start()
@@ -257,6 +262,15 @@ class CollabApp(App[None]):
             # until it is back, and each retry is not news.
             self._outage_since = self.clock.monotonic()
             self.feed.add(f"connection lost ({printable(state.reason, 60)}); retrying")
+        elif isinstance(state, Closed) and state.reason in FATAL_CLOSES:
+            self._outage_since = None
+            detail = state.detail or f"disconnected: {state.reason.replace('_', ' ')}"
+            self.feed.add(detail)
+            self.notify(detail, title="Cannot connect", severity="error", timeout=30, markup=False)
+            if not self._ever_connected:
+                # Nothing was ever shown from the server: the command line prints the
+                # detail once the app is gone (see cli.py).
+                self.exit(return_code=1)
 
     def _on_presence(self, event: Presence) -> None:
         self._refresh_sidebar()

@@ -1,4 +1,4 @@
-"""What the app says about the connection: outages and the token's time."""
+"""What the app says about the connection: outages, final refusals, the token's time."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.conftest import StartServer, token
-from tests.tui.conftest import wait_for
+from tests.tui.conftest import Notices, until, wait_for
 from tests.tui.scripted import scripted_server
 from tui_collab.app import Clock, CollabApp
 from tui_collab.backoff import Backoff
 from tui_collab.client import CollabClient
-from tui_collab.events import Connected, Reconnecting
+from tui_collab.events import Closed, Connected, Reconnecting, StateChanged
 from tui_collab.widgets.status import token_notice
 
 
@@ -62,6 +62,41 @@ async def test_one_feed_line_per_outage_and_one_when_it_is_back(
         assert all(line.endswith("; retrying") for line in lost)
         assert "ConnectionRefusedError" not in " ".join(lost)  # a retry's error: not news
         assert len(feed_lines(app, "signed in")) == 1
+
+
+async def test_a_final_refusal_before_connecting_exits_with_the_detail(
+    start_server: StartServer,
+) -> None:
+    server = await start_server()  # tokens required
+    client = CollabClient(server.url, token="not-a-token")
+    app = CollabApp(client, board="plan")
+    notices = Notices()
+    async with app.run_test(size=(120, 36), message_hook=notices):
+        await until(lambda: app.return_code is not None)
+    assert app.return_code == 1
+    state = client.state
+    assert isinstance(state, Closed)
+    assert state.reason == "unauthorized"
+    assert state.detail
+    assert [n.message for n in notices.seen if n.severity == "error"] == [state.detail]
+
+
+async def test_a_final_close_after_connecting_stays_and_shows_the_detail() -> None:
+    async with scripted_server() as script:
+        client = CollabClient(script.url, user="alice", team="core")
+        app = CollabApp(client, board="plan")
+        notices = Notices()
+        async with app.run_test(size=(120, 36), message_hook=notices) as pilot:
+            await wait_for(pilot, lambda: app.grid.mirror is not None)
+            detail = "the server refused the token (expired); get a new one with `make token`"
+            app._on_state(StateChanged(Closed("unauthorized", detail)))
+            await pilot.pause()
+            assert app.is_running
+            assert app.return_code is None
+            rendered = str(app.status_bar.render())
+            assert detail in rendered
+            assert "r reconnects" not in rendered  # a retry cannot fix it
+            assert notices.find(detail)
 
 
 @pytest.mark.parametrize(

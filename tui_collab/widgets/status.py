@@ -12,6 +12,8 @@ from tui_collab.events import Closed, Connected, Connecting, ConnectionState, Re
 
 TOKEN_WARNING_S = 300.0
 """Say when the token runs out this soon."""
+FINAL_REASONS = frozenset({"unauthorized", "unsupported_version", "tls", "invalid_url"})
+"""Closes that `r` (reconnect) cannot fix."""
 
 
 def token_notice(expires_at: float | None, now: float) -> str | None:
@@ -76,8 +78,9 @@ class StatusBar(Widget):
             text.append(f"◌ reconnecting in {wait} s (attempt {state.attempt})", "bold yellow")
             text.append("  offline — edits will sync", "yellow")
         elif isinstance(state, Closed):
-            text.append(f"✕ disconnected: {state.reason.replace('_', ' ')}", "bold red")
-            if state.reason not in ("unauthorized", "unsupported_version"):
+            reason = state.detail or f"disconnected: {state.reason.replace('_', ' ')}"
+            text.append(f"✕ {reason}", "bold red")
+            if state.reason not in FINAL_REASONS:
                 text.append("  r reconnects", "dim")
         token = token_notice(self.token_expires_at(), self._now().timestamp())
         if token is not None:
