@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -66,6 +66,16 @@ STATUS_CYCLE: dict[str, Status] = {"online": "busy", "busy": "away", "away": "on
 DEFAULT_BOARD_SIZE = (26, 40)
 FATAL_CLOSES = frozenset({"unauthorized", "tls", "unsupported_version", "invalid_url"})
 """Closed reasons no retry can fix: the person must change something first."""
+ACTIVITY_EVENTS = (
+    events.Key,
+    events.MouseDown,
+    events.MouseScrollDown,
+    events.MouseScrollUp,
+    events.MouseScrollLeft,
+    events.MouseScrollRight,
+    events.Paste,
+)
+"""What counts as the person being here (auto-away); mouse moves do not."""
 
 
 def plural(n: int, one: str, many: str | None = None) -> str:
@@ -504,12 +514,20 @@ class CollabApp(App[None]):
         self._set_activity("viewing")
         self.grid.focus()
 
-    def on_key(self, event: object) -> None:
-        key = getattr(event, "key", "")
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, ACTIVITY_EVENTS):
+            self._note_input()
+        await super().on_event(event)
+
+    def _note_input(self) -> None:
+        """The person is here (a key, a click, a scroll or a paste): not away."""
         self.last_input = self.clock.monotonic()
         if self.auto_away:
             self.auto_away = False
             self._set_status("online")
+
+    def on_key(self, event: object) -> None:
+        key = getattr(event, "key", "")
         if self.grid.follow is not None and key != "f":
             self.grid.follow = None
             self._update_following()
