@@ -21,13 +21,15 @@ Follow           f, then pick a teammate; any key stops
 Boards           b switches board or creates one
 Reconnect        r reconnects now
 Commands         ctrl+p opens the command palette
-Quit             q
+Quit             q (asks first if edits are not saved yet)
 
 Teammates' cursors show in their colour, with their name on
 the cell next to them. ✎ marks a cell someone is typing in.
 A value ending in * is your edit the server has not saved
-yet. After 5 minutes without a key you show as away; the
-next key brings you back."""
+yet; a red ! marks a cell where the server refused your
+edit (the status bar says why; the cell shows the server's
+value). After 5 minutes without a key, click or scroll you
+show as away; the next one brings you back."""
 
 
 class HelpScreen(ModalScreen[None]):
