@@ -51,6 +51,10 @@ async def test_main_screen(svg_snapshot: SnapshotAssertion) -> None:
         async with app.run_test(size=(120, 20)) as pilot:
             await _busy_board(app, pilot, script)
             assert svg_snapshot == app.export_screenshot()
+            # The SVG puts each differently styled run in its own <text>, the spaces
+            # between them leading the next one (&#160;): they are there, and painted.
+            assert "Ops rota  Linus" in str(app.query_one("#boards").render())
+            assert "● connected   1 unsaved" in str(app.status_bar.render())
 
 
 async def test_narrow_terminal(svg_snapshot: SnapshotAssertion) -> None:
