@@ -216,7 +216,7 @@ async def run_app(args: argparse.Namespace) -> int:
         if server is not None:
             await server.stop()
         outbox.close()
-    return exit_report(client, app.return_code)
+    return exit_report(client, app.return_code, app_said=bool(app.exit_message))
 
 
 FIRST_CONTACT_S = 5.0
@@ -256,15 +256,18 @@ def final_words(state: Closed) -> str:
     return line
 
 
-def exit_report(client: Any, return_code: int | None) -> int:
-    """What the person should know once the screen is gone, and the exit status."""
+def exit_report(client: Any, return_code: int | None, *, app_said: bool = False) -> int:
+    """What the person should know once the screen is gone, and the exit status.
+
+    `app_said`: the app printed its own closing words (the quit prompt's outcome).
+    """
     from tui_collab.events import Closed
 
     state = client.state
     if isinstance(state, Closed) and state.reason not in ("closed", ""):
         print(f"tui-collab: {final_words(state)}", file=sys.stderr)
         return return_code or 1
-    if client.unsaved_count:
+    if client.unsaved_count and not app_said:
         print(
             f"tui-collab: {client.unsaved_count} unsaved edits kept; they are sent the next "
             "time tui-collab connects to this server as this user",
