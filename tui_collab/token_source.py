@@ -39,9 +39,7 @@ async def run_token_command(command: str, timeout_s: float = COMMAND_TIMEOUT_S) 
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
-        raise TokenSourceError(
-            f"the token command did not finish within {timeout_s:g} s"
-        ) from None
+        raise TokenSourceError(f"the token command did not finish within {timeout_s:g} s") from None
     if process.returncode != 0:
         said = _last_line(err.decode(errors="replace"))
         raise TokenSourceError(
