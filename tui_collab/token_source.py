@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from pathlib import Path
 from typing import Final
 
@@ -31,13 +33,14 @@ async def run_token_command(command: str, timeout_s: float = COMMAND_TIMEOUT_S) 
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own process group, so a timeout stops its children too
     )
     try:
         async with asyncio.timeout(timeout_s):
             out, err = await process.communicate()
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
         await process.wait()
         raise TokenSourceError(f"the token command did not finish within {timeout_s:g} s") from None
     if process.returncode != 0:
