@@ -19,8 +19,8 @@ from redis.asyncio import Redis
 from server.app import CollabServer
 from tests.conftest import SECRET, StartServer, token
 from tests.integration.test_scaleout import eventually, online
-from tests.support.configured_server import ConfiguredServer
 from tests.support.peer import Peer
+from tests.support.process import ServerProcess
 
 GRACE_S = 1.0
 HEARTBEAT_S = 0.2
@@ -126,12 +126,10 @@ async def test_a_killed_node_s_user_was_last_seen_at_its_last_heartbeat(
     redis_url: str, start_server: StartServer, tmp_path: Path
 ) -> None:
     a = await start_server(tmp_path / "a", redis_url=redis_url, node_ttl_s=1.0)
-    b = ConfiguredServer(
+    b = ServerProcess(
         tmp_path / "b",
-        secret=SECRET,
-        redis_url=redis_url,
-        node_ttl_s=1.0,
-        presence_heartbeat_s=HEARTBEAT_S,
+        *("--redis", redis_url, "--node-ttl", "1", "--presence-heartbeat", str(HEARTBEAT_S)),
+        env={"TUI_COLLAB_SECRET": SECRET},
     )
     try:
         b_url = b.start()
@@ -158,17 +156,18 @@ async def test_a_killed_node_s_user_was_last_seen_at_its_last_heartbeat(
 async def test_after_a_crash_last_seen_is_the_last_heartbeat_not_the_restart(
     store: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    settings: dict[str, Any] = {"auth": "open", "presence_heartbeat_s": HEARTBEAT_S}
+    flags = ["--auth", "open", "--presence-heartbeat", str(HEARTBEAT_S)]
     redis_url = ""
     if store == "redis":
         redis_url = request.getfixturevalue("redis_url")
-        settings |= {"redis_url": redis_url, "node_ttl_s": 1.0}
-    first = ConfiguredServer(tmp_path / "data", node="n-first", **settings)
+        flags += ["--redis", redis_url, "--node-ttl", "1"]
+    first = ServerProcess(tmp_path / "data", *flags)
     try:
         url = first.start()
         ada = await Peer.join(url, user="ada", team="core")
         await ada.close()  # an earlier last_seen, which must not come back after the crash
-        await Peer.join(url, user="ada", team="core")
+        ada = await Peer.join(url, user="ada", team="core")
+        first_node = ada.welcome["server"]["node"]
         await asyncio.sleep(1.5)  # online through several heartbeats
         killed = _now()
         first.kill()
@@ -178,11 +177,11 @@ async def test_after_a_crash_last_seen_is_the_last_heartbeat_not_the_restart(
         # Past the dead node's liveness key, so the restarted node cannot see its part.
         async with Redis.from_url(redis_url, decode_responses=True) as redis:
             for _ in range(100):
-                if not await redis.exists("tc:node:n-first"):
+                if not await redis.exists(f"tc:node:{first_node}"):
                     break
                 await asyncio.sleep(0.05)
-            assert not await redis.exists("tc:node:n-first")
-    second = ConfiguredServer(tmp_path / "data", node="n-second", **settings)
+            assert not await redis.exists(f"tc:node:{first_node}")
+    second = ServerProcess(tmp_path / "data", *flags)
     try:
         url = second.start()
         ada = (await presence_api(url))["ada"]
