@@ -32,6 +32,7 @@ from server.boards import BoardRooms
 from server.cluster import Cluster, LocalCluster, RedisCluster
 from server.cluster_sync import ClusterSync
 from server.config import ServerConfig
+from server.connection import CollabConnection
 from server.dispatch import Dispatcher
 from server.http import WS_PATH, json_response, path_of, text_response, unauthorized
 from server.hub import Hub, Session, close_reason
@@ -120,6 +121,10 @@ class CollabServer:
         # hold many of them (each costs memory and a hello timeout).
         self._unauthenticated: dict[str, weakref.WeakSet[ServerConnection]] = {}
         self._connect_rate = ConnectRate(config.connects_per_user_s, config.connect_burst)
+        # Connection slots per (team, user), reserved in the same step as the cap is
+        # checked (never across an await) and given back when the socket ends.
+        self._user_slots: dict[tuple[str, str], int] = {}
+        self._slot_holders: dict[ServerConnection, tuple[str, str]] = {}
         self._server: Server | None = None
         self.limits = Limits(
             max_message_bytes=config.max_message_bytes,
@@ -193,6 +198,7 @@ class CollabServer:
                 server_header=None,
                 origins=origins,  # type: ignore[arg-type]
                 process_request=self._process_request,
+                create_connection=CollabConnection.with_hooks(self),
                 ssl=tls,
                 # A team reconnecting after a restart arrives at once: the default backlog
                 # of 100 makes the rest wait for a SYN retry (1 s and more).
@@ -290,28 +296,51 @@ class CollabServer:
             logger.warning("refused upgrade from %s: %s", peer_address(connection), exc)
             audit(AUTH_FAILED, ip=ip, stage="upgrade", reason=exc)
             return unauthorized(connection, str(exc))
-        cap = self._user_cap_reached(identity)
+        cap = self._take_user_slot(connection, identity)
         if cap is not None:
             return self._over_cap(connection, cap, ip, identity)
         self._header_identity[connection] = identity
         return None
 
-    def _user_cap_reached(self, identity: Identity) -> str | None:
-        """The per-user cap a new connection of this user would pass, if any."""
-        if self._user_connections(identity) >= self.config.max_connections_per_user:
+    def _take_user_slot(self, connection: ServerConnection, identity: Identity) -> str | None:
+        """Reserve one of the user's connection slots for `connection`, or name the cap.
+
+        Check and count are one synchronous step: however many handshakes of one user
+        run at once, at most `max_connections_per_user` hold a slot. The slot is the
+        connection's until its socket ends (`closed`), whichever way it ends.
+        """
+        if connection in self._slot_holders:
+            return None
+        key = (identity.team, identity.user)
+        held = self._user_slots.get(key, 0)
+        if held >= self.config.max_connections_per_user:
             return "per_user"
         if not self._connect_rate.allow(identity.team, identity.user):
             return "connect_rate"
+        self._user_slots[key] = held + 1
+        self._slot_holders[connection] = key
         return None
 
-    def _user_connections(self, identity: Identity) -> int:
-        """Live sessions of this user, plus upgrades of theirs still on the way to hello."""
-        pending = sum(
-            1
-            for other in self._header_identity.values()
-            if other.user == identity.user and other.team == identity.team
-        )
-        return len(self.hub.user_sessions(identity.team, identity.user)) + pending
+    def _release_user_slot(self, connection: ServerConnection) -> None:
+        key = self._slot_holders.pop(connection, None)
+        if key is None:
+            return
+        held = self._user_slots[key] - 1
+        if held:
+            self._user_slots[key] = held
+        else:
+            del self._user_slots[key]
+
+    # --- connection hooks (CollabConnection) ---------------------------------------
+
+    def opened(self, connection: CollabConnection) -> None:
+        pass
+
+    def upgraded(self, connection: CollabConnection) -> None:
+        pass
+
+    def closed(self, connection: CollabConnection) -> None:
+        self._release_user_slot(connection)
 
     def _over_cap(
         self,
@@ -370,6 +399,14 @@ class CollabServer:
     # --- WebSocket ----------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
+        try:
+            await self._serve_connection(ws)
+        finally:
+            # Also given back when the socket ends; here it is given back as soon as the
+            # session is gone, even if the socket is still closing.
+            self._release_user_slot(ws)
+
+    async def _serve_connection(self, ws: ServerConnection) -> None:
         try:
             session = await self._handshake(ws)
         finally:
@@ -500,7 +537,7 @@ class CollabServer:
             logger.warning("refused hello from %s: %s", peer_address(ws), exc)
             audit(AUTH_FAILED, ip=peer_ip(ws), stage="hello", reason=exc)
             raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc), hello.id) from None
-        cap = self._user_cap_reached(identity)
+        cap = self._take_user_slot(ws, identity)
         if cap is not None:
             self._count_refusal(cap, peer_ip(ws), identity)
             if cap == "per_user":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import sqlite3
@@ -16,9 +17,10 @@ from server.audit import AUTH_FAILED, RATE_LIMIT_CLOSE, audit
 from server.auth import AuthError
 from server.boards import BoardRoom, board_meta, changed_frame
 from server.hub import Session
+from server.limits import InFlight
 from server.logs import RateLimitedLog
 from server.outbound import peer_ip
-from server.store.base import BoardRecord
+from server.store.base import AppliedOp, BoardRecord
 from server.store.group_commit import StoreWriteFailed
 from tui_collab.cells import CellOp
 from tui_collab.protocol import (
@@ -66,6 +68,9 @@ class Dispatcher:
         self._server = server
         self._boards: dict[str, dict[str, BoardRecord]] = {}
         self._board_locks: dict[str, asyncio.Lock] = {}
+        # Quota held by requests between their check and their result (see InFlight).
+        self._creating: dict[str, InFlight[str]] = {}
+        self._filling: dict[tuple[str, str], InFlight[tuple[int, int]]] = {}
         self._storage_errors = RateLimitedLog(logger)
         self._handlers: dict[type[Any], Handler] = {
             Hello: self._hello_again,
@@ -244,14 +249,25 @@ class Dispatcher:
             created_by=session.user,
         )
         boards = await self._directory(session.team)
-        cap = self._server.config.max_boards_per_team
-        if record.id not in boards and len(boards) >= cap:
-            raise ProtocolError(
-                ErrorCode.QUOTA_EXCEEDED, f"team already has {cap} boards", message.id
-            )
-        created = await self._server.store.create_board(record)
+        # From the quota check until the store's answer is counted, this board holds a
+        # place: creates running at once stop at the cap exactly.
+        creating = self._creating.setdefault(session.team, InFlight())
+        if record.id not in boards:
+            others = sum(1 for board in creating if board != record.id and board not in boards)
+            cap = self._server.config.max_boards_per_team
+            if len(boards) + others >= cap:
+                _forget_if_idle(self._creating, session.team)
+                raise ProtocolError(
+                    ErrorCode.QUOTA_EXCEEDED, f"team already has {cap} boards", message.id
+                )
+        try:
+            with creating.holding(record.id):
+                created = await self._server.store.create_board(record)
+                if created:
+                    boards[record.id] = record
+        finally:
+            _forget_if_idle(self._creating, session.team)
         if created:
-            boards[record.id] = record
             self._to_team(session.team, encode(BoardCreated(board=board_meta(record))))
             logger.info("board %s/%s created by %s", record.team, record.id, session.user)
         _ack(session, message.id, version=0 if created else None, applied=created)
@@ -359,17 +375,31 @@ class Dispatcher:
                 f"clock {message.clock} is too far ahead of the board (at most {limit})",
                 message.op,
             )
-        cap = self._server.config.max_cells_per_board
-        if (
-            message.value
-            and not room.cells.value(message.x, message.y)
-            and room.cells.filled >= cap
-        ):
-            raise ProtocolError(
-                ErrorCode.QUOTA_EXCEEDED,
-                f"board {room.id!r} already has {cap} non-empty cells; clear some first",
-                message.op,
-            )
+        # A value for an empty cell holds a place from this check until its result is
+        # counted in `filled`: sets running at once stop at the cap exactly.
+        scope = (session.team, room.id)
+        filling = self._filling.setdefault(scope, InFlight())
+        cell = (message.x, message.y)
+        fills = bool(message.value) and not room.cells.value(*cell)
+        if fills:
+            others = sum(1 for c in filling if c != cell and not room.cells.value(*c))
+            cap = self._server.config.max_cells_per_board
+            if room.cells.filled + others >= cap:
+                _forget_if_idle(self._filling, scope)
+                raise ProtocolError(
+                    ErrorCode.QUOTA_EXCEEDED,
+                    f"board {room.id!r} already has {cap} non-empty cells; clear some first",
+                    message.op,
+                )
+        try:
+            with filling.holding(cell) if fills else contextlib.nullcontext():
+                result = await self._apply_cell(session, room, message)
+        finally:
+            _forget_if_idle(self._filling, scope)
+        session.send(encode(Ack(re=message.op, version=result.version, applied=result.applied)))
+
+    async def _apply_cell(self, session: Session, room: BoardRoom, message: CellSet) -> AppliedOp:
+        """Store the op and, if it won, count it in the live room before returning."""
         op = CellOp(
             x=message.x,
             y=message.y,
@@ -388,7 +418,7 @@ class Dispatcher:
                 # may have brought this very op in while the store's answer was on its way.
                 if live.cells.apply(stored):
                     live.broadcast(changed_frame(room.id, stored))
-        session.send(encode(Ack(re=message.op, version=result.version, applied=result.applied)))
+        return result
 
     async def _auth_refresh(self, session: Session, message: AuthRefresh) -> None:
         server = self._server
@@ -416,6 +446,12 @@ class Dispatcher:
         )
         session.send_error(ErrorCode.UNAUTHORIZED, reason, re)
         session.close(CloseCode.AUTH_FAILED, reason)
+
+
+def _forget_if_idle(table: dict[Any, InFlight[Any]], scope: Any) -> None:
+    in_flight = table.get(scope)
+    if in_flight is not None and not in_flight:
+        del table[scope]
 
 
 def _ack(

@@ -4,8 +4,12 @@ one user may open a new connection."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
 
 
 @dataclass(slots=True)
@@ -89,3 +93,35 @@ class ConnectRate:
             for key, bucket in self._buckets.items()
             if bucket.tokens + (now - bucket.updated) * bucket.rate < bucket.burst
         }
+
+
+class InFlight(Generic[K]):
+    """Keys with a request in flight (a board being created, a cell being filled).
+
+    A quota checked before an await and counted after it would let every request that
+    arrives meanwhile pass the same check. Requests that would use up quota are held
+    here from the check to the moment their result is counted: the check counts them
+    too. A key is counted once however many requests for it are in flight.
+    """
+
+    def __init__(self) -> None:
+        self._count: dict[K, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._count)
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._count)
+
+    @contextmanager
+    def holding(self, key: K) -> Iterator[None]:
+        """Hold `key` for the duration of the block, whichever way it ends."""
+        self._count[key] = self._count.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._count[key] - 1
+            if left:
+                self._count[key] = left
+            else:
+                del self._count[key]
