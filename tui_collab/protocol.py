@@ -29,21 +29,48 @@ CLOCK_AHEAD_LIMIT: Final = 100_000
 """A clock may run at most this far ahead of the board's highest clock (checked by the server)."""
 MAX_TOKEN_CHARS: Final = 8192
 
-_NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
-"""No C0, DEL or C1 characters: they could drive another user's terminal."""
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+"""C0, DEL and C1 characters: they could drive another user's terminal."""
+_BIDI = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+"""Unicode's Bidi_Control characters: embeddings, overrides and isolates (U+202A-U+202E,
+U+2066-U+2069) and the marks ALM, LRM, RLM. They reorder what is drawn after them, so
+"txt.exe" can be shown for "exe.txt"."""
+_INVISIBLE = r"\u200b\u2060\ufeff"
+"""Zero-width space, word joiner and zero-width no-break space (BOM): nothing visible."""
+_JOINERS = r"\u200c\u200d"
+"""Zero-width non-joiner and joiner: invisible, but real text needs them (emoji
+sequences such as woman + ZWJ + laptop, Persian and Indic spelling)."""
+_SEPARATORS = r"\u2028\u2029"
+"""Line and paragraph separators: a line break in all but name."""
+
+_NO_CONTROL = rf"^[^{_CONTROL}]*$"
+"""Text the server sends as it was stored: no control characters. Text stored before
+the stricter rules below is still sent; anything new is held to those rules."""
+_PLAIN = rf"^[^{_CONTROL}{_BIDI}{_INVISIBLE}{_JOINERS}{_SEPARATORS}]*$"
+"""Names, titles, details and ids: nothing invisible or reordering, so what is shown
+is what it is (no spoofed names)."""
+_CELL_TEXT = rf"^[^{_CONTROL}{_BIDI}{_INVISIBLE}{_SEPARATORS}]*$"
+"""Cell values: as plain text, but the two joiners are allowed (see `_JOINERS`)."""
+_CONTROL_RE = re.compile(rf"[{_CONTROL}]")
+_REFUSED_RE = re.compile(rf"[{_CONTROL}{_BIDI}{_INVISIBLE}{_JOINERS}{_SEPARATORS}]")
+_CELL_REFUSED_RE = re.compile(rf"[{_CONTROL}{_BIDI}{_INVISIBLE}{_SEPARATORS}]")
 
 Identifier = Annotated[
     str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
 ]
 """User, team, board and client ids: safe to print, to log and to use as keys."""
 OpId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")]
-MessageId = Annotated[str, Field(min_length=1, max_length=64, pattern=_NO_CONTROL)]
-DisplayName = Annotated[str, Field(min_length=1, max_length=64, pattern=_NO_CONTROL)]
-Title = Annotated[str, Field(min_length=1, max_length=80, pattern=_NO_CONTROL)]
-Detail = Annotated[str, Field(max_length=80, pattern=_NO_CONTROL)]
-CellValue = Annotated[str, Field(max_length=MAX_CELL_CHARS, pattern=_NO_CONTROL)]
-ClientName = Annotated[str, Field(max_length=64, pattern=_NO_CONTROL)]
+MessageId = Annotated[str, Field(min_length=1, max_length=64, pattern=_PLAIN)]
+DisplayName = Annotated[str, Field(min_length=1, max_length=64, pattern=_PLAIN)]
+Title = Annotated[str, Field(min_length=1, max_length=80, pattern=_PLAIN)]
+Detail = Annotated[str, Field(max_length=80, pattern=_PLAIN)]
+CellValue = Annotated[str, Field(max_length=MAX_CELL_CHARS, pattern=_CELL_TEXT)]
+ClientName = Annotated[str, Field(max_length=64, pattern=_PLAIN)]
+# What the server sends back from its store: text accepted before the rules above were
+# tightened is still delivered (only control characters were ever refused).
+StoredName = Annotated[str, Field(min_length=1, max_length=64, pattern=_NO_CONTROL)]
+StoredTitle = Annotated[str, Field(min_length=1, max_length=80, pattern=_NO_CONTROL)]
+StoredCellValue = Annotated[str, Field(max_length=MAX_CELL_CHARS, pattern=_NO_CONTROL)]
 Token = Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_CHARS)]
 Column = Annotated[int, Field(ge=0, lt=MAX_BOARD_WIDTH)]
 Row = Annotated[int, Field(ge=0, lt=MAX_BOARD_HEIGHT)]
@@ -209,7 +236,7 @@ ClientMessage: TypeAlias = Annotated[
 
 class UserRef(_Message):
     id: Identifier
-    name: DisplayName
+    name: StoredName
 
 
 class ServerInfo(_Message):
@@ -231,7 +258,7 @@ class Limits(_Message):
 
 class BoardMeta(_Message):
     id: Identifier
-    title: Title
+    title: StoredTitle
     width: int
     height: int
     created_by: Identifier
@@ -241,7 +268,7 @@ class BoardMeta(_Message):
 class Presence(_Message):
     type: Literal["presence"] = "presence"
     user: Identifier
-    name: DisplayName
+    name: StoredName
     status: PresenceStatus
     activity: Activity | None = None
     last_seen: datetime | None = None
@@ -280,7 +307,7 @@ class BoardUpdated(_Message):
 class Cell(_Message):
     x: Column
     y: Row
-    value: CellValue
+    value: StoredCellValue
     clock: Clock
     client: Identifier
     by: Identifier
@@ -288,7 +315,7 @@ class Cell(_Message):
 
 class Participant(_Message):
     user: Identifier
-    name: DisplayName
+    name: StoredName
     color: str
 
 
@@ -314,7 +341,7 @@ class ParticipantJoined(_Message):
     type: Literal["participant.joined"] = "participant.joined"
     board: Identifier
     user: Identifier
-    name: DisplayName
+    name: StoredName
     color: str
 
 
@@ -322,7 +349,7 @@ class ParticipantLeft(_Message):
     type: Literal["participant.left"] = "participant.left"
     board: Identifier
     user: Identifier
-    name: DisplayName
+    name: StoredName
     color: str
 
 
@@ -337,7 +364,7 @@ class CellChanged(_Message):
     board: Identifier
     x: Column
     y: Row
-    value: CellValue
+    value: StoredCellValue
     clock: Clock
     client: Identifier
     by: Identifier
@@ -423,13 +450,26 @@ def json_schema() -> dict[str, Any]:
     }
 
 
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def printable(text: str, limit: int = 200) -> str:
-    """Escape control characters and truncate, so untrusted text is safe to echo or log."""
-    escaped = _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Escape control, bidi, zero-width and separator characters and truncate, so
+    untrusted text is safe to echo or log and shows what it really holds."""
+    escaped = _REFUSED_RE.sub(_escape, text)
     return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"
 
 
-_CONTROL_NAMES: Final = {"\t": "a tab", "\n": "a line break", "\r": "a line break"}
+_CONTROL_NAMES: Final = {
+    "\t": "a tab",
+    "\n": "a line break",
+    "\r": "a line break",
+    "\u2028": "a line separator (U+2028)",
+    "\u2029": "a paragraph separator (U+2029)",
+}
+_BIDI_RE: Final = re.compile(rf"[{_BIDI}]")
 
 
 def cell_value_problem(value: str, max_chars: int = MAX_CELL_CHARS) -> str | None:
@@ -440,12 +480,22 @@ def cell_value_problem(value: str, max_chars: int = MAX_CELL_CHARS) -> str | Non
     """
     if len(value) > max_chars:
         return f"too long: {len(value)} characters, a cell holds at most {max_chars}"
-    found = _CONTROL_RE.search(value)
+    found = _CELL_REFUSED_RE.search(value)
     if found is not None:
-        char = found.group()
-        name = _CONTROL_NAMES.get(char, f"the control character U+{ord(char):04X}")
-        return f"contains {name}, which a cell cannot hold"
+        return f"contains {_char_name(found.group())}, which a cell cannot hold"
     return None
+
+
+def _char_name(char: str) -> str:
+    """A refused character in words, for a person."""
+    code = f"U+{ord(char):04X}"
+    if char in _CONTROL_NAMES:
+        return _CONTROL_NAMES[char]
+    if _CONTROL_RE.match(char):
+        return f"the control character {code}"
+    if _BIDI_RE.match(char):
+        return f"a text direction control ({code})"
+    return f"an invisible zero-width character ({code})"
 
 
 IDENTIFIER_ADAPTER: Final[TypeAdapter[str]] = TypeAdapter(Identifier)
@@ -478,6 +528,13 @@ def _describe(exc: ValidationError) -> str:
         return "frame must be a JSON object"
     location = ".".join(str(part) for part in first["loc"][1:]) or "message"
     if kind == "string_pattern_mismatch":
+        text = exc.errors(include_url=False)[0].get("input")
+        # Characters refused everywhere first: a joiner is allowed in a cell value.
+        found = None
+        if isinstance(text, str):
+            found = _CELL_REFUSED_RE.search(text) or _REFUSED_RE.search(text)
+        if found is not None:
+            return f"{location}: contains {_char_name(found.group())}, which is not allowed"
         return f"{location}: contains characters that are not allowed"
     return printable(f"{location}: {first['msg']}")
 
@@ -494,6 +551,6 @@ def _request_id(frame: str) -> str | None:
     if not isinstance(raw, dict):
         return None
     value = raw.get("op") if raw.get("type") == "cell.set" else raw.get("id")
-    if isinstance(value, str) and 0 < len(value) <= 64 and not _CONTROL_RE.search(value):
+    if isinstance(value, str) and 0 < len(value) <= 64 and not _REFUSED_RE.search(value):
         return value
     return None

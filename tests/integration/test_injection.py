@@ -31,8 +31,21 @@ PAYLOADS = [
     "cr\roverwrite",
     "nul\x00",
     "\x85next-line",
+    # Visual spoofing: text that reads other than it is, or looks like another name.
+    "\u202eexe.txt",  # right-to-left override
+    "\u2066isolate\u2069",
+    "\u200fmark",
+    "zero\u200bwidth",
+    "word\u2060joiner",
+    "\ufeffbom",
+    "line\u2028separator",
+    "paragraph\u2029separator",
 ]
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060\u2066-\u2069\ufeff]"
+)
+"""What no other client may receive: control characters, bidi controls, zero-width
+characters other than the joiners a cell may hold, line and paragraph separators."""
 
 
 def strings(value: Any) -> list[str]:
@@ -125,12 +138,14 @@ async def test_escapes_in_every_text_field_never_reach_another_client(
             "board": "plan",
             "x": 0,
             "y": 0,
-            "value": "ok ✓ 漢字 \u200b",
+            "value": "ok ✓ 漢字 \U0001f469\u200d\U0001f4bb",
             "op": "o2",
             "clock": 2,
         }
     )
-    assert (await watcher.next("cell.changed", op=None, clock=2))["value"] == "ok ✓ 漢字 \u200b"
+    assert (await watcher.next("cell.changed", op=None, clock=2))[
+        "value"
+    ] == "ok ✓ 漢字 \U0001f469\u200d\U0001f4bb"
     await watcher.send({"type": "presence.query", "id": "sync"})
     await watcher.next("presence.snapshot", re="sync")
     assert_clean(watcher)
@@ -143,7 +158,8 @@ async def test_escapes_in_an_open_mode_hello_name_are_refused(tmp_path: Any) -> 
 
     async with CollabServer(fast_config(tmp_path / "data", auth="open", secret=None)) as server:
         watcher = await Peer.join(server.url, user="watcher", team="core")
-        for payload in PAYLOADS:
+        # A name may not hold the joiners either (a cell value may).
+        for payload in [*PAYLOADS, "wat\u200dcher", "wat\u200ccher"]:
             peer = await Peer.join_raw(
                 server.url,
                 {"type": "hello", "v": 1, "user": "eve", "team": "core", "name": payload},

@@ -121,7 +121,117 @@ def test_control_characters_are_refused_in_every_text_field(
         assert p.printable(refused.value.message) == refused.value.message
 
 
-@given(value=st.text(alphabet=st.characters(blacklist_categories=["Cc", "Cs"]), max_size=256))
+BIDI = [*"\u061c\u200e\u200f", *map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A))]
+ZERO_WIDTH = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
+JOINERS = ["\u200c", "\u200d"]
+SEPARATORS = ["\u2028", "\u2029"]
+SPOOFING = BIDI + ZERO_WIDTH + SEPARATORS
+CELL_REFUSED = [c for c in SPOOFING if c not in JOINERS]
+
+
+def text_fields(text: str) -> dict[str, dict[str, object]]:
+    """Every text field a client sends, each holding `text`."""
+    cell = {"type": "cell.set", "board": "b", "x": 0, "y": 0, "op": "o", "clock": 1}
+    return {
+        "hello.name": {"type": "hello", "v": 1, "user": "u", "team": "t", "name": text},
+        "hello.client": {"type": "hello", "v": 1, "client": text},
+        "hello.user": {"type": "hello", "v": 1, "user": text, "team": "t"},
+        "hello.team": {"type": "hello", "v": 1, "user": "u", "team": text},
+        "hello.client_id": {"type": "hello", "v": 1, "client_id": text},
+        "request id": {"type": "presence.query", "id": text},
+        "presence.query.user": {"type": "presence.query", "user": text},
+        "activity.detail": {"type": "presence.set", "activity": {"kind": "idle", "detail": text}},
+        "activity.board": {"type": "presence.set", "activity": {"kind": "idle", "board": text}},
+        "board.create.title": {"type": "board.create", "title": text, "width": 1, "height": 1},
+        "board.create.board": {
+            "type": "board.create",
+            "board": text,
+            "title": "t",
+            "width": 1,
+            "height": 1,
+        },
+        "board.update.title": {"type": "board.update", "board": "b", "title": text},
+        "board.join.board": {"type": "board.join", "board": text},
+        "board.join.epoch": {"type": "board.join", "board": "b", "epoch": text},
+        "board.leave.board": {"type": "board.leave", "board": text},
+        "cursor.move.board": {"type": "cursor.move", "board": text, "x": 0, "y": 0},
+        "typing.board": {"type": "typing", "board": text, "x": 0, "y": 0, "active": True},
+        "cell.set.value": {**cell, "value": text},
+        "cell.set.op": {**cell, "value": "v", "op": text},
+        "cell.set.board": {**cell, "value": "v", "board": text},
+    }
+
+
+@pytest.mark.parametrize("char", SPOOFING, ids=lambda c: f"U+{ord(c):04X}")
+def test_bidi_zero_width_and_separators_are_refused_in_every_text_field(char: str) -> None:
+    for field, frame in text_fields(f"Bob{char}by").items():
+        if field == "cell.set.value" and char in JOINERS:
+            assert p.decode(json.dumps(frame)).value == f"Bob{char}by"  # type: ignore[union-attr]
+            continue
+        with pytest.raises(p.ProtocolError) as refused:
+            p.decode(json.dumps(frame))
+        assert refused.value.code is p.ErrorCode.BAD_REQUEST, field
+        assert p.printable(refused.value.message) == refused.value.message
+        assert char not in refused.value.message
+
+
+def test_a_refused_character_is_named_in_words() -> None:
+    frame = text_fields("abc\u202etxt.exe")["hello.name"]
+    with pytest.raises(p.ProtocolError) as refused:
+        p.decode(json.dumps(frame))
+    assert refused.value.message == (
+        "name: contains a text direction control (U+202E), which is not allowed"
+    )
+    assert p.cell_value_problem("exe.\u202etxt") == (
+        "contains a text direction control (U+202E), which a cell cannot hold"
+    )
+    assert p.cell_value_problem("a\u2028b") == (
+        "contains a line separator (U+2028), which a cell cannot hold"
+    )
+    assert p.cell_value_problem("a\u2029b") == (
+        "contains a paragraph separator (U+2029), which a cell cannot hold"
+    )
+    assert p.cell_value_problem("a\u200bb") == (
+        "contains an invisible zero-width character (U+200B), which a cell cannot hold"
+    )
+    # Emoji sequences and Persian spelling need the joiners: a cell keeps them.
+    assert p.cell_value_problem("\U0001f469\u200d\U0001f4bb") is None
+    assert p.cell_value_problem("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645") is None
+    # A joiner next to a refused character: the message names the refused one.
+    with pytest.raises(p.ProtocolError) as refused:
+        p.decode(json.dumps({**text_fields("\u200d\u2066")["cell.set.value"]}))
+    assert "U+2066" in refused.value.message
+
+
+@pytest.mark.parametrize("char", SPOOFING, ids=lambda c: f"U+{ord(c):04X}")
+def test_printable_shows_spoofing_characters_escaped(char: str) -> None:
+    assert p.printable(f"a{char}b") == f"a\\u{ord(char):04x}b"
+
+
+def test_text_stored_before_the_rule_is_still_delivered() -> None:
+    """Server messages carry stored text as it is: only control characters never pass."""
+    frame = {
+        "type": "cell.changed",
+        "board": "b",
+        "x": 0,
+        "y": 0,
+        "value": "a\u202eb",
+        "clock": 1,
+        "client": "c",
+        "by": "u",
+        "version": 1,
+    }
+    assert p.decode_server(json.dumps(frame)).value == "a\u202eb"  # type: ignore[union-attr]
+
+
+@given(
+    value=st.text(
+        alphabet=st.characters(
+            blacklist_categories=["Cc", "Cs"], blacklist_characters=CELL_REFUSED
+        ),
+        max_size=256,
+    )
+)
 def test_any_printable_value_up_to_the_limit_is_accepted(value: str) -> None:
     message = p.decode(
         json.dumps(
