@@ -43,6 +43,7 @@ from server.outbound import BacklogPolicy, Outbound, peer_address, peer_ip
 from server.presence import PresenceTracker
 from server.startup import listen_error, load_tls
 from server.store import RedisStore, SQLiteStore, Store
+from server.store.base import SessionRetention
 from server.store.group_commit import StoreWriteFailed
 from tui_collab.protocol import (
     PROTOCOL_VERSION,
@@ -64,6 +65,10 @@ from tui_collab.protocol import (
 logger = logging.getLogger(__name__)
 
 
+def _retention(config: ServerConfig) -> SessionRetention:
+    return SessionRetention(config.session_retention_s, config.sessions_per_user)
+
+
 class _OverCap(ProtocolError):
     """A hello that authenticated but would pass the user's connection cap."""
 
@@ -79,10 +84,14 @@ class CollabServer:
         self.node = config.node or f"n-{secrets.token_hex(4)}"
         self.cluster: Cluster
         if config.redis_url is not None:
-            self.store = store or RedisStore(config.redis_url, node=self.node)
+            self.store = store or RedisStore(
+                config.redis_url, node=self.node, retention=_retention(config)
+            )
             self.cluster = RedisCluster(config.redis_url, self.node, ttl_s=config.node_ttl_s)
         else:
-            self.store = store or SQLiteStore(config.data_dir, config.durability)
+            self.store = store or SQLiteStore(
+                config.data_dir, config.durability, retention=_retention(config)
+            )
             self.cluster = LocalCluster(self.node)
         self.metrics = Metrics()
         self.outbound = Outbound(

@@ -24,6 +24,7 @@ from server.config import ServerConfig
 from server.logs import HeldLogs
 from server.logs import configure as configure_logging
 from server.startup import StartupError
+from server.store.base import SESSION_RETENTION_S, SESSIONS_PER_USER
 from tui_collab.envflags import EnvValueError, env_flag, port, resolve_env
 
 logger = logging.getLogger("server")
@@ -87,6 +88,19 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         default=30.0,
         help="seconds between writes of when online users were last alive, so a crash "
         "shows a true last_seen (default 30; 0 turns it off)",
+    )
+    flag(
+        "session-retention",
+        type=_duration,
+        default=SESSION_RETENTION_S,
+        help="how long a connection's record is kept after it ended: 90s, 15m, 2h, 7d, 1w "
+        "(default 7d)",
+    )
+    flag(
+        "sessions-per-user",
+        type=int,
+        default=SESSIONS_PER_USER,
+        help=f"connection records kept per user, the oldest go first (default {SESSIONS_PER_USER})",
     )
     flag("hello-timeout", type=float, default=10.0)
     flag("certfile", type=Path, help="TLS certificate (PEM): serve wss://")
@@ -157,6 +171,16 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
 
     commands.add_parser("schema", help="print the JSON Schema of every message")
     return parser
+
+
+def _duration(text: str) -> int:
+    """`90s`, `15m`, `2h`, `7d` or `1w`, in seconds (for flags and their variables)."""
+    try:
+        return parse_ttl(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: use a number and one of s, m, h, d, w (e.g. 7d)"
+        ) from None
 
 
 def _data_dir_flag(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
@@ -260,6 +284,8 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         ping_timeout_s=args.ping_timeout,
         offline_grace_s=args.offline_grace,
         presence_heartbeat_s=args.presence_heartbeat,
+        session_retention_s=args.session_retention,
+        sessions_per_user=args.sessions_per_user,
         hello_timeout_s=args.hello_timeout,
         max_board_participants=args.max_board_participants,
         max_connections=args.max_connections,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from server.store.base import SESSION_RETENTION_S, SESSIONS_PER_USER
 from tui_collab.protocol import MAX_CELL_CHARS, MAX_MESSAGE_BYTES
 
 AuthMode = Literal["token", "open"]
@@ -69,6 +70,10 @@ class ServerConfig:
     presence_heartbeat_s: float = 30.0
     """How often the users online here are written as alive, so that after a crash their
     last_seen is at most this old; 0 turns the heartbeat off."""
+    session_retention_s: float = SESSION_RETENTION_S
+    """How long the store keeps a session's record after it ended (an audit trail)."""
+    sessions_per_user: int = SESSIONS_PER_USER
+    """The most session records kept per user; the oldest go first."""
 
     def __post_init__(self) -> None:
         if self.auth == "open" and not is_loopback(self.host):
@@ -78,6 +83,8 @@ class ServerConfig:
             )
         if self.auth == "token" and not self.secret:
             raise ValueError("token auth needs a secret")
+        if self.sessions_per_user < 1 or self.session_retention_s <= 0:
+            raise ValueError("--sessions-per-user must be at least 1, --session-retention positive")
 
 
 def is_loopback(host: str) -> bool:

@@ -5,9 +5,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Final, Protocol
 
 from tui_collab.cells import CellOp
+
+SESSION_RETENTION_S: Final = 7 * 24 * 3600
+"""How long an ended session's record is kept: a week of "who connected, from which
+client, and how it closed" covers an incident noticed a few days late."""
+SESSIONS_PER_USER: Final = 200
+"""The most session records kept per user, newest first: a few days of an ordinary
+user's reconnects, and a bound on what one user can make the store hold (connections
+are allowed at 10 a second, which for a week would be millions of records)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRetention:
+    """Which session records a store keeps: ended ones for `max_age_s`, and at most
+    `per_user` per user (the oldest go first, ended or not)."""
+
+    max_age_s: float = SESSION_RETENTION_S
+    per_user: int = SESSIONS_PER_USER
+
+    def __post_init__(self) -> None:
+        if self.max_age_s <= 0 or self.per_user < 1:
+            raise ValueError("session retention needs a positive age and at least 1 per user")
 
 
 @dataclass(frozen=True, slots=True)

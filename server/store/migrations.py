@@ -75,6 +75,11 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     # 3: the presence heartbeat: when a user was last known connected (for crashes)
     ("ALTER TABLE user_presence ADD COLUMN alive_at TEXT",),
+    # 4: ended sessions are pruned by age, a bounded batch at a time
+    (
+        """CREATE INDEX sessions_by_end ON collaboration_sessions (ended_at)
+            WHERE ended_at IS NOT NULL""",
+    ),
 )
 
 LATEST: Final = len(MIGRATIONS)

@@ -15,6 +15,8 @@ identifiers, which cannot contain ":", so no two keys collide):
     {p}t:{team}:b:{board}:v       zset    "x:y" scored by the cell's version (for `since`)
     {p}session:{id}               hash    team, user, client_id, started_at, ended_at,
                                           close_code; expires (see `session_started`)
+    {p}t:{team}:u:{user}:sessions zset    the user's session ids by start (Unix seconds),
+                                          the newest `SessionRetention.per_user` only
 
 Cell events are published on `board_channel(p, team, board)`.
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -44,7 +47,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from server.startup import StartupError, redis_error
-from server.store.base import AliveMark, AppliedOp, BoardRecord, PresenceRecord
+from server.store.base import (
+    AliveMark,
+    AppliedOp,
+    BoardRecord,
+    PresenceRecord,
+    SessionRetention,
+)
 from tui_collab.cells import CellOp
 
 logger = logging.getLogger(__name__)
@@ -60,10 +69,8 @@ RETRIES: Final = 5
 Redis restart is ridden out and an outage surfaces as ConnectionError rather than a hang."""
 
 OPEN_SESSION_TTL_S: Final = 30 * 24 * 3600
-"""A session whose end is never recorded (its node crashed) still goes away by itself."""
-ENDED_SESSION_TTL_S: Final = 3 * 24 * 3600
-"""Ended sessions are kept a few days for whoever investigates a connection problem;
-nothing in the server reads them, so keeping them longer only grows memory."""
+"""A session whose end is never recorded (its node crashed) still goes away by itself.
+Ended sessions expire after the store's `SessionRetention.max_age_s`."""
 
 _BOARD_FIELDS: Final = ("title", "width", "height", "created_by", "version")
 _USER_FIELDS: Final = ("name", "status", "activity", "last_seen", "alive_at")
@@ -199,6 +206,26 @@ return 0
 """
 )
 
+_START_SESSION: Final = """
+-- KEYS: session hash, the user's session index
+-- ARGV: team, user, client_id, started_at, open ttl, start score, keep, index ttl,
+--       session key prefix, session id
+-- The index keeps the user's newest `keep` sessions; older ones are deleted with it.
+redis.call('HSET', KEYS[1], 'team', ARGV[1], 'user', ARGV[2], 'client_id', ARGV[3],
+  'started_at', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[6], ARGV[10])
+local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[7])
+if excess > 0 then
+  for _, old in ipairs(redis.call('ZRANGE', KEYS[2], 0, excess - 1)) do
+    redis.call('DEL', ARGV[9] .. old)
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1)
+end
+redis.call('EXPIRE', KEYS[2], ARGV[8])
+return excess > 0 and excess or 0
+"""
+
 _END_SESSION: Final = """
 -- KEYS: session hash. ARGV: ended_at, has close code, close code, ttl seconds
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
@@ -310,6 +337,7 @@ class _Scripts:
     update_board: AsyncScript
     save_presence: AsyncScript
     mark_alive: AsyncScript
+    start_session: AsyncScript
     end_session: AsyncScript
 
 
@@ -328,8 +356,16 @@ class RedisStore:
     attempt did instead of running twice.
     """
 
-    def __init__(self, url: str, *, prefix: str = "tc:", node: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "tc:",
+        node: str | None = None,
+        retention: SessionRetention | None = None,
+    ) -> None:
         self.url = url
+        self.retention = retention or SessionRetention()
         self.prefix = prefix
         self.node = node or f"n-{secrets.token_hex(6)}"
         self._node_json = _json(self.node)
@@ -417,6 +453,7 @@ class RedisStore:
             update_board=client.register_script(_UPDATE_BOARD),
             save_presence=client.register_script(_SAVE_PRESENCE),
             mark_alive=client.register_script(_MARK_ALIVE),
+            start_session=client.register_script(_START_SESSION),
             end_session=client.register_script(_END_SESSION),
         )
         self._redis = client
@@ -531,29 +568,36 @@ class RedisStore:
     async def session_started(
         self, session: str, team: str, user: str, client_id: str, at: datetime
     ) -> None:
-        key = f"{self.prefix}session:{session}"
-        async with self._require().pipeline(transaction=True) as pipe:
-            pipe.hset(
-                key,
-                mapping={
-                    "team": team,
-                    "user": user,
-                    "client_id": client_id,
-                    "started_at": _iso(at),
-                },
-            )
-            pipe.expire(key, OPEN_SESSION_TTL_S)
-            await pipe.execute()
+        """Record a connection, and keep only the user's newest `retention.per_user`.
+
+        The record expires by itself: `OPEN_SESSION_TTL_S` while open (its node may crash
+        and never end it), `retention.max_age_s` once ended.
+        """
+        await self._run.start_session(
+            keys=[f"{self.prefix}session:{session}", f"{self._team(team)}:u:{user}:sessions"],
+            args=[
+                team,
+                user,
+                client_id,
+                _iso(at),
+                OPEN_SESSION_TTL_S,
+                repr(at.timestamp()),
+                self.retention.per_user,
+                max(OPEN_SESSION_TTL_S, math.ceil(self.retention.max_age_s)),
+                f"{self.prefix}session:",
+                session,
+            ],
+        )
 
     async def session_ended(self, session: str, at: datetime, close_code: int | None) -> None:
-        """Record the end and let the record expire a few days later; unknown ids are ignored."""
+        """Record the end; the record expires after the retention. Unknown ids are ignored."""
         await self._run.end_session(
             keys=[f"{self.prefix}session:{session}"],
             args=[
                 _iso(at),
                 _flag(close_code is not None),
                 "" if close_code is None else str(close_code),
-                ENDED_SESSION_TTL_S,
+                math.ceil(self.retention.max_age_s),
             ],
         )
 

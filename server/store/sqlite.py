@@ -12,17 +12,24 @@ import asyncio
 import logging
 import secrets
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
 import aiosqlite
 
 from server.startup import StartupError, cannot_open_database, check_data_dir, check_database
-from server.store.base import AliveMark, AppliedOp, BoardRecord, PresenceRecord
+from server.store.base import (
+    AliveMark,
+    AppliedOp,
+    BoardRecord,
+    PresenceRecord,
+    SessionRetention,
+)
 from server.store.group_commit import GroupCommitWriter
 from server.store.migrations import LATEST, MIGRATIONS
 from tui_collab.cells import CellOp
@@ -30,6 +37,11 @@ from tui_collab.cells import CellOp
 logger = logging.getLogger(__name__)
 
 DB_FILE: Final = "tui-collab.sqlite3"
+
+PRUNE_INTERVAL_S: Final = 60.0
+"""How often, at most, a session write also deletes ended sessions past the retention."""
+PRUNE_BATCH: Final = 1_000
+"""Ended sessions deleted at most per prune, so one never holds the writer for long."""
 
 _UPSERT_CELL: Final = """
 INSERT INTO cells (team, board, x, y, value, clock, client, author, version, updated_at)
@@ -139,8 +151,15 @@ class SQLiteStore:
     """`Store` on one SQLite file: a write connection owned by the writer thread, one for reads."""
 
     def __init__(
-        self, data_dir: Path, durability: str = "normal", busy_timeout_s: float = 5.0
+        self,
+        data_dir: Path,
+        durability: str = "normal",
+        busy_timeout_s: float = 5.0,
+        *,
+        retention: SessionRetention | None = None,
     ) -> None:
+        self.retention = retention or SessionRetention()
+        self._prune_due = 0.0  # time.monotonic() of the next prune; the first write prunes
         self._busy_timeout_s = busy_timeout_s
         self._on_commit: Callable[[float, int], None] | None = None
         if durability not in ("normal", "full"):
@@ -382,14 +401,46 @@ class SQLiteStore:
     async def session_started(
         self, session: str, team: str, user: str, client_id: str, at: datetime
     ) -> None:
+        """Record a connection; keep the user's newest `retention.per_user` records.
+
+        At most every `PRUNE_INTERVAL_S` the same transaction also deletes up to
+        `PRUNE_BATCH` sessions that ended more than `retention.max_age_s` ago: records
+        grow only here, so pruning here bounds them without a timer of its own.
+        """
+        keep = self.retention.per_user
+        prune_before = None
+        if time.monotonic() >= self._prune_due:
+            self._prune_due = time.monotonic() + PRUNE_INTERVAL_S
+            prune_before = self._retention_cutoff(datetime.now(UTC))
+
         def job(db: sqlite3.Connection) -> None:
             db.execute(
                 """INSERT INTO collaboration_sessions (id, team, user, client_id, started_at)
                    VALUES (?, ?, ?, ?, ?)""",
                 (session, team, user, client_id, _iso(at)),
             )
+            # The sessions_by_user index finds the user's keep-th newest start in one seek.
+            db.execute(
+                """DELETE FROM collaboration_sessions WHERE team = ? AND user = ?
+                   AND started_at < (SELECT started_at FROM collaboration_sessions
+                       WHERE team = ? AND user = ? ORDER BY started_at DESC LIMIT 1 OFFSET ?)""",
+                (team, user, team, user, keep - 1),
+            )
+            if prune_before is not None and _prune_ended(db, prune_before) == PRUNE_BATCH:
+                self._prune_due = 0.0  # more are due: the next write goes on
 
         await self._require_writer().submit(job)
+
+    async def prune_sessions(self, now: datetime | None = None) -> int:
+        """Delete up to `PRUNE_BATCH` sessions that ended more than the retention before
+        `now`; return how many. Session writes call this by themselves; this is for tests
+        and operators' scripts."""
+        before = self._retention_cutoff(now or datetime.now(UTC))
+        deleted: int = await self._require_writer().submit(lambda db: _prune_ended(db, before))
+        return deleted
+
+    def _retention_cutoff(self, now: datetime) -> str:
+        return _iso(now - timedelta(seconds=self.retention.max_age_s))
 
     async def session_ended(self, session: str, at: datetime, close_code: int | None) -> None:
         def job(db: sqlite3.Connection) -> None:
@@ -474,6 +525,16 @@ class SQLiteStore:
             CellOp(x=r[0], y=r[1], value=r[2], clock=r[3], client=r[4], by=r[5], version=r[6])
             for r in rows
         ]
+
+
+def _prune_ended(db: sqlite3.Connection, before: str) -> int:
+    """Delete up to `PRUNE_BATCH` sessions that ended before `before` (sessions_by_end)."""
+    cursor = db.execute(
+        """DELETE FROM collaboration_sessions WHERE rowid IN (
+               SELECT rowid FROM collaboration_sessions WHERE ended_at < ? LIMIT ?)""",
+        (before, PRUNE_BATCH),
+    )
+    return cursor.rowcount
 
 
 def _board(team: str, row: Sequence[Any]) -> BoardRecord:

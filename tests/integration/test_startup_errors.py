@@ -288,6 +288,11 @@ def test_redis_that_refuses_us(tmp_path: Path, refusing_redis: int) -> None:
             "invalid choice (choose from debug, info, warning, error)",
         ),
         ("TUI_COLLAB_DEBUG", "maybe", "invalid boolean value (use 1 or 0)"),
+        (
+            "TUI_COLLAB_SESSION_RETENTION",
+            "forever",
+            "invalid duration 'forever': use a number and one of s, m, h, d, w (e.g. 7d)",
+        ),
     ],
 )
 def test_a_bad_variable_exits_2_naming_it(

@@ -18,7 +18,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from server.store import BoardRecord, CellEvent, PresenceRecord, RedisStore, board_channel
-from server.store.redis import ENDED_SESSION_TTL_S, OPEN_SESSION_TTL_S
+from server.store.base import SESSION_RETENTION_S, SessionRetention
+from server.store.redis import OPEN_SESSION_TTL_S
 from tests.support.redis_server import RedisServer
 from tui_collab.cells import CellMap, CellOp, grid_digest
 
@@ -222,7 +223,7 @@ async def test_sessions_expire(nodes: tuple[RedisStore, RedisStore], redis_url: 
     async with Redis.from_url(redis_url, decode_responses=True) as raw:
         assert OPEN_SESSION_TTL_S - 5 < await raw.ttl("tc:session:s-1") <= OPEN_SESSION_TTL_S
         await first.session_ended("s-1", at, 1001)
-        assert ENDED_SESSION_TTL_S - 5 < await raw.ttl("tc:session:s-1") <= ENDED_SESSION_TTL_S
+        assert SESSION_RETENTION_S - 5 < await raw.ttl("tc:session:s-1") <= SESSION_RETENTION_S
         assert await raw.hgetall("tc:session:s-1") == {
             "team": "core",
             "user": "alice",
@@ -232,6 +233,31 @@ async def test_sessions_expire(nodes: tuple[RedisStore, RedisStore], redis_url: 
             "close_code": "1001",
         }
         assert not await raw.exists("tc:session:never-started")
+
+
+async def test_sessions_are_kept_per_user_up_to_the_cap(redis_url: str) -> None:
+    """The newest `per_user` records stay, indexed by start; the oldest go, ended or not."""
+    store = RedisStore(redis_url, retention=SessionRetention(max_age_s=60, per_user=3))
+    await store.open()
+    at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    try:
+        for n in range(5):
+            await store.session_started(f"s-{n}", "core", "alice", "c-1", at.replace(minute=n))
+        await store.session_ended("s-4", at.replace(minute=9), 1000)
+        await store.session_started("b-0", "core", "bob", "c-2", at)
+    finally:
+        await store.close()
+    async with Redis.from_url(redis_url, decode_responses=True) as raw:
+        assert await raw.zrange("tc:t:core:u:alice:sessions", 0, -1) == ["s-2", "s-3", "s-4"]
+        assert sorted(await raw.keys("tc:session:*")) == [
+            "tc:session:b-0",
+            "tc:session:s-2",
+            "tc:session:s-3",
+            "tc:session:s-4",
+        ]
+        assert 55 < await raw.ttl("tc:session:s-4") <= 60  # ended: the retention
+        assert await raw.ttl("tc:session:s-3") > 60  # still open
+        assert await raw.ttl("tc:t:core:u:alice:sessions") > 0
 
 
 async def test_keys_stay_under_the_prefix(redis_url: str) -> None:

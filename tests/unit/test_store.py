@@ -14,8 +14,9 @@ import pytest
 
 from server.store import BoardRecord, PresenceRecord, RedisStore, SQLiteStore, Store
 from server.store import migrations as migrations_module
+from server.store.base import SessionRetention
 from server.store.migrations import LATEST
-from server.store.sqlite import DB_FILE, MigrationError
+from server.store.sqlite import DB_FILE, PRUNE_BATCH, MigrationError
 from tui_collab.cells import CellMap, CellOp, beats
 
 MakeStore = Callable[[], Store]
@@ -439,3 +440,69 @@ async def test_close_flushes_queued_writes(tmp_path: Path) -> None:
     await again.open()
     assert len(await again.load_presence("core")) == 50
     await again.close()
+
+
+def _sessions(path: Path) -> list[str]:
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT id FROM collaboration_sessions ORDER BY id").fetchall()
+    return [r[0] for r in rows]
+
+
+async def test_sessions_are_kept_per_user_up_to_the_cap(tmp_path: Path) -> None:
+    """Each start keeps the user's newest `per_user` records; other users are untouched."""
+    store = SQLiteStore(tmp_path, retention=SessionRetention(per_user=3))
+    await store.open()
+    at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    try:
+        await store.session_started("b-0", "core", "bob", "c-2", at)
+        for n in range(5):
+            await store.session_started(f"s-{n}", "core", "alice", "c-1", at.replace(minute=n))
+            await store.session_ended(f"s-{n}", at.replace(minute=n, second=30), 1000)
+    finally:
+        await store.close()
+    assert _sessions(tmp_path / DB_FILE) == ["b-0", "s-2", "s-3", "s-4"]
+
+
+async def test_ended_sessions_are_pruned_after_the_retention(tmp_path: Path) -> None:
+    """A bounded batch per prune, oldest end first; open sessions are never pruned by age."""
+    store = SQLiteStore(tmp_path, retention=SessionRetention(max_age_s=3600))
+    await store.open()
+    start = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    try:
+        await store.session_started("open", "core", "alice", "c-1", start)
+        await store.session_started("recent", "core", "alice", "c-1", start)
+        await store.session_ended("recent", start + timedelta(hours=5), 1000)
+        for n in range(PRUNE_BATCH + 2):
+            await store.session_started(f"old-{n}", "core", f"u{n}", "c", start)
+        await store.session_ended("old-0", start + timedelta(hours=1), 1001)
+        # Old sessions end in one write, as the server does not (a test shortcut).
+        await store._require_writer().submit(
+            lambda db: db.execute(
+                "UPDATE collaboration_sessions SET ended_at = ? WHERE id LIKE 'old-%'",
+                ((start + timedelta(hours=1)).isoformat(),),
+            )
+        )
+        now = start + timedelta(hours=5, minutes=30)  # 1 h retention: "recent" stays
+        assert await store.prune_sessions(now) == PRUNE_BATCH
+        assert await store.prune_sessions(now) == 2
+        assert await store.prune_sessions(now) == 0
+    finally:
+        await store.close()
+    assert _sessions(tmp_path / DB_FILE) == ["open", "recent"]
+
+
+async def test_a_session_write_prunes_by_itself(tmp_path: Path) -> None:
+    """No timer: the first session write after a start (then one a minute) prunes."""
+    long_ago = datetime(2020, 1, 1, tzinfo=UTC)
+    store = SQLiteStore(tmp_path)
+    await store.open()
+    await store.session_started("ancient", "core", "alice", "c-1", long_ago)
+    await store.session_ended("ancient", long_ago, 1000)
+    await store.close()
+    store = SQLiteStore(tmp_path)
+    await store.open()
+    try:
+        await store.session_started("new", "core", "alice", "c-1", datetime.now(UTC))
+    finally:
+        await store.close()
+    assert _sessions(tmp_path / DB_FILE) == ["new"]
