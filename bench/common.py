@@ -78,6 +78,10 @@ def start_ours(*extra: str) -> Served:
             # token: lift the per-IP and total caps made for the open internet.
             "--max-unauthenticated-per-ip",
             "1000000",
+            "--max-upgrading-per-ip",
+            "1000000",
+            "--max-upgrading",
+            "1000000",
             "--max-connections",
             "1000000",
             *extra,

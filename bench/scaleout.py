@@ -38,9 +38,17 @@ PROCESSES = 2
 """Load-generator processes: with 2 nodes, each drives the clients of one node."""
 CURSOR_LEAD_S = 3.0
 EDIT_LEAD_S = 1.5
-NODE_FLAGS = ("--max-board-participants", "1000", "--max-unauthenticated-per-ip", "1000")
-"""Every load client connects from 127.0.0.1 at once: lift the per-IP cap of 32 on sockets
-that have not said hello yet, as --rate/--burst lift the per-connection limit."""
+NODE_FLAGS = (
+    "--max-board-participants",
+    "1000",
+    "--max-unauthenticated-per-ip",
+    "1000",
+    "--max-upgrading-per-ip",
+    "1000",
+)
+"""Every load client connects from 127.0.0.1 at once: lift the per-IP caps on sockets
+that have not said hello yet (32) or are still upgrading (64), as --rate/--burst lift the
+per-connection limit."""
 
 
 def machine_busy_seconds() -> float:

@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from server import __version__
-from server.audit import AUTH_FAILED, CAP_REFUSED, audit
+from server.audit import AUTH_FAILED, CAP_REFUSED, audit, audit_logger, audit_record
 from server.auth import AuthError, Identity, bearer_token, verify_token
 from server.boards import BoardRooms
 from server.cluster import Cluster, LocalCluster, RedisCluster
@@ -45,6 +45,7 @@ from server.startup import listen_error, load_tls
 from server.store import RedisStore, SQLiteStore, Store
 from server.store.base import SessionRetention
 from server.store.group_commit import StoreWriteFailed
+from server.upgrades import AcceptFailures, UpgradeGuard
 from tui_collab.protocol import (
     PROTOCOL_VERSION,
     CloseCode,
@@ -133,6 +134,10 @@ class CollabServer:
         # Connection slots per (team, user), reserved in the same step as the cap is
         # checked (never across an await) and given back when the socket ends.
         self._user_slots: dict[tuple[str, str], int] = {}
+        # Sockets still in the HTTP phase (accepted, not yet upgraded or answered).
+        self.upgrades = UpgradeGuard(config.max_upgrading_per_ip, config.max_upgrading)
+        self._upgrade_refusals = RateLimitedLog(audit_logger)
+        self.accept_failures = AcceptFailures(logger)
         self._slot_holders: dict[ServerConnection, tuple[str, str]] = {}
         self._server: Server | None = None
         self.limits = Limits(
@@ -192,6 +197,7 @@ class CollabServer:
             origins = [None, *self.config.allowed_origins]
         else:
             origins = None
+        self.accept_failures.install(asyncio.get_running_loop())
         try:
             self._server = await serve(
                 self._handle,
@@ -202,7 +208,9 @@ class CollabServer:
                 max_queue=16,
                 ping_interval=self.config.ping_interval_s,
                 ping_timeout=self.config.ping_timeout_s,
-                open_timeout=self.config.hello_timeout_s,
+                # The whole HTTP phase (and a TLS handshake before it): a socket that has
+                # not sent its request and had its answer by then is dropped.
+                open_timeout=self.config.upgrade_timeout_s,
                 close_timeout=self.config.close_timeout_s,
                 server_header=None,
                 origins=origins,  # type: ignore[arg-type]
@@ -227,6 +235,9 @@ class CollabServer:
         """Close every connection with 1001, then flush and close the store."""
         if self._server is not None:
             self._server.close(close_connections=True)
+            # Upgrades under way would otherwise hold shutdown up until their deadline.
+            for connection in self.upgrades.connections():
+                connection.transport.abort()
             await self._server.wait_closed()
             self._server = None
         await self.outbound.stop()
@@ -236,6 +247,8 @@ class CollabServer:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self.store.close()
+        self._upgrade_refusals.flush()
+        self.accept_failures.uninstall()
         logger.info("server stopped")
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
@@ -343,10 +356,20 @@ class CollabServer:
     # --- connection hooks (CollabConnection) ---------------------------------------
 
     def opened(self, connection: CollabConnection) -> None:
-        pass
+        """A new socket: in the HTTP phase, within the caps, or dropped unread at once."""
+        ip = peer_ip(connection)
+        cap = self.upgrades.admit(connection, ip)
+        if cap is None:
+            return
+        connection.transport.abort()
+        self.metrics.refused.labels(cap).inc()
+        # A flood would make one audit line per socket: one per IP and cap per interval.
+        self._upgrade_refusals.log(
+            logging.WARNING, f"{cap} {ip}", "%s", audit_record(CAP_REFUSED, ip=ip, cap=cap)
+        )
 
     def upgraded(self, connection: CollabConnection) -> None:
-        pass
+        self.upgrades.leave(connection)
 
     def closed(self, connection: CollabConnection) -> None:
         self._release_user_slot(connection)

@@ -26,14 +26,21 @@ def _field(value: object) -> str:
     return text.replace(" ", "_").replace("=", ":") or "-"
 
 
-def audit(
+def audit_record(
     event: str, *, ip: str, user: str | None = None, team: str | None = None, **extra: object
-) -> None:
-    """Log one audit record; values are made printable and single-word."""
+) -> str:
+    """One audit record as text; values are made printable and single-word."""
     parts = [f"event={event}", f"ip={_field(ip)}"]
     if team is not None:
         parts.append(f"team={_field(team)}")
     if user is not None:
         parts.append(f"user={_field(user)}")
     parts.extend(f"{key}={_field(value)}" for key, value in extra.items())
-    audit_logger.warning(" ".join(parts))
+    return " ".join(parts)
+
+
+def audit(
+    event: str, *, ip: str, user: str | None = None, team: str | None = None, **extra: object
+) -> None:
+    """Log one audit record; values are made printable and single-word."""
+    audit_logger.warning(audit_record(event, ip=ip, user=user, team=team, **extra))

@@ -103,6 +103,13 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         help=f"connection records kept per user, the oldest go first (default {SESSIONS_PER_USER})",
     )
     flag("hello-timeout", type=float, default=10.0)
+    flag(
+        "upgrade-timeout",
+        type=float,
+        default=5.0,
+        help="seconds a new socket has to send its HTTP request (and finish TLS) before it "
+        "is dropped (default 5)",
+    )
     flag("certfile", type=Path, help="TLS certificate (PEM): serve wss://")
     flag("keyfile", type=Path, help="TLS private key (PEM), if not in the certfile")
     flag(
@@ -129,6 +136,8 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         ("max-connections-per-user", 8, "connections one user may hold"),
         ("connect-burst", 30, "connections one user may open at once, then --connect-rate"),
         ("max-unauthenticated-per-ip", 32, "sockets per IP that have not authenticated yet"),
+        ("max-upgrading-per-ip", 64, "sockets per IP still sending their HTTP request"),
+        ("max-upgrading", 1_024, "sockets still sending their HTTP request, in all"),
         ("max-boards-per-team", 1_000, "boards one team may create"),
         ("max-cells-per-board", 10_000, "non-empty cells on one board"),
         ("send-high-water", 256 * 1024, "unread bytes past which cursors are skipped"),
@@ -295,6 +304,9 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         node_ttl_s=args.node_ttl,
         connect_burst=args.connect_burst,
         max_unauthenticated_per_ip=args.max_unauthenticated_per_ip,
+        max_upgrading_per_ip=args.max_upgrading_per_ip,
+        max_upgrading=args.max_upgrading,
+        upgrade_timeout_s=args.upgrade_timeout,
         max_boards_per_team=args.max_boards_per_team,
         max_cells_per_board=args.max_cells_per_board,
         send_high_water_bytes=args.send_high_water,

@@ -47,6 +47,13 @@ class ServerConfig:
     connect_burst: int = 30
     max_unauthenticated_per_ip: int = 32
     """Sockets from one IP that upgraded without a bearer header and have not said hello."""
+    max_upgrading_per_ip: int = 64
+    """Sockets from one IP still in the HTTP phase (not yet upgraded or answered); more
+    are dropped unread."""
+    max_upgrading: int = 1_024
+    """Sockets still in the HTTP phase, from everyone."""
+    upgrade_timeout_s: float = 5.0
+    """How long the HTTP phase (the TLS handshake, the request, its answer) may take."""
     max_board_participants: int = 256
     max_boards_per_team: int = 1_000
     max_cells_per_board: int = 10_000
