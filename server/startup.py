@@ -9,12 +9,17 @@ same text. Nothing here knows about argparse, so any caller may use these helper
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import socket
 import sqlite3
 import ssl
 from pathlib import Path
 from typing import Final
+
+from tui_collab.private_files import DIR_MODE, make_private_dir
+
+logger = logging.getLogger(__name__)
 
 BACKUP_HOWTO: Final = 'sqlite3 tui-collab.sqlite3 ".backup copy.sqlite3"'
 _DAMAGED: Final = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
@@ -29,15 +34,20 @@ class ListenError(StartupError, OSError):
     port on `OSError` (the app's embedded server) keep working."""
 
 
-def check_data_dir(path: Path, *, writable: bool = True) -> Path:
-    """Create the data dir if it is missing; refuse one that is not a usable directory."""
+_warned_wide: set[Path] = set()
+
+
+def check_data_dir(path: Path, *, writable: bool = True, warn: bool = True) -> Path:
+    """Create the data dir (mode 0700) if it is missing; refuse one that is not a usable
+    directory; warn (`warn_if_wide`) about an existing one others may enter."""
     if path.exists() and not path.is_dir():
         raise StartupError(
             f"data dir {path} is not a directory: pass --data-dir a directory "
             "(or move that file away)"
         )
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        if not make_private_dir(path) and warn:
+            warn_if_wide(path)
     except OSError as exc:
         raise StartupError(
             f"cannot create data dir {path} ({_reason(exc)}): create it yourself, or pass "
@@ -49,6 +59,25 @@ def check_data_dir(path: Path, *, writable: bool = True) -> Path:
             "--data-dir a directory this user can write to"
         )
     return path
+
+
+def warn_if_wide(path: Path) -> None:
+    """One warning line, once per process, for a data dir that group or others may use;
+    the directory is left as it is (it is the operator's)."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return
+    if os.name != "posix" or not mode & ~DIR_MODE or path in _warned_wide:
+        return
+    _warned_wide.add(path)
+    logger.warning(
+        "data dir %s has mode %04o, so other users may read its files: run chmod 700 %s "
+        "(new data dirs are made 0700)",
+        path,
+        mode,
+        path,
+    )
 
 
 def read_secret_file(path: Path) -> str:

@@ -162,17 +162,23 @@ class StartupFailure(Exception):
 
 
 async def run_app(args: argparse.Namespace) -> int:
+    from server.startup import warn_if_wide
     from tui_collab.app import CollabApp
     from tui_collab.client import CollabClient
     from tui_collab.outbox import Outbox, OutboxError
+    from tui_collab.private_files import create_private_file
 
     data_dir = prepare_data_dir(args.data_dir)
+    log_file = data_dir / "tui-collab.log"
+    with contextlib.suppress(OSError):  # basicConfig says why it cannot open it
+        create_private_file(log_file)
     logging.basicConfig(
-        filename=data_dir / "tui-collab.log",
+        filename=log_file,
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("websockets").setLevel(logging.WARNING)
+    warn_if_wide(data_dir)  # into the log, not over the screen
     tls = tls_context(args.cafile)
     provider = token_provider(args)
     token = args.token
@@ -280,7 +286,7 @@ def prepare_data_dir(path: Path) -> Path:
     from server.startup import StartupError, check_data_dir
 
     try:
-        return check_data_dir(path)
+        return check_data_dir(path, warn=False)
     except StartupError as exc:
         raise StartupFailure(str(exc)) from exc
 

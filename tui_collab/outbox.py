@@ -21,6 +21,7 @@ import sqlite3
 from pathlib import Path
 from typing import Final
 
+from tui_collab.private_files import create_private_file, make_private_dir
 from tui_collab.protocol import CellSet
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ class Outbox:
         self.path = path
         self.key = key
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(path.parent)
+            create_private_file(path)  # 0600, and so its -wal and -shm files
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")

@@ -33,6 +33,7 @@ from server.store.base import (
 from server.store.group_commit import GroupCommitWriter
 from server.store.migrations import LATEST, MIGRATIONS
 from tui_collab.cells import CellOp
+from tui_collab.private_files import create_private_file
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +195,11 @@ class SQLiteStore:
         version = await asyncio.to_thread(check_database, self.path)
         if version is not None and version > LATEST:
             raise _too_new(self.path, version)
+        if version is None:
+            try:
+                create_private_file(self.path)  # 0600, and so its -wal and -shm files
+            except OSError as exc:
+                raise cannot_open_database(self.path, exc) from exc
         writer = GroupCommitWriter(self._connect_writer)
         try:
             await writer.open()
