@@ -34,6 +34,7 @@ class ListenError(StartupError, OSError):
     port on `OSError` (the app's embedded server) keep working."""
 
 
+SECRET_MIN_BYTES: Final = 32
 _warned_wide: set[Path] = set()
 
 
@@ -81,18 +82,36 @@ def warn_if_wide(path: Path) -> None:
 
 
 def read_secret_file(path: Path) -> str:
-    """The signing secret stored at `path`, which exists."""
+    """The signing secret stored at `path`, which exists.
+
+    Refused, as ssh refuses a private key, when group or others have any access to it,
+    and when it holds fewer than 32 bytes (a short secret can be guessed offline from
+    any one token).
+    """
     try:
+        mode = path.stat().st_mode & 0o777
         secret = path.read_text().strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise StartupError(
             f"cannot read the signing secret {path} ({_reason(exc)}): fix its permissions, "
             "or set TUI_COLLAB_SECRET"
         ) from exc
+    if os.name == "posix" and mode & 0o077:
+        raise StartupError(
+            f"the signing secret {path} has mode {mode:04o}, open to other users: run "
+            f"chmod 600 {path}"
+        )
     if not secret:
         raise StartupError(
             f"the signing secret {path} is empty: delete it and a new one is made "
             "(tokens signed with an older secret stop working)"
+        )
+    size = len(secret.encode())
+    if size < SECRET_MIN_BYTES:
+        raise StartupError(
+            f"the signing secret {path} is too short ({size} bytes, at least "
+            f"{SECRET_MIN_BYTES}): delete it and a new one is made (tokens signed with "
+            "the old secret stop working)"
         )
     return secret
 

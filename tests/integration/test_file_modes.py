@@ -1,5 +1,6 @@
 """Private files: the data dir is 0700, databases, the secret and logs 0600, whatever
-the umask; an existing wider data dir is warned about (once) and left as it is.
+the umask; an existing wider data dir is warned about (once) and left as it is; a
+secret file others may read, or one too short, stops the server with one line.
 
 Everything runs on real files: the server and the outbox in-process, the commands as
 subprocesses, each with a permissive umask (0o022) set for the test.
@@ -128,3 +129,51 @@ def test_a_0700_data_dir_gives_no_warning(tmp_path: Path, caplog: pytest.LogCapt
     with caplog.at_level(logging.WARNING, logger="server.startup"):
         check_data_dir(path)
     assert not [r for r in caplog.records if r.name == "server.startup"]
+
+
+# --- the secret file ------------------------------------------------------------------
+
+
+def _secret(tmp_path: Path, text: str, file_mode: int) -> Path:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    (data / "secret").write_text(text)
+    (data / "secret").chmod(file_mode)
+    return data
+
+
+@pytest.mark.parametrize("file_mode", [0o644, 0o640, 0o604, 0o620], ids=oct)
+def test_a_secret_others_may_use_is_refused(tmp_path: Path, file_mode: int) -> None:
+    data = _secret(tmp_path, "s" * 64, file_mode)
+    path = data / "secret"
+    line = one_line(
+        run("server.cli", "token", "--user", "a", "--team", "t", "--data-dir", str(data))
+    )
+    assert line == (
+        f"tui-collab-server token: the signing secret {path} has mode {file_mode:04o}, "
+        f"open to other users: run chmod 600 {path}"
+    )
+
+
+def test_a_short_secret_is_refused(tmp_path: Path) -> None:
+    data = _secret(tmp_path, "abc\n", 0o600)
+    path = data / "secret"
+    line = one_line(
+        run("server.cli", "token", "--user", "a", "--team", "t", "--data-dir", str(data))
+    )
+    assert line == (
+        f"tui-collab-server token: the signing secret {path} is too short (3 bytes, at "
+        "least 32): delete it and a new one is made (tokens signed with the old secret "
+        "stop working)"
+    )
+
+
+def test_serve_refuses_a_group_readable_secret(tmp_path: Path) -> None:
+    data = _secret(tmp_path, "s" * 64, 0o640)
+    line = one_line(run("server.cli", "serve", "--port", "0", "--data-dir", str(data)))
+    assert line.startswith(f"tui-collab-server: the signing secret {data / 'secret'} has mode")
+
+
+def test_a_secret_of_32_bytes_in_a_0600_file_is_accepted(tmp_path: Path) -> None:
+    data = _secret(tmp_path, "s" * 32, 0o600)
+    assert load_secret(data) == "s" * 32
