@@ -11,12 +11,17 @@ identifiers, which cannot contain ":", so no two keys collide):
     {p}t:{team}:boards            zset    board id, scored by creation time (Redis clock, µs)
     {p}t:{team}:b:{board}         hash    title, width, height, created_by, created_at,
                                           version, token
-    {p}t:{team}:b:{board}:c:{x}:{y}  hash value, clock, client, by, version, updated_at, nonce
-    {p}t:{team}:b:{board}:v       zset    "x:y" scored by the cell's version (for `since`)
+    {p}t:{team}:b:{board}:cells   hash    field "x,y", value the cell (`_decode_cell`)
+    {p}layout                     string  the cell layout, `LAYOUT` (see `_migrate_layout`)
     {p}session:{id}               hash    team, user, client_id, started_at, ended_at,
                                           close_code; expires (see `session_started`)
     {p}t:{team}:u:{user}:sessions zset    the user's session ids by start (Unix seconds),
                                           the newest `SessionRetention.per_user` only
+
+A cell is one field of its board's hash, its value one string:
+`{version},{clock},{nonce},{len(client)},{len(by)},{client}{by}{value}` (lengths in UTF-8
+bytes; nonce is empty or `[0-9a-z.]`). About 100 bytes of Redis memory a cell, against
+about 400 for the hash per cell and index entry of layout 1 (docs/operations.md).
 
 Cell events are published on `board_channel(p, team, board)`.
 
@@ -72,6 +77,10 @@ OPEN_SESSION_TTL_S: Final = 30 * 24 * 3600
 """A session whose end is never recorded (its node crashed) still goes away by itself.
 Ended sessions expire after the store's `SessionRetention.max_age_s`."""
 
+LAYOUT: Final = 2
+"""How cells are kept. 1: a hash per cell plus a version index per board (no `{p}layout`
+key); 2: one hash per board. `open` converts older data (`_MIGRATE_BOARD`)."""
+
 _BOARD_FIELDS: Final = ("title", "width", "height", "created_by", "version")
 _USER_FIELDS: Final = ("name", "status", "activity", "last_seen", "alive_at")
 
@@ -105,41 +114,56 @@ end
 _APPLY_CELL_OP: Final = (
     _LUA_COMPARE
     + """
--- KEYS: board hash, cell hash, version index
--- ARGV: channel, "x:y", value, clock, client, by, updated_at, nonce, node JSON, op JSON
+-- KEYS: board hash, cells hash
+-- ARGV: channel, "x,y", value, clock, client, by, nonce, node JSON, op JSON
 -- Returns {1, version} if the op won, {0, board version} if not, {-1, 0} without board.
 local board_version = redis.call('HGET', KEYS[1], 'version')
 if not board_version then return {-1, 0} end
-local cur = redis.call('HMGET', KEYS[2], 'clock', 'client', 'value', 'nonce', 'version')
-if cur[1] then
+local cur = redis.call('HGET', KEYS[2], ARGV[2])
+if cur then
+  local version, clock, nonce, nc, nb, at = string.match(
+    cur, '^(%d+),(-?%d+),([^,]*),(%d+),(%d+),()')
   -- This very call already ran: the reply was lost and the client retried.
-  if cur[4] == ARGV[8] then return {1, tonumber(cur[5])} end
+  if nonce == ARGV[7] then return {1, tonumber(version)} end
+  local client = string.sub(cur, at, at + tonumber(nc) - 1)
+  local value = string.sub(cur, at + tonumber(nc) + tonumber(nb))
   local wins
-  if ARGV[4] ~= cur[1] then wins = int_lt(cur[1], ARGV[4])
-  elseif ARGV[5] ~= cur[2] then wins = bytes_lt(cur[2], ARGV[5])
-  else wins = bytes_lt(cur[3], ARGV[3]) end
+  if ARGV[4] ~= clock then wins = int_lt(clock, ARGV[4])
+  elseif ARGV[5] ~= client then wins = bytes_lt(client, ARGV[5])
+  else wins = bytes_lt(value, ARGV[3]) end
   if not wins then return {0, tonumber(board_version)} end
 end
 local version = string.format('%d', redis.call('HINCRBY', KEYS[1], 'version', 1))
-redis.call('HSET', KEYS[2], 'value', ARGV[3], 'clock', ARGV[4], 'client', ARGV[5],
-  'by', ARGV[6], 'version', version, 'updated_at', ARGV[7], 'nonce', ARGV[8])
-redis.call('ZADD', KEYS[3], version, ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], version .. ',' .. ARGV[4] .. ',' .. ARGV[7] .. ','
+  .. #ARGV[5] .. ',' .. #ARGV[6] .. ',' .. ARGV[5] .. ARGV[6] .. ARGV[3])
 redis.call('PUBLISH', ARGV[1],
-  '{"node":' .. ARGV[9] .. ',"version":' .. version .. ',"op":' .. ARGV[10] .. '}')
+  '{"node":' .. ARGV[8] .. ',"version":' .. version .. ',"op":' .. ARGV[9] .. '}')
 return {1, tonumber(version)}
 """
 )
 
-_LOAD_CELLS: Final = """
--- KEYS: version index. ARGV: since, cell key prefix.
--- Returns a flat list: "x:y", value, clock, client, by, version for each cell, by version.
-local out = {}
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')) do
-  local c = redis.call('HMGET', ARGV[2] .. member, 'value', 'clock', 'client', 'by', 'version')
-  out[#out + 1] = member
-  for i = 1, 5 do out[#out + 1] = c[i] end
+_MIGRATE_BOARD: Final = """
+-- KEYS: the board's layout-1 version index, its cells hash. ARGV: layout-1 cell key prefix
+-- Moves one board's cells into its hash and deletes the old keys, in one step. A board
+-- already moved has no index left, so running this again (or on two nodes) does nothing;
+-- a field already in the hash was written after the move and is kept.
+local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+local old = {}
+for _, member in ipairs(members) do
+  old[#old + 1] = ARGV[1] .. member
+  local c = redis.call('HMGET', old[#old], 'value', 'clock', 'client', 'by', 'version')
+  if c[1] then
+    redis.call('HSETNX', KEYS[2], (string.gsub(member, ':', ',')), c[5] .. ',' .. c[2]
+      .. ',,' .. #c[3] .. ',' .. #c[4] .. ',' .. c[3] .. c[4] .. c[1])
+  end
+  if #old == 1000 then
+    redis.call('UNLINK', unpack(old))
+    old = {}
+  end
 end
-return out
+if #old > 0 then redis.call('UNLINK', unpack(old)) end
+redis.call('UNLINK', KEYS[1])
+return #members
 """
 
 _CREATE_BOARD: Final = """
@@ -332,7 +356,6 @@ def _parse(text: str | None) -> datetime | None:
 @dataclass(frozen=True, slots=True)
 class _Scripts:
     apply_cell_op: AsyncScript
-    load_cells: AsyncScript
     create_board: AsyncScript
     update_board: AsyncScript
     save_presence: AsyncScript
@@ -371,7 +394,9 @@ class RedisStore:
         self._node_json = _json(self.node)
         # Per instance and per call: a nonce must never match one stored by an earlier
         # process, even one that was given the same node name.
-        self._nonce_prefix = secrets.token_hex(8)
+        # A stored nonce matters only next to an identical (clock, client, value), so a
+        # short one (it is kept in every cell) is plenty.
+        self._nonce_prefix = secrets.token_hex(5)
         self._calls = itertools.count(1)
         self._redis: Redis | None = None
         self._scripts: _Scripts | None = None
@@ -439,6 +464,7 @@ class RedisStore:
             key = f"{self.prefix}epoch"
             await client.set(key, f"e-{secrets.token_hex(8)}", nx=True)
             epoch = await client.get(key)
+            await self._migrate_layout(client)
         except BaseException:
             await client.aclose()
             raise
@@ -448,7 +474,6 @@ class RedisStore:
         # empties the script cache).
         self._scripts = _Scripts(
             apply_cell_op=client.register_script(_APPLY_CELL_OP),
-            load_cells=client.register_script(_LOAD_CELLS),
             create_board=client.register_script(_CREATE_BOARD),
             update_board=client.register_script(_UPDATE_BOARD),
             save_presence=client.register_script(_SAVE_PRESENCE),
@@ -463,6 +488,39 @@ class RedisStore:
             self.node,
             epoch,
         )
+
+    async def _migrate_layout(self, client: Redis) -> None:
+        """Bring the cells to `LAYOUT`; `StartupError` if they are in a newer one.
+
+        Each board is converted by one script, so a reader sees it wholly old or wholly
+        new, and nodes starting at once do no harm (the second finds nothing to move).
+        Nodes of the old release must be stopped first: cells they write afterwards are
+        in keys this layout no longer reads.
+        """
+        layout_key = f"{self.prefix}layout"
+        stored = await client.get(layout_key)
+        layout = 1 if stored is None else int(stored)
+        if layout > LAYOUT:
+            raise StartupError(
+                f"Redis at {without_password(self.url)} (prefix {self.prefix!r}) holds cells "
+                f"in layout {layout}, newer than this server's {LAYOUT}: upgrade "
+                "tui-collab-server on this node"
+            )
+        if layout == LAYOUT:
+            return
+        migrate = client.register_script(_MIGRATE_BOARD)
+        boards = cells = 0
+        for team in sorted(await _aw(client.smembers(f"{self.prefix}teams"))):
+            for board in await client.zrange(f"{self._team(team)}:boards", 0, -1):
+                key = self._board_key(team, board)
+                moved = int(await migrate(keys=[f"{key}:v", f"{key}:cells"], args=[f"{key}:c:"]))
+                boards += moved > 0
+                cells += moved
+        await client.set(layout_key, str(LAYOUT))
+        if cells:
+            logger.info(
+                "redis cells converted to layout %d: %d cells on %d boards", LAYOUT, cells, boards
+            )
 
     async def close(self) -> None:
         if self._redis is not None:
@@ -485,7 +543,7 @@ class RedisStore:
         return self._scripts
 
     def _nonce(self) -> str:
-        return f"{self._nonce_prefix}.{next(self._calls)}"
+        return f"{self._nonce_prefix}.{_base36(next(self._calls))}"
 
     def _team(self, team: str) -> str:
         return f"{self.prefix}t:{team}"
@@ -658,22 +716,21 @@ class RedisStore:
         """Merge one op under last-writer-wins in one Lua script, and publish it if it won.
 
         The script compares (clock, client, value) exactly as `tui_collab.cells.beats`,
-        bumps the board version, stores and indexes the cell and PUBLISHes a `CellEvent`
+        bumps the board version, stores the cell and PUBLISHes a `CellEvent`
         on `board_channel`, all atomically. Since Redis runs scripts one at a time, the
         events on a board's channel arrive in version order, with no gaps between them
         for a subscriber that stays connected. Raises LookupError without the board.
         """
         key = self._board_key(team, board)
         applied, version = await self._run.apply_cell_op(
-            keys=[key, f"{key}:c:{op.x}:{op.y}", f"{key}:v"],
+            keys=[key, f"{key}:cells"],
             args=[
                 board_channel(self.prefix, team, board),
-                f"{op.x}:{op.y}",
+                f"{op.x},{op.y}",
                 op.value,
                 str(op.clock),
                 op.client,
                 op.by,
-                _iso(datetime.now(UTC)),
                 self._nonce(),
                 self._node_json,
                 _op_json(op),
@@ -684,15 +741,52 @@ class RedisStore:
         return AppliedOp(applied=bool(applied), version=int(version))
 
     async def load_cells(self, team: str, board: str, since: int = 0) -> list[CellOp]:
-        """The board's cells with a version greater than `since`, by version (one read)."""
-        key = self._board_key(team, board)
-        flat: list[str] = await self._run.load_cells(keys=[f"{key}:v"], args=[since, f"{key}:c:"])
-        cells = []
-        for i in range(0, len(flat), 6):
-            member, value, clock, client, by, version = flat[i : i + 6]
-            x, y = member.split(":")
-            cells.append(CellOp(int(x), int(y), value, int(clock), client, by, int(version)))
+        """The board's cells with a version greater than `since`, by version (one read).
+
+        The hash has no index by version: a read with `since` reads the whole board, as
+        a snapshot does. It is rare (a node that missed an event) and one command.
+        """
+        key = f"{self._board_key(team, board)}:cells"
+        raw: dict[str, str] = await _aw(self._require().hgetall(key))
+        cells = [_decode_cell(field, text) for field, text in raw.items()]
+        if since:
+            cells = [cell for cell in cells if cell.version > since]
+        cells.sort(key=_version_of)
         return cells
+
+
+def _version_of(op: CellOp) -> int:
+    return op.version
+
+
+def _decode_cell(field: str, text: str) -> CellOp:
+    """One field of a board's cells hash (see the module's docstring) as its op."""
+    x, y = field.split(",")
+    version, clock, _nonce, client_len, by_len, rest = text.split(",", 5)
+    lengths = int(client_len), int(by_len)
+    if rest.isascii():
+        client, by, value = _split(rest, *lengths)
+    else:  # the lengths count UTF-8 bytes
+        parts = _split(rest.encode(), *lengths)
+        client, by, value = (part.decode() for part in parts)
+    return CellOp(int(x), int(y), value, int(clock), client, by, int(version))
+
+
+_S = TypeVar("_S", str, bytes)
+
+
+def _split(text: _S, first: int, second: int) -> tuple[_S, _S, _S]:
+    return text[:first], text[first : first + second], text[first + second :]
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, digit = divmod(number, 36)
+        out = digits[digit] + out
+        if not number:
+            return out
 
 
 def _board(team: str, board: str, row: Sequence[Any]) -> BoardRecord:

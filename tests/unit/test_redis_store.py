@@ -17,9 +17,11 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from server.startup import StartupError
 from server.store import BoardRecord, CellEvent, PresenceRecord, RedisStore, board_channel
 from server.store.base import SESSION_RETENTION_S, SessionRetention
 from server.store.redis import OPEN_SESSION_TTL_S
+from tests.support.redis_legacy import write_legacy_cells
 from tests.support.redis_server import RedisServer
 from tui_collab.cells import CellMap, CellOp, grid_digest
 
@@ -274,6 +276,84 @@ async def test_keys_stay_under_the_prefix(redis_url: str) -> None:
         keys = await raw.keys("*")
     assert keys
     assert all(k.startswith("app1:") for k in keys)
+
+
+# --- the cell layout ------------------------------------------------------------------------
+
+
+def legacy_ops() -> list[CellOp]:
+    """Ops as layout 1 stored them, some overwritten, non-ASCII in every text field."""
+    ops = [CellOp(n % 7, n % 5, f"v{n}", n + 1, "c-1", "alice") for n in range(40)]
+    ops += [
+        CellOp(8, 0, "日本, and a comma", 100, "é,client", "bøb"),
+        CellOp(8, 1, "", 2**62, "c-2", "bob"),
+        CellOp(0, 0, "loses", 1, "c-0", "bob"),
+    ]
+    return ops
+
+
+async def make_legacy_data(redis_url: str) -> list[CellOp]:
+    """A board whose cells are in layout 1, as an older release left them."""
+    store = RedisStore(redis_url)
+    await store.open()
+    await store.create_board(PLAN)
+    await store.close()
+    ops = legacy_ops()
+    async with Redis.from_url(redis_url, decode_responses=True) as raw:
+        await raw.delete("tc:layout")
+        await write_legacy_cells(raw, "tc:", "core", "plan", ops)
+        assert await raw.exists("tc:t:core:b:plan:v", "tc:t:core:b:plan:c:8:0") == 2
+    return ops
+
+
+async def test_layout_1_cells_are_converted_on_open(redis_url: str) -> None:
+    """Every cell, version and winner is there after the move, and only the new keys."""
+    ops = await make_legacy_data(redis_url)
+    expected = CellMap(ops)
+    store = RedisStore(redis_url)
+    await store.open()
+    try:
+        cells = await store.load_cells("core", "plan")
+        assert grid_digest(cells) == expected.digest()
+        assert [c.version for c in cells] == sorted(c.version for c in cells)
+        assert cells[-1].version == await store.board_version("core", "plan") == 42
+        assert [c for c in cells if c.x == 8] == [
+            CellOp(8, 0, "日本, and a comma", 100, "é,client", "bøb", 41),
+            CellOp(8, 1, "", 2**62, "c-2", "bob", 42),
+        ]
+        assert [c.version for c in await store.load_cells("core", "plan", since=40)] == [41, 42]
+        # Last-writer-wins carries on against the moved cells.
+        assert not (
+            await store.apply_cell_op("core", "plan", CellOp(8, 1, "x", 5, "c", "u"))
+        ).applied
+        won = await store.apply_cell_op("core", "plan", CellOp(8, 0, "y", 101, "c", "u"))
+        assert (won.applied, won.version) == (True, 43)
+    finally:
+        await store.close()
+    async with Redis.from_url(redis_url, decode_responses=True) as raw:
+        assert await raw.get("tc:layout") == "2"
+        assert await raw.keys("tc:t:core:b:plan:c:*") == []
+        assert not await raw.exists("tc:t:core:b:plan:v")
+        assert await raw.hlen("tc:t:core:b:plan:cells") == len(expected)
+
+
+async def test_nodes_starting_at_once_convert_once(redis_url: str) -> None:
+    ops = await make_legacy_data(redis_url)
+    stores = [RedisStore(redis_url, node=f"node-{n}") for n in range(3)]
+    await asyncio.gather(*(store.open() for store in stores))
+    try:
+        for store in stores:
+            assert grid_digest(await store.load_cells("core", "plan")) == CellMap(ops).digest()
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_a_newer_layout_is_refused(redis_url: str) -> None:
+    async with Redis.from_url(redis_url, decode_responses=True) as raw:
+        await raw.set("tc:layout", "3")
+    with pytest.raises(StartupError, match="layout 3, newer than this server's 2"):
+        await RedisStore(redis_url).open()
 
 
 # --- connection loss and restarts -------------------------------------------------------------
