@@ -37,12 +37,13 @@ import itertools
 import json
 import logging
 import math
+import re
 import secrets
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -262,14 +263,30 @@ return 1
 
 
 def without_password(url: str) -> str:
-    """The URL fit for a log line: a password in it (redis://:secret@host) is masked."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """The URL fit for a log line, with every password in it masked.
+
+    Covers each form redis-py reads a password from: the user info of redis://,
+    rediss:// and unix:// URLs (`:secret@`, `user:secret@`) and the `password` query
+    parameter (`?password=secret`; any parameter whose name mentions a password,
+    secret, token or auth is masked too). A URL that cannot be parsed is not shown.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a Redis URL that cannot be parsed)"
+    netloc = parts.netloc
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{hostport}"
+    query = _SECRET_QUERY.sub(r"\1***", parts.query)
+    if netloc == parts.netloc and query == parts.query:
         return url
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    # Not urlunsplit: it would write unix:///path (an empty host) as unix:/path.
+    shown = f"{parts.scheme}://{netloc}{parts.path}"
+    return shown + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
+
+
+_SECRET_QUERY: Final = re.compile(r"((?:^|&)[^&=]*(?:pass|secret|token|auth)[^&=]*=)[^&]*", re.I)
 
 
 def board_channel(prefix: str, team: str, board: str) -> str:
