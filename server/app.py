@@ -417,8 +417,8 @@ class CollabServer:
                 team = self._verify(token or "").team
             except AuthError as exc:
                 return unauthorized(connection, str(exc))
-        await self.presence.ensure_team(team)
-        members = [json.loads(encode(m)) for m in self.presence.members(team)]
+        # Read only: a query (in open mode, anyone's) must not make the server watch a team.
+        members = [json.loads(encode(m)) for m in await self.presence.view_team(team)]
         return json_response(HTTPStatus.OK, {"team": team, "members": members})
 
     def _verify(self, token: str) -> Identity:

@@ -82,6 +82,10 @@ class Cluster(Protocol):
         """Subscribe to a team; return the live parts of other nodes, by user then node."""
         ...
 
+    async def team_parts(self, team: str) -> dict[str, dict[str, Part]]:
+        """The live parts of other nodes, by user then node, without subscribing."""
+        ...
+
     async def watch_board(self, team: str, board: str) -> list[RosterEntry]:
         """Subscribe to a board; return the participants other live nodes hold."""
         ...
@@ -116,6 +120,9 @@ class LocalCluster:
         return None
 
     async def watch_team(self, team: str) -> dict[str, dict[str, Part]]:
+        return {}
+
+    async def team_parts(self, team: str) -> dict[str, dict[str, Part]]:
         return {}
 
     async def watch_board(self, team: str, board: str) -> list[RosterEntry]:
@@ -237,6 +244,9 @@ class RedisCluster:
 
     async def watch_team(self, team: str) -> dict[str, dict[str, Part]]:
         await self._subscribe(self._team_channel(team), ("team", team, ""))
+        return await self.team_parts(team)
+
+    async def team_parts(self, team: str) -> dict[str, dict[str, Part]]:
         raw = await _wait(self._require().hgetall(self._parts_key(team)))
         parts: dict[str, dict[str, Part]] = {}
         for field, value in raw.items():

@@ -106,21 +106,43 @@ class PresenceTracker:
             if team in self._teams:
                 return
             remote = await self._cluster.watch_team(team)
-            records = await self._store.load_presence(team)
-            users = {}
-            for r in records:
-                last_seen = r.last_seen
-                if r.status != "offline" and r.user not in remote:
-                    # Stored online, yet no live node holds them: a crash cut them off
-                    # (with SQLite, reset_presence already did this at start).
-                    last_seen = _latest(last_seen, r.alive_at)
-                users[r.user] = _UserPresence(
-                    team=team, user=r.user, name=r.name, last_seen=last_seen
-                )
+            users = self._load(team, await self._store.load_presence(team), remote)
             self._teams[team] = users
-            self._adopt(team, remote)
             for state in users.values():
                 state.published = self._view(state)
+
+    async def view_team(self, team: str) -> list[Presence]:
+        """The team's members, as `members` would list them, without watching the team.
+
+        For HTTP queries: a team nobody here is connected to is read from the store and
+        the other nodes' live parts, and no state, subscription or timer is made for it.
+        """
+        if team in self._teams:
+            return self.members(team)
+        remote = await self._cluster.team_parts(team)
+        users = self._load(team, await self._store.load_presence(team), remote)
+        return [self._view(state) for state in users.values()]
+
+    @staticmethod
+    def _load(
+        team: str, records: list[PresenceRecord], remote: dict[str, dict[str, Part]]
+    ) -> dict[str, _UserPresence]:
+        """A team's users from its stored records and other nodes' parts."""
+        users = {}
+        for r in records:
+            last_seen = r.last_seen
+            if r.status != "offline" and r.user not in remote:
+                # Stored online, yet no live node holds them: a crash cut them off
+                # (with SQLite, reset_presence already did this at start).
+                last_seen = _latest(last_seen, r.alive_at)
+            users[r.user] = _UserPresence(team=team, user=r.user, name=r.name, last_seen=last_seen)
+        for user, parts in remote.items():
+            state = users.get(user)
+            if state is None:
+                name = str(next(iter(parts.values())).get("name", user))
+                state = users[user] = _UserPresence(team=team, user=user, name=name)
+            state.remote = dict(parts)
+        return users
 
     # --- other nodes -----------------------------------------------------------------------
 
