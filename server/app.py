@@ -34,12 +34,13 @@ from server.cluster_sync import ClusterSync
 from server.config import ServerConfig
 from server.connection import CollabConnection
 from server.dispatch import Dispatcher
+from server.forwarded import TrustedProxies
 from server.http import WS_PATH, json_response, path_of, text_response, unauthorized
 from server.hub import Hub, Session, close_reason
 from server.limits import ConnectRate, FloodGuard, TokenBucket
 from server.logs import RateLimitedLog
 from server.metrics import CONTENT_TYPE_LATEST, Metrics
-from server.outbound import BacklogPolicy, Outbound, peer_address, peer_ip
+from server.outbound import BacklogPolicy, Outbound, peer_address, peer_ip, socket_ip
 from server.presence import PresenceTracker
 from server.startup import listen_error, load_tls
 from server.store import RedisStore, SQLiteStore, Store
@@ -135,7 +136,12 @@ class CollabServer:
         # checked (never across an await) and given back when the socket ends.
         self._user_slots: dict[tuple[str, str], int] = {}
         # Sockets still in the HTTP phase (accepted, not yet upgraded or answered).
-        self.upgrades = UpgradeGuard(config.max_upgrading_per_ip, config.max_upgrading)
+        # Behind these, X-Forwarded-For names the client (for per-IP caps and audit lines);
+        # one address carries many clients, so they are held to the total upgrade cap only.
+        self.proxies = TrustedProxies(config.forwarded_allow_ips)
+        self.upgrades = UpgradeGuard(
+            config.max_upgrading_per_ip, config.max_upgrading, exempt=self.proxies.trusts
+        )
         self._upgrade_refusals = RateLimitedLog(audit_logger)
         self.accept_failures = AcceptFailures(logger)
         self._slot_holders: dict[ServerConnection, tuple[str, str]] = {}
@@ -275,6 +281,7 @@ class CollabServer:
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
+        self._forwarded_for(connection, request)
         path = path_of(request.path)
         if path == "/healthz":
             return json_response(
@@ -324,6 +331,15 @@ class CollabServer:
         self._header_identity[connection] = identity
         return None
 
+    def _forwarded_for(self, connection: ServerConnection, request: Request) -> None:
+        """Behind a trusted proxy, take the client's address from X-Forwarded-For."""
+        if not self.proxies or not isinstance(connection, CollabConnection):
+            return
+        tcp = socket_ip(connection)
+        client = self.proxies.client_ip(tcp, request.headers.get_all("X-Forwarded-For"))
+        if client != tcp:
+            connection.client_ip = client
+
     def _take_user_slot(self, connection: ServerConnection, identity: Identity) -> str | None:
         """Reserve one of the user's connection slots for `connection`, or name the cap.
 
@@ -357,7 +373,7 @@ class CollabServer:
 
     def opened(self, connection: CollabConnection) -> None:
         """A new socket: in the HTTP phase, within the caps, or dropped unread at once."""
-        ip = peer_ip(connection)
+        ip = socket_ip(connection)  # the request, and any X-Forwarded-For, is still to come
         cap = self.upgrades.admit(connection, ip)
         if cap is None:
             return

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from server import __version__
 from server.auth import load_secret, mint_token, parse_ttl
 from server.config import ServerConfig
+from server.forwarded import parse_trusted
 from server.logs import HeldLogs
 from server.logs import configure as configure_logging
 from server.startup import StartupError
@@ -103,6 +104,15 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         help=f"connection records kept per user, the oldest go first (default {SESSIONS_PER_USER})",
     )
     flag("hello-timeout", type=float, default=10.0)
+    flag(
+        "forwarded-allow-ips",
+        type=_trusted_proxies,
+        default=(),
+        metavar="IPS",
+        help="comma-separated IPs or networks (10.0.0.0/8) of reverse proxies whose "
+        "X-Forwarded-For names the client for per-IP caps and audit lines; * trusts any "
+        "(default: none)",
+    )
     flag(
         "upgrade-timeout",
         type=float,
@@ -190,6 +200,13 @@ def _duration(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"invalid duration {text!r}: use a number and one of s, m, h, d, w (e.g. 7d)"
         ) from None
+
+
+def _trusted_proxies(text: str) -> tuple[str, ...]:
+    try:
+        return parse_trusted(text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _data_dir_flag(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
@@ -307,6 +324,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         max_upgrading_per_ip=args.max_upgrading_per_ip,
         max_upgrading=args.max_upgrading,
         upgrade_timeout_s=args.upgrade_timeout,
+        forwarded_allow_ips=args.forwarded_allow_ips,
         max_boards_per_team=args.max_boards_per_team,
         max_cells_per_board=args.max_cells_per_board,
         send_high_water_bytes=args.send_high_water,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from server.forwarded import parse_trusted
 from server.store.base import SESSION_RETENTION_S, SESSIONS_PER_USER
 from tui_collab.protocol import MAX_CELL_CHARS, MAX_MESSAGE_BYTES
 
@@ -54,6 +55,9 @@ class ServerConfig:
     """Sockets still in the HTTP phase, from everyone."""
     upgrade_timeout_s: float = 5.0
     """How long the HTTP phase (the TLS handshake, the request, its answer) may take."""
+    forwarded_allow_ips: tuple[str, ...] = ()
+    """Proxies (IPs, CIDRs, or `*`) whose X-Forwarded-For names the client for per-IP caps
+    and audit lines; they are held to `max_upgrading` only, not the per-IP upgrade cap."""
     max_board_participants: int = 256
     max_boards_per_team: int = 1_000
     max_cells_per_board: int = 10_000
@@ -83,6 +87,7 @@ class ServerConfig:
     """The most session records kept per user; the oldest go first."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "forwarded_allow_ips", parse_trusted(self.forwarded_allow_ips))
         if self.auth == "open" and not is_loopback(self.host):
             raise ValueError(
                 f"--auth open is only allowed on a loopback host, not {self.host!r}: "

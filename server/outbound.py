@@ -42,14 +42,24 @@ _INT: Final = struct.Struct("i")
 
 
 def peer_address(ws: ServerConnection) -> str:
-    """`ip:port` of the peer, for log lines."""
+    """`ip:port` of the peer, for log lines; behind a trusted proxy `client via ip:port`."""
     address = ws.remote_address
+    shown = "?"
     if isinstance(address, tuple) and len(address) >= 2:
-        return f"{address[0]}:{address[1]}"
-    return "?"
+        shown = f"{address[0]}:{address[1]}"
+    forwarded = getattr(ws, "client_ip", None)
+    return shown if forwarded is None else f"{forwarded} via {shown}"
 
 
 def peer_ip(ws: ServerConnection) -> str:
+    """The client's IP, for caps and audit lines: what a trusted proxy said it was
+    (`server.forwarded`), else the TCP peer's."""
+    forwarded = getattr(ws, "client_ip", None)
+    return socket_ip(ws) if forwarded is None else str(forwarded)
+
+
+def socket_ip(ws: ServerConnection) -> str:
+    """The TCP peer's IP (a proxy's, if there is one in front)."""
     address = ws.remote_address
     if isinstance(address, tuple) and address:
         return str(address[0])
