@@ -26,8 +26,22 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from server import __version__
-from server.audit import AUTH_FAILED, CAP_REFUSED, audit, audit_logger, audit_record
-from server.auth import AuthError, Identity, bearer_token, verify_token
+from server.audit import (
+    AUTH_FAILED,
+    CAP_REFUSED,
+    HTTP_REFUSED,
+    audit,
+    audit_logger,
+    audit_record,
+)
+from server.auth import (
+    AuthError,
+    Identity,
+    MalformedHeader,
+    authorization,
+    bearer_token,
+    verify_token,
+)
 from server.boards import BoardRooms
 from server.cluster import Cluster, LocalCluster, RedisCluster
 from server.cluster_sync import ClusterSync
@@ -35,7 +49,14 @@ from server.config import ServerConfig
 from server.connection import CollabConnection
 from server.dispatch import Dispatcher
 from server.forwarded import TrustedProxies
-from server.http import WS_PATH, json_response, path_of, text_response, unauthorized
+from server.http import (
+    WS_PATH,
+    json_response,
+    loopback_host,
+    path_of,
+    text_response,
+    unauthorized,
+)
 from server.hub import Hub, Session, close_reason
 from server.limits import ConnectRate, FloodGuard, TokenBucket
 from server.logs import RateLimitedLog
@@ -283,6 +304,9 @@ class CollabServer:
     ) -> Response | None:
         self._forwarded_for(connection, request)
         path = path_of(request.path)
+        refused = self._refuse_request(connection, request, path)
+        if refused is not None:
+            return refused
         if path == "/healthz":
             return json_response(
                 HTTPStatus.OK,
@@ -419,6 +443,52 @@ class CollabServer:
             if not waiting:
                 del self._unauthenticated[peer_ip(ws)]
 
+    def _refuse_request(
+        self, connection: ServerConnection, request: Request, path: str
+    ) -> Response | None:
+        """What no endpoint should read: a repeated `Authorization` header (400); and, in
+        open mode, plain HTTP (not the upgrade, which checks `Origin` itself) for a Host
+        other than loopback with this port, or from an `Origin` not allowed (403). A page
+        whose name was rebound to 127.0.0.1 must not read presence or metrics."""
+        headers = request.headers
+        try:
+            authorization(headers.get_all("Authorization"))
+        except MalformedHeader as exc:
+            return self._refuse_http(connection, HTTPStatus.BAD_REQUEST, str(exc), "header")
+        if self.config.auth != "open" or path == WS_PATH:
+            return None
+        hosts = headers.get_all("Host")
+        default_port = 443 if self.config.certfile else 80
+        if len(hosts) != 1 or not loopback_host(hosts[0], self.port, default_port):
+            return self._refuse_http(
+                connection,
+                HTTPStatus.FORBIDDEN,
+                f"open mode answers only for localhost:{self.port}",
+                "host",
+                host=",".join(hosts) or "-",
+            )
+        origins = headers.get_all("Origin")
+        if origins and (len(origins) > 1 or origins[0] not in self.config.allowed_origins):
+            return self._refuse_http(
+                connection,
+                HTTPStatus.FORBIDDEN,
+                "origin not allowed (see --allowed-origin)",
+                "origin",
+                origin=",".join(origins),
+            )
+        return None
+
+    def _refuse_http(
+        self,
+        connection: ServerConnection,
+        status: HTTPStatus,
+        text: str,
+        reason: str,
+        **extra: str,
+    ) -> Response:
+        audit(HTTP_REFUSED, ip=peer_ip(connection), status=status.value, reason=reason, **extra)
+        return text_response(connection, status, text)
+
     async def _presence_api(self, connection: ServerConnection, request: Request) -> Response:
         token = bearer_token(request.headers.get("Authorization"))
         if token is None and self.config.auth == "open":
@@ -432,6 +502,7 @@ class CollabServer:
             try:
                 team = self._verify(token or "").team
             except AuthError as exc:
+                audit(AUTH_FAILED, ip=peer_ip(connection), stage="http", reason=exc)
                 return unauthorized(connection, str(exc))
         # Read only: a query (in open mode, anyone's) must not make the server watch a team.
         members = [json.loads(encode(m)) for m in await self.presence.view_team(team)]

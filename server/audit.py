@@ -19,6 +19,9 @@ RATE_LIMIT_CLOSE: Final = "rate_limit_close"
 SLOW_CONSUMER_CLOSE: Final = "slow_consumer_close"
 CAP_REFUSED: Final = "cap_refused"
 TOKEN_EXPIRED: Final = "token_expired"  # noqa: S105 - an event name
+HTTP_REFUSED: Final = "http_refused"
+"""A plain HTTP request refused before any endpoint read it: a malformed header (400),
+or in open mode a Host that is not loopback or an Origin not allowed (403)."""
 
 
 def _field(value: object) -> str:

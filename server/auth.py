@@ -25,10 +25,16 @@ SECRET_FILE: Final = "secret"  # noqa: S105 (a file name)
 _NAME: Final[TypeAdapter[str]] = TypeAdapter(DisplayName)
 _TTL_RE: Final = re.compile(r"^(\d+)([smhdw])$")
 _TTL_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_EXP: Final = 253_402_300_799
+"""The last second of year 9999: a later `exp` is out of range, not a long life."""
 
 
 class AuthError(Exception):
     """A token that cannot be trusted; the message is safe to log and to send."""
+
+
+class MalformedHeader(AuthError):
+    """An `Authorization` header that cannot be read at all (given twice): HTTP 400."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +101,9 @@ def verify_token(secret: str, token: str) -> Identity:
         )
     except jwt.ExpiredSignatureError:
         raise AuthError("token expired") from None
-    except jwt.InvalidTokenError:
+    except (jwt.InvalidTokenError, ArithmeticError, RecursionError, ValueError, TypeError):
+        # The library's own checks raise these for numbers out of a float's or an int's
+        # range, and JSON nested too deep: a bad token, never a server error.
         raise AuthError("invalid token") from None
     try:
         user = IDENTIFIER_ADAPTER.validate_python(claims["sub"], strict=True)
@@ -103,9 +111,19 @@ def verify_token(secret: str, token: str) -> Identity:
         name = claims.get("name")
         name = user if name is None else _NAME.validate_python(name, strict=True)
         expires_at = float(claims["exp"])
-    except (ValidationError, TypeError, ValueError):
+        if not 0 < expires_at <= MAX_EXP:
+            raise ValueError("exp out of range")
+    except (ValidationError, ArithmeticError, TypeError, ValueError):
         raise AuthError("token claims are malformed") from None
     return Identity(user=user, team=team, name=name, expires_at=expires_at)
+
+
+def authorization(values: list[str]) -> str | None:
+    """The one `Authorization` header of a request, given all its values; a request
+    with more than one is malformed (which would the server believe?)."""
+    if len(values) > 1:
+        raise MalformedHeader("more than one Authorization header")
+    return values[0] if values else None
 
 
 def bearer_token(header: str | None) -> str | None:

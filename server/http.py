@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from http import HTTPStatus
 from typing import Any
@@ -38,3 +39,29 @@ def unauthorized(connection: ServerConnection, reason: str) -> Response:
 
 def path_of(target: str) -> str:
     return target.split("?", 1)[0]
+
+
+def loopback_host(host: str, port: int, default_port: int = 80) -> bool:
+    """Whether a `Host` header names this machine's loopback and `port`: `localhost`
+    (or a name under `.localhost`, which browsers keep on loopback), 127.0.0.0/8 or
+    [::1]. A page that rebinds its own name to 127.0.0.1 still sends that name."""
+    name, port_text = host, ""
+    if host.startswith("["):
+        name, bracket, rest = host[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return False
+        port_text = rest[1:]
+    elif ":" in host:
+        name, _, port_text = host.rpartition(":")
+    if port_text:
+        if not (port_text.isascii() and port_text.isdigit()) or int(port_text) != port:
+            return False
+    elif port != default_port:
+        return False
+    name = name.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -9,7 +9,16 @@ from pathlib import Path
 import jwt
 import pytest
 
-from server.auth import AuthError, bearer_token, load_secret, mint_token, parse_ttl, verify_token
+from server.auth import (
+    AuthError,
+    MalformedHeader,
+    authorization,
+    bearer_token,
+    load_secret,
+    mint_token,
+    parse_ttl,
+    verify_token,
+)
 from server.logs import redact
 
 SECRET = "s" * 64
@@ -34,6 +43,17 @@ def test_name_defaults_to_user_id() -> None:
         ({"sub": 5, "team": "t", "exp": 2**40}, "invalid token"),
         ({"sub": "a", "team": ["t"], "exp": 2**40}, "token claims are malformed"),
         ({"sub": "a", "team": "t", "exp": 2**40, "name": "\x1b[2J"}, "token claims are malformed"),
+        (
+            {"sub": "a", "team": "t", "exp": 2**40, "name": "Bob\u202e"},
+            "token claims are malformed",
+        ),
+        (
+            {"sub": "a", "team": "t", "exp": 2**40, "name": "B\u200bob"},
+            "token claims are malformed",
+        ),
+        ({"sub": "a", "team": "t", "exp": 10**30}, "token claims are malformed"),
+        ({"sub": "a", "team": "t", "exp": 10**400}, "token claims are malformed"),
+        ({"sub": "a", "team": "t", "exp": 2**40, "iat": 10**400}, "invalid token"),
     ],
 )
 def test_bad_claims_are_refused(claims: dict[str, object], reason: str) -> None:
@@ -100,3 +120,10 @@ def test_redaction_removes_tokens_from_log_text() -> None:
         assert token not in cleaned
         assert token.split(".")[2] not in cleaned
         assert "[redacted]" in cleaned
+
+
+def test_a_repeated_authorization_header_is_malformed() -> None:
+    assert authorization([]) is None
+    assert authorization(["Bearer x"]) == "Bearer x"
+    with pytest.raises(MalformedHeader, match="more than one Authorization header"):
+        authorization(["Bearer x", "Bearer y"])
