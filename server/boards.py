@@ -1,9 +1,9 @@
 """Live boards: participants and their colours, cursors, and the in-memory cell map.
 
 A room is opened when the first connection joins a board and holds the board's cells
-(loaded once from the store) so that a joiner's snapshot and the stream of
-`cell.changed` events can never miss or double an op: both are decided synchronously
-on the event loop, in one order.
+(loaded once from the store, kept encoded for snapshots by server.snapshot) so that a
+joiner's snapshot and the stream of `cell.changed` events can never miss or double an
+op: both are decided synchronously on the event loop, in one order.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from server.cluster import Cluster, LocalCluster, RosterEntry
 from server.hub import Session
 from server.metrics import Metrics
 from server.outbound import Outbound
+from server.snapshot import EncodedCells
 from server.store.base import BoardRecord, Store
-from tui_collab.cells import CellMap, CellOp
+from tui_collab.cells import CellOp
 from tui_collab.protocol import (
     BoardMeta,
     CellChanged,
@@ -42,6 +43,9 @@ PALETTE: Final = (
     "#d19a66", "#ff79c6", "#8be9fd", "#50fa7b", "#bd93f9", "#f1fa8c",
 )  # fmt: skip
 """Twelve colours that stay distinct on dark and light terminal themes."""
+
+LOAD_SLICE: Final = 2_000
+"""Cells loaded into a room's map per turn of the loop."""
 
 
 def pick_colour(in_use: list[str], previous: str | None) -> str:
@@ -93,7 +97,7 @@ class BoardRoom:
     def __init__(
         self,
         record: BoardRecord,
-        cells: CellMap,
+        cells: EncodedCells,
         cursor_interval_s: float,
         outbound: Outbound,
         previous_colours: dict[str, str] | None = None,
@@ -365,7 +369,12 @@ class BoardRooms:
                 # Subscribe first: an op that lands meanwhile is in what we load next.
                 roster = await self._cluster.watch_board(record.team, record.id)
                 ops = await self._store.load_cells(record.team, record.id)
-                cells = CellMap(ops)
+                cells = EncodedCells()  # encoded at the first join, in slices
+                for start in range(0, len(ops), LOAD_SLICE):
+                    if start:
+                        await asyncio.sleep(0)  # a full board takes ~20 ms: not in one go
+                    for op in ops[start : start + LOAD_SLICE]:
+                        cells.apply(op)
                 room = self._rooms[key] = BoardRoom(
                     record,
                     cells,

@@ -17,9 +17,11 @@ from server.audit import AUTH_FAILED, RATE_LIMIT_CLOSE, audit
 from server.auth import AuthError
 from server.boards import BoardRoom, board_meta, changed_frame
 from server.hub import Session
+from server.join_stream import cost_tokens, part_frame, stream_parts
 from server.limits import InFlight
 from server.logs import RateLimitedLog
 from server.outbound import peer_ip
+from server.snapshot import pack
 from server.store.base import AppliedOp, BoardRecord
 from server.store.group_commit import StoreWriteFailed
 from tui_collab.cells import CellOp
@@ -35,7 +37,6 @@ from tui_collab.protocol import (
     BoardState,
     BoardUpdate,
     BoardUpdated,
-    Cell,
     CellSet,
     ClientMessage,
     CloseCode,
@@ -56,6 +57,15 @@ if TYPE_CHECKING:
     from server.app import CollabServer
 
 logger = logging.getLogger(__name__)
+
+ENCODE_SLICE: Final = 200
+"""Cells encoded for a snapshot per turn of the loop (about 2 ms at 256 four-byte
+characters each)."""
+JOIN_SLICE: Final = 8
+"""Snapshot chunks (64 KiB each) joined per turn of the loop."""
+
+MAX_DELTA_CELLS: Final = 1_000
+"""A resume that lacks more changed cells than this gets the full snapshot instead."""
 
 MALFORMED_COST: Final = 10.0
 """Rate-limit tokens a frame the protocol refuses costs (a good one costs 1)."""
@@ -88,8 +98,11 @@ class Dispatcher:
 
     async def dispatch(self, session: Session, frame: str | bytes) -> None:
         """Handle one frame; every failure becomes an `error` to the sender, never a crash."""
-        if session.closing:
-            return  # read and dropped, so the peer's close frame can arrive
+        if session.closing or self._server.outbound.is_closing(session.ws):
+            # Read and dropped, so the peer's close frame can arrive; work queued behind
+            # a rate-limit or slow-consumer close (a pipeline of joins) never runs.
+            self._server.metrics.dropped_closing.inc()
+            return
         metrics = self._server.metrics
         try:
             message = decode(frame)
@@ -237,7 +250,10 @@ class Dispatcher:
         else:
             member = presence.member(session.team, message.user)
             members = [] if member is None else [member]
-        session.send(encode(PresenceSnapshot(re=message.id, members=members)))
+        frame = encode(PresenceSnapshot(re=message.id, members=members))
+        session.send(frame)
+        if session.bucket is not None:
+            session.bucket.charge(cost_tokens(len(frame)))  # a big team's list costs more
 
     async def _board_create(self, session: Session, message: BoardCreate) -> None:
         record = BoardRecord(
@@ -289,37 +305,75 @@ class Dispatcher:
 
     async def _board_join(self, session: Session, message: BoardJoin) -> None:
         record = await self._record(session, message.board, message.id)
-        room = await self._server.rooms.open(record)
-        # No await from here on: the snapshot and the joiner's registration for later
-        # events happen at one instant.
+        while True:
+            room = await self._server.rooms.open(record)
+            if room.cells.stale <= ENCODE_SLICE and room.cells.unjoined <= JOIN_SLICE:
+                break
+            # Cells changed since the last snapshot are encoded a slice per turn; the
+            # room may close meanwhile (its last participant left), so it is looked up
+            # again after each.
+            encoded = room.cells.refresh(ENCODE_SLICE, JOIN_SLICE)
+            self._server.metrics.cells_encoded.inc(encoded)
+            await asyncio.sleep(0)
+            if session.closing or self._server.outbound.is_closing(session.ws):
+                self._server.rooms.discard_if_empty(room)
+                return
+        # No await from here until part 0 is sent: the snapshot and the joiner's
+        # registration for later events happen at one instant.
         already = session.user in room.participants
         if not already and len(room.participants) >= self._server.config.max_board_participants:
             self._server.rooms.discard_if_empty(room)
             raise ProtocolError(
                 ErrorCode.BOARD_FULL, f"board {message.board!r} is full", message.id
             )
+        self._server.metrics.cells_encoded.inc(room.cells.refresh())
         participant, fresh = room.join(session)
         session.boards.add(room.id)
         epoch = self._server.store.epoch
+        since = message.since
         resumable = (
-            message.since is not None and message.epoch == epoch and message.since <= room.version
+            since is not None
+            and message.epoch == epoch
+            and since <= room.version
+            # A long delta is built per joiner; the kept full snapshot is shared.
+            and sum(op.version > since for op in room.cells) <= MAX_DELTA_CELLS
         )
-        ops = room.cells.since(message.since or 0) if resumable else list(room.cells)
-        state = BoardState(
+        if resumable:
+            changed = room.cells.since(since or 0)
+            bodies = pack(room.cells.fragment(op.x, op.y) for op in changed) or [b""]
+        else:
+            bodies = room.cells.parts() or [b""]
+        first = BoardState(
             re=message.id,
             board=room.meta(),
             epoch=epoch,
             version=room.version,
             complete=not resumable,
-            cells=[_cell(op) for op in ops],
+            part=0,
+            parts=len(bodies),
+            cells=[],
             participants=room.participant_list(),
             cursors=room.cursor_list(),
         )
-        session.send(encode(state))
+        frame = part_frame(first, bodies[0])
+        self._server.outbound.send((session.ws,), frame)
+        self._server.metrics.joins.inc()
         if fresh:
             room.announce(room.joined_frame(participant), exclude=session.ws)
             self._server.cluster.roster_join(
                 room.team, room.id, participant.user, participant.name, participant.colour
+            )
+        if session.bucket is not None:
+            # Cost, not count: a join draws on the bucket by the bytes it sends.
+            session.bucket.charge(cost_tokens(len(frame) + sum(map(len, bodies[1:]))))
+        if len(bodies) > 1:
+            await stream_parts(
+                self._server.outbound,
+                session.ws,
+                first,
+                bodies,
+                self._server.config.slow_close_after_s,
+                lambda: not session.closing,
             )
 
     async def _board_leave(self, session: Session, message: BoardLeave) -> None:
@@ -459,10 +513,6 @@ def _ack(
 ) -> None:
     if re is not None:
         session.send(encode(Ack(re=re, version=version, applied=applied)))
-
-
-def _cell(op: CellOp) -> Cell:
-    return Cell(x=op.x, y=op.y, value=op.value, clock=op.clock, client=op.client, by=op.by)
 
 
 __all__ = ["ClientMessage", "Dispatcher"]

@@ -14,7 +14,8 @@ K = TypeVar("K")
 
 @dataclass(slots=True)
 class TokenBucket:
-    """`rate` tokens a second, holding at most `burst`; one message costs one token."""
+    """`rate` tokens a second, holding at most `burst`; one message costs one token, a
+    large reply more (`charge`)."""
 
     rate: float
     burst: float
@@ -34,6 +35,14 @@ class TokenBucket:
             self.tokens -= cost
             return True
         return False
+
+    def charge(self, cost: float) -> None:
+        """Draw `cost` for work already done (a large reply): the bucket may go into
+        debt, down to `-burst`, and later messages wait until it is paid back."""
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        self.tokens = max(-self.burst, self.tokens - cost)
 
 
 @dataclass(slots=True)

@@ -13,8 +13,10 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 _SIZE_BUCKETS = (64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)
 
 
-def frame_type(frame: str) -> str:
+def frame_type(frame: str | bytes) -> str:
     """The `type` of an encoded server frame; `encode` always writes it first."""
+    if isinstance(frame, bytes):
+        frame = frame[:64].decode(errors="ignore")
     if frame.startswith('{"type":"'):
         end = frame.find('"', 9)
         if end > 9:
@@ -81,6 +83,21 @@ class Metrics:
         self.rate_limited = Counter(
             "tui_collab_rate_limited", "Messages dropped by the rate limiter", registry=r
         )
+        self.joins = Counter(
+            "tui_collab_board_joins",
+            "board.join requests answered with a board.state (its first part sent)",
+            registry=r,
+        )
+        self.cells_encoded = Counter(
+            "tui_collab_snapshot_cells_encoded",
+            "Cells encoded into a board's kept snapshot (once per change, not per join)",
+            registry=r,
+        )
+        self.dropped_closing = Counter(
+            "tui_collab_dropped_while_closing",
+            "Client frames read and dropped because their connection was being closed",
+            registry=r,
+        )
         self._in: dict[str, Counter] = {}
         self._out: dict[str, Counter] = {}
 
@@ -94,7 +111,7 @@ class Metrics:
             child = self._in[kind] = self.messages_in.labels(kind)
         child.inc()
 
-    def sent(self, frame: str, recipients: int) -> None:
+    def sent(self, frame: str | bytes, recipients: int) -> None:
         kind = frame_type(frame)
         child = self._out.get(kind)
         if child is None:

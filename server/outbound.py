@@ -156,10 +156,35 @@ class Outbound:
         peer = self._peers.get(ws)
         return peer is not None and peer.shedding
 
+    def is_open(self, ws: ServerConnection) -> bool:
+        """Whether frames still go to this peer: open, and not being closed by the guard."""
+        transport = ws.transport
+        if transport is None or transport.is_closing() or ws.protocol.state is not State.OPEN:
+            return False
+        peer = self._peers.get(ws)
+        return peer is None or not peer.closing
+
+    def is_closing(self, ws: ServerConnection) -> bool:
+        """Whether the guard is closing this peer (slow consumer)."""
+        peer = self._peers.get(ws)
+        return peer is not None and peer.closing
+
+    def close_slow(self, ws: ServerConnection, why: str) -> None:
+        """Close a peer as a slow consumer (1013), as the sweep would."""
+        peer = self._peer(ws)
+        if not peer.closing:
+            self._close(ws, peer, why)
+
     def send(
-        self, targets: Iterable[ServerConnection], frame: str, *, coalescible: bool = False
+        self,
+        targets: Iterable[ServerConnection],
+        frame: str | bytes,
+        *,
+        coalescible: bool = False,
     ) -> None:
-        """Broadcast `frame`, skipping peers that are closing or, if it can wait, behind."""
+        """Broadcast `frame`, skipping peers that are closing or, if it can wait, behind.
+
+        `frame` may be UTF-8 bytes already (a snapshot part): it still goes as text."""
         high_water = self.policy.high_water
         chosen = []
         for ws in targets:
@@ -182,7 +207,7 @@ class Outbound:
             peer.written = True
             chosen.append(ws)
         if chosen:
-            broadcast(chosen, frame)
+            broadcast(chosen, frame, text=True)
             if self.metrics is not None:
                 self.metrics.sent(frame, len(chosen))
 

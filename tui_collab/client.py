@@ -97,6 +97,11 @@ CURSOR_INTERVAL_S: Final = 1 / 30
 TYPING_REPEAT_S: Final = 2.0
 """While a person types, `typing active:true` goes out at most this often; other
 clients drop a mark that has not been repeated for 5 s, so a vanished typer's mark goes."""
+JOIN_ATTEMPTS: Final = 5
+"""How often `join` asks for a board the server refused with `rate_limited`."""
+RATE_LIMITED_RETRY_S: Final = 1.0
+"""The wait before asking again for a join the rate limit refused (a big board's join
+costs the limiter tokens by its size; see docs/protocol.md §9)."""
 _RETRYABLE_ERRORS: Final = {"internal", "rate_limited"}
 """Op errors that are the server's or the moment's: the op stays pending and is re-sent."""
 _FATAL_CLOSES: Final = {
@@ -298,14 +303,27 @@ class CollabClient:
             await self._request(AuthRefresh(token=token))
 
     async def join(self, board: str) -> BoardMirror:
-        """Join a board; returns its mirror once the server's `board.state` arrived."""
+        """Join a board; returns its mirror once the server's whole `board.state` (every
+        part of it) arrived.
+
+        A join costs the server's rate limit by its size: one refused with
+        `rate_limited` is asked again a second later, a few times.
+        """
         self._restore_only.discard(board)
-        mirror = self.joined.get(board)
-        since, epoch = (mirror.version, mirror.epoch) if mirror else (None, None)
         future: asyncio.Future[BoardMirror] = asyncio.get_running_loop().create_future()
         self._joins.setdefault(board, []).append(future)
         try:
-            reply = await self._request(BoardJoin(board=board, since=since, epoch=epoch))
+            for attempt in itertools.count(1):
+                mirror = self.joined.get(board)
+                since, epoch = (mirror.version, mirror.epoch) if mirror else (None, None)
+                try:
+                    reply = await self._request(BoardJoin(board=board, since=since, epoch=epoch))
+                except ClientError as exc:
+                    if exc.code != "rate_limited" or attempt >= JOIN_ATTEMPTS:
+                        raise
+                    await self._sleep(RATE_LIMITED_RETRY_S)
+                    continue
+                break
         except BaseException:
             if future in self._joins.get(board, []):
                 self._joins[board].remove(future)
@@ -808,6 +826,8 @@ class CollabClient:
     def _detach(self) -> None:
         self._ws = None
         self._outbox = None
+        for mirror in self.joined.values():
+            mirror.abandon_parts()
         self._fail_requests(NotConnected("connection lost before the reply"))
 
     def _fail_requests(self, exc: Exception) -> None:
@@ -820,7 +840,8 @@ class CollabClient:
         if isinstance(message, Presence):
             self.presence[message.user] = message
         elif isinstance(message, BoardState):
-            self._on_board_state(message)
+            if not self._on_board_state(message):
+                return  # a part of a snapshot: nothing to tell until the last
         elif isinstance(message, CellChanged):
             mirror = self.joined.get(message.board)
             if mirror is not None:
@@ -856,11 +877,13 @@ class CollabClient:
         if not isinstance(message, Ack):
             self._bus.emit(message)
 
-    def _on_board_state(self, state: BoardState) -> None:
+    def _on_board_state(self, state: BoardState) -> bool:
+        """Take one part; return True once the snapshot is whole and the join is done."""
         mirror = self.joined.get(state.board.id)
         if mirror is None:
             mirror = self.joined[state.board.id] = BoardMirror(meta=state.board)
-        mirror.apply_state(state)
+        if not mirror.apply_state(state):
+            return False
         self.boards[state.board.id] = state.board
         for future in self._joins.pop(state.board.id, []):
             if not future.done():
@@ -869,6 +892,24 @@ class CollabClient:
         request = self._requests.get(state.re or "")
         if request is not None and not request.done():
             request.set_result(state)
+        return True
+
+    def _rejoin_later(self, rejoin_id: str, board: str) -> None:
+        """A rejoin the rate limit refused: ask again shortly, on the same connection."""
+
+        def resend() -> None:
+            mirror = self.joined.get(board)
+            if self._rejoins.get(rejoin_id) != board or mirror is None or self._outbox is None:
+                return
+            self._outbox.put_nowait(
+                encode(
+                    BoardJoin(
+                        board=board, since=mirror.version, epoch=mirror.epoch or None, id=rejoin_id
+                    )
+                )
+            )
+
+        asyncio.get_running_loop().call_later(RATE_LIMITED_RETRY_S, resend)
 
     def _rejoin_failed(self, board: str, error: ErrorMessage) -> None:
         """The board is gone or closed to us: drop its mirror and refuse its queued edits."""
@@ -925,7 +966,10 @@ class CollabClient:
         if re is None:
             return
         if re in self._rejoins and isinstance(message, ErrorMessage):
-            self._rejoin_failed(self._rejoins.pop(re), message)
+            if message.code == "rate_limited":
+                self._rejoin_later(re, self._rejoins[re])
+            else:
+                self._rejoin_failed(self._rejoins.pop(re), message)
             return
         board = self._op_boards.get(re)
         if board is not None:

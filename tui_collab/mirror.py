@@ -1,11 +1,18 @@
-"""A client's local copy of a board, built only from what the server sent."""
+"""A client's local copy of a board, built only from what the server sent.
+
+A large board's snapshot comes in parts (`board.state` with `parts` > 1), all cut at one
+version; the mirror assembles them before it changes.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from tui_collab.cells import CellMap, CellOp
 from tui_collab.protocol import BoardMeta, BoardState, CellChanged, CellSet, Cursors, Participant
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -19,6 +26,8 @@ class BoardMirror:
     cursors: dict[str, tuple[int, int]] = field(default_factory=dict)
     pending: dict[str, CellSet] = field(default_factory=dict)
     """Ops sent (or queued) but not yet acknowledged, by op id, in send order."""
+    _parts: list[BoardState] | None = field(default=None, repr=False)
+    _held: list[CellChanged] = field(default_factory=list, repr=False)
 
     @property
     def id(self) -> str:
@@ -28,20 +37,68 @@ class BoardMirror:
     def version(self) -> int:
         return self.cells.version
 
-    def apply_state(self, state: BoardState) -> None:
-        if state.complete or state.epoch != self.epoch:
-            self.cells = CellMap()
-        self.meta = state.board
-        self.epoch = state.epoch
-        for cell in state.cells:
-            self.cells.apply(
-                CellOp(cell.x, cell.y, cell.value, cell.clock, cell.client, cell.by, state.version)
+    @property
+    def assembling(self) -> bool:
+        """Whether parts of a `board.state` arrived and the last has not."""
+        return self._parts is not None
+
+    def apply_state(self, state: BoardState) -> bool:
+        """Take one part of a join's snapshot; True once the last part is in and applied.
+
+        Parts are held until the last arrives, with the `cell.changed` events that come
+        between them: the grid and its version never show half a snapshot (a version
+        taken half-way would make a resume skip the cells of the parts not yet seen).
+        """
+        if state.part == 0:
+            self._parts, self._held = [state], []
+        elif (
+            self._parts is None
+            or state.part != len(self._parts)
+            or state.version != self._parts[0].version
+        ):
+            logger.warning(
+                "board %s: part %d of %d arrived out of order; ignored",
+                state.board.id,
+                state.part,
+                state.parts,
             )
-        self.cells.version = max(self.cells.version, state.version)
-        self.participants = {p.user: p for p in state.participants}
-        self.cursors = {c.user: (c.x, c.y) for c in state.cursors}
+            return False
+        else:
+            self._parts.append(state)
+        if not state.last:
+            return False
+        parts, held = self._parts, self._held
+        self.abandon_parts()
+        self._apply_whole(parts)
+        for change in held:
+            self.apply_change(change)
+        return True
+
+    def abandon_parts(self) -> None:
+        """Forget a snapshot cut short (the connection dropped): the rejoin resends it."""
+        self._parts, self._held = None, []
+
+    def _apply_whole(self, parts: list[BoardState]) -> None:
+        first = parts[0]
+        if first.complete or first.epoch != self.epoch:
+            self.cells = CellMap()
+        self.meta = first.board
+        self.epoch = first.epoch
+        for part in parts:
+            for cell in part.cells:
+                self.cells.apply(
+                    CellOp(
+                        cell.x, cell.y, cell.value, cell.clock, cell.client, cell.by, first.version
+                    )
+                )
+        self.cells.version = max(self.cells.version, first.version)
+        self.participants = {p.user: p for p in first.participants}
+        self.cursors = {c.user: (c.x, c.y) for c in first.cursors}
 
     def apply_change(self, change: CellChanged) -> None:
+        if self._parts is not None:
+            self._held.append(change)  # applied after the snapshot it follows
+            return
         self.cells.apply(
             CellOp(
                 change.x,

@@ -326,15 +326,28 @@ class CursorPosition(_Message):
 
 
 class BoardState(_Message):
+    """One part of a join's snapshot; `parts` > 1 means more follow, all of `version`.
+
+    Part 0 carries `complete`, the participants and the cursors; parts 1.. carry only
+    more cells (`complete: false`, empty lists). A join is done at part `parts - 1`.
+    """
+
     type: Literal["board.state"] = "board.state"
     re: MessageId | None = None
     board: BoardMeta
     epoch: str
     version: Version
     complete: bool
+    part: Annotated[int, Field(ge=0)] = 0
+    parts: Annotated[int, Field(ge=1)] = 1
     cells: list[Cell]
     participants: list[Participant]
     cursors: list[CursorPosition]
+
+    @property
+    def last(self) -> bool:
+        """Whether this part completes the snapshot."""
+        return self.part >= self.parts - 1
 
 
 class ParticipantJoined(_Message):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from server.boards import BoardRoom
 from server.outbound import BacklogPolicy, Outbound
+from server.snapshot import EncodedCells
 from server.store.base import BoardRecord
-from tui_collab.cells import CellMap
 
 
 def test_a_rooms_watermark_moves_over_versions_seen_before_a_refill() -> None:
     room = BoardRoom(
-        BoardRecord("core", "plan", "Plan", 4, 4, "ada"), CellMap(), 0.05, Outbound(BacklogPolicy())
+        BoardRecord("core", "plan", "Plan", 4, 4, "ada"),
+        EncodedCells(),
+        0.05,
+        Outbound(BacklogPolicy()),
     )
     room.saw(1)
     room.saw(3)
