@@ -1,9 +1,10 @@
 """Cell editor text clean-up: what a paste becomes before it reaches the editor.
 
 A cell holds one line of printable text. Pasted text is made to fit instead of being
-refused: every tab and line break becomes one space (a Windows line break, CR LF, is one
-line break), and any other control character is removed. `Cleaned.notice` says what was
-changed, in words, so the person sees it; it is None when nothing was.
+refused: every tab and line break becomes one space (CR LF is one line break, and so
+are U+2028 and U+2029), and any other character a cell cannot hold (control, bidi and
+zero-width characters; the two joiners stay) is removed. `Cleaned.notice` says what
+was changed, in words, so the person sees it; it is None when nothing was.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-_LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
-_OTHER_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-"""Control characters other than tab (\\x09) and line feed (\\x0a); CR is matched first
-as a line break. Together with those, the set the protocol refuses in a cell value."""
+from tui_collab.protocol import CELL_REFUSED
+
+_LINE_BREAK: Final = re.compile("\r\n|\r|\n|\u2028|\u2029")
+"""Line breaks, including Unicode's line and paragraph separators."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def clean_paste(text: str) -> Cleaned:
     text, breaks = _LINE_BREAK.subn(" ", text)
     tabs = text.count("\t")
     text = text.replace("\t", " ")
-    text, removed = _OTHER_CONTROL.subn("", text)
+    text, removed = CELL_REFUSED.subn("", text)
     spaced = [
         part
         for part in (

@@ -54,6 +54,8 @@ _CELL_TEXT = rf"^[^{_CONTROL}{_BIDI}{_INVISIBLE}{_SEPARATORS}]*$"
 _CONTROL_RE = re.compile(rf"[{_CONTROL}]")
 _REFUSED_RE = re.compile(rf"[{_CONTROL}{_BIDI}{_INVISIBLE}{_JOINERS}{_SEPARATORS}]")
 _CELL_REFUSED_RE = re.compile(rf"[{_CONTROL}{_BIDI}{_INVISIBLE}{_SEPARATORS}]")
+CELL_REFUSED: Final = _CELL_REFUSED_RE
+"""Every character a cell value may not hold (an editor strips them from a paste)."""
 
 Identifier = Annotated[
     str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")

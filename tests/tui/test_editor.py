@@ -39,6 +39,9 @@ async def stored(server: CollabServer, x: int, y: int) -> str:
         ("x\x1b[31my\x07", "x[31my", "2 control characters removed"),
         ("\x00\t", " ", "1 tab became a space; 1 control character removed"),
         ("\x85é", "é", "1 control character removed"),
+        ("exe\u202etxt\u200b", "exetxt", "2 control characters removed"),
+        ("a\u2028b\u2029c", "a b c", "2 line breaks became spaces"),
+        ("👩\u200d💻", "👩\u200d💻", None),
     ],
 )
 def test_clean_paste(pasted: str, text: str, notice: str | None) -> None:
