@@ -61,7 +61,8 @@ class ServerConfig:
     max_board_participants: int = 256
     max_boards_per_team: int = 1_000
     max_cells_per_board: int = 10_000
-    """Non-empty cells; this also bounds a board snapshot (about 3 MB at 256-char values)."""
+    """Non-empty cells; this also bounds a board snapshot (about 10.4 MiB at 256 four-byte
+    characters a cell, sent in parts of 64 KiB)."""
     send_high_water_bytes: int = 256 * 1024
     """Unread bytes past which a peer stops getting cursor and typing frames."""
     send_hard_cap_bytes: int = 8 * 1024 * 1024
