@@ -28,11 +28,12 @@ demo: $(VENV)/.installed-test
 test: $(VENV)/.installed-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## lint: ruff and mypy, as CI runs them
+## lint: ruff, mypy and the import contracts (pyproject.toml), as CI runs them
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 ## serve: a local server on ws://127.0.0.1:9001/ws (token auth, data in ./.data)
 serve: $(VENV)/.installed-test
