@@ -25,22 +25,20 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from server.redis_util import awaited, compact_json
 from server.store.redis import CellEvent, board_channel
 
 logger = logging.getLogger(__name__)
 
 Part = dict[str, Any]
 """One node's view of one user's presence, as JSON-ready fields."""
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,16 +148,6 @@ class LocalCluster:
         return None
 
 
-def _dump(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-async def _wait(result: Awaitable[_T] | _T) -> _T:
-    # redis-py types many commands as "awaitable or value" for its sync and async
-    # clients alike; on the asyncio client they are always awaitable.
-    return await cast(Awaitable[_T], result)
-
-
 class RedisCluster:
     """The cluster over Redis pub/sub, with liveness keys and hashes for what must stay."""
 
@@ -227,7 +215,7 @@ class RedisCluster:
             with contextlib.suppress(RedisError, OSError):
                 await self._redis.delete(self._node_key(self.node))
                 await self._redis.publish(
-                    f"{self.prefix}nodes", _dump({"node": self.node, "down": True})
+                    f"{self.prefix}nodes", compact_json({"node": self.node, "down": True})
                 )
             await self._redis.aclose()
         if self._pubsub is not None:
@@ -247,7 +235,7 @@ class RedisCluster:
         return await self.team_parts(team)
 
     async def team_parts(self, team: str) -> dict[str, dict[str, Part]]:
-        raw = await _wait(self._require().hgetall(self._parts_key(team)))
+        raw = await awaited(self._require().hgetall(self._parts_key(team)))
         parts: dict[str, dict[str, Part]] = {}
         for field, value in raw.items():
             node, _, user = field.partition("|")
@@ -260,7 +248,7 @@ class RedisCluster:
     async def watch_board(self, team: str, board: str) -> list[RosterEntry]:
         await self._subscribe(self._board_frames(team, board), ("frames", team, board))
         await self._subscribe(board_channel(self.prefix, team, board), ("cells", team, board))
-        raw = await _wait(self._require().hgetall(self._roster_key(team, board)))
+        raw = await awaited(self._require().hgetall(self._roster_key(team, board)))
         entries = []
         for field, value in raw.items():
             node, _, user = field.partition("|")
@@ -291,7 +279,7 @@ class RedisCluster:
 
     def publish_part(self, team: str, user: str, part: Part) -> None:
         field = f"{self.node}|{user}"
-        self._outbox.put_nowait(("hset", (self._parts_key(team), field, _dump(part))))
+        self._outbox.put_nowait(("hset", (self._parts_key(team), field, compact_json(part))))
         self._publish(self._team_channel(team), {"node": self.node, "user": user, "part": part})
 
     def withdraw_part(self, team: str, user: str, last_seen: str | None) -> None:
@@ -307,7 +295,7 @@ class RedisCluster:
         self._publish(self._board_frames(team, board), {"node": self.node, "frame": frame})
 
     def roster_join(self, team: str, board: str, user: str, name: str, colour: str) -> None:
-        value = _dump({"name": name, "colour": colour})
+        value = compact_json({"name": name, "colour": colour})
         field = f"{self.node}|{user}"
         self._outbox.put_nowait(("hset", (self._roster_key(team, board), field, value)))
 
@@ -316,7 +304,7 @@ class RedisCluster:
         self._outbox.put_nowait(("hdel", (self._roster_key(team, board), field)))
 
     def _publish(self, channel: str, message: dict[str, Any]) -> None:
-        self._outbox.put_nowait(("publish", (channel, _dump(message))))
+        self._outbox.put_nowait(("publish", (channel, compact_json(message))))
 
     async def _publisher(self) -> None:
         """Send queued writes in order, as one pipeline per batch; retry a batch on loss."""
@@ -430,7 +418,7 @@ class RedisCluster:
 
     async def _alive(self, node: str) -> bool:
         self._known_nodes.add(node)
-        return bool(await _wait(self._require().exists(self._node_key(node))))
+        return bool(await awaited(self._require().exists(self._node_key(node))))
 
     def _node_gone(self, node: str) -> None:
         if node not in self._known_nodes:
@@ -452,10 +440,10 @@ class RedisCluster:
         }
         try:
             for key in keys:
-                fields = await _wait(self._require().hkeys(key))
+                fields = await awaited(self._require().hkeys(key))
                 stale = [f for f in fields if f.startswith(f"{node}|")]
                 if stale:
-                    await _wait(self._require().hdel(key, *stale))
+                    await awaited(self._require().hdel(key, *stale))
         except (RedisError, OSError) as exc:
             logger.warning("could not delete the entries of node %s: %s", node, exc)
 

@@ -39,10 +39,10 @@ import logging
 import math
 import re
 import secrets
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -52,6 +52,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from server.redis_util import awaited, compact_json
 from server.startup import StartupError, redis_error
 from server.store.base import (
     AliveMark,
@@ -294,12 +295,8 @@ def board_channel(prefix: str, team: str, board: str) -> str:
     return f"{prefix}t:{team}:b:{board}:events"
 
 
-def _json(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def _op_json(op: CellOp) -> str:
-    return _json(
+    return compact_json(
         {
             "x": op.x,
             "y": op.y,
@@ -329,7 +326,7 @@ class CellEvent:
 
     def encode(self) -> str:
         """Compact JSON, byte for byte what the apply script publishes."""
-        return _event_json(_json(self.node), self.version, _op_json(self.op))
+        return _event_json(compact_json(self.node), self.version, _op_json(self.op))
 
     @classmethod
     def decode(cls, payload: str | bytes) -> CellEvent:
@@ -352,14 +349,6 @@ class CellEvent:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-_T = TypeVar("_T")
-
-
-def _aw(result: Awaitable[_T] | _T) -> Awaitable[_T]:
-    """redis-py types some commands as "awaitable or not"; on redis.asyncio they always are."""
-    return cast("Awaitable[_T]", result)
 
 
 def _iso(moment: datetime) -> str:
@@ -408,7 +397,7 @@ class RedisStore:
         self.retention = retention or SessionRetention()
         self.prefix = prefix
         self.node = node or f"n-{secrets.token_hex(6)}"
-        self._node_json = _json(self.node)
+        self._node_json = compact_json(self.node)
         # Per instance and per call: a nonce must never match one stored by an earlier
         # process, even one that was given the same node name.
         # A stored nonce matters only next to an identical (clock, client, value), so a
@@ -451,7 +440,7 @@ class RedisStore:
                 f"--redis {shown} is not a Redis URL ({exc}): use redis://HOST:6379/0"
             ) from exc
         try:
-            await _aw(probe.ping())
+            await awaited(probe.ping())
         except (RedisError, OSError) as exc:
             raise redis_error(shown, exc) from exc
         finally:
@@ -527,7 +516,7 @@ class RedisStore:
             return
         migrate = client.register_script(_MIGRATE_BOARD)
         boards = cells = 0
-        for team in sorted(await _aw(client.smembers(f"{self.prefix}teams"))):
+        for team in sorted(await awaited(client.smembers(f"{self.prefix}teams"))):
             for board in await client.zrange(f"{self._team(team)}:boards", 0, -1):
                 key = self._board_key(team, board)
                 moved = int(await migrate(keys=[f"{key}:v", f"{key}:cells"], args=[f"{key}:c:"]))
@@ -546,7 +535,7 @@ class RedisStore:
 
     async def ping(self) -> None:
         """Raise unless Redis answers (after the usual reconnect attempts)."""
-        await _aw(self._require().ping())
+        await awaited(self._require().ping())
 
     def _require(self) -> Redis:
         if self._redis is None:
@@ -621,7 +610,7 @@ class RedisStore:
     async def load_presence(self, team: str) -> list[PresenceRecord]:
         """Every recorded user of the team, by id; "offline" where no status was saved."""
         client = self._require()
-        users: list[str] = sorted(await _aw(client.smembers(f"{self._team(team)}:users")))
+        users: list[str] = sorted(await awaited(client.smembers(f"{self._team(team)}:users")))
         async with client.pipeline(transaction=False) as pipe:
             for user in users:
                 pipe.hmget(f"{self._team(team)}:u:{user}", list(_USER_FIELDS))
@@ -703,7 +692,9 @@ class RedisStore:
         return None if row is None else _board(team, board, row)
 
     async def get_board(self, team: str, board: str) -> BoardRecord | None:
-        row = await _aw(self._require().hmget(self._board_key(team, board), list(_BOARD_FIELDS)))
+        row = await awaited(
+            self._require().hmget(self._board_key(team, board), list(_BOARD_FIELDS))
+        )
         return None if row[0] is None else _board(team, board, row)
 
     async def list_boards(self, team: str) -> list[BoardRecord]:
@@ -722,7 +713,7 @@ class RedisStore:
 
     async def board_version(self, team: str, board: str) -> int:
         """The board's current version (the highest any of its cells has); for gap checks."""
-        version = await _aw(self._require().hget(self._board_key(team, board), "version"))
+        version = await awaited(self._require().hget(self._board_key(team, board), "version"))
         if version is None:
             raise LookupError(f"no board {board!r}")
         return int(version)
@@ -764,7 +755,7 @@ class RedisStore:
         a snapshot does. It is rare (a node that missed an event) and one command.
         """
         key = f"{self._board_key(team, board)}:cells"
-        raw: dict[str, str] = await _aw(self._require().hgetall(key))
+        raw: dict[str, str] = await awaited(self._require().hgetall(key))
         cells = [_decode_cell(field, text) for field, text in raw.items()]
         if since:
             cells = [cell for cell in cells if cell.version > since]
