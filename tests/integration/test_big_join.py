@@ -20,6 +20,7 @@ from tests.conftest import StartServer, token
 from tests.support.board import create_board
 from tests.support.mirror import mirror
 from tests.support.peer import Peer
+from tests.support.waiting import eventually
 from tui_collab.cells import CellOp
 from tui_collab.client import CollabClient
 from tui_collab.protocol import BoardState
@@ -61,12 +62,6 @@ async def tight_socket(url: str, tok: str, rcvbuf: int = 4096) -> ClientConnecti
 def counter(server: CollabServer, name: str) -> float:
     value = server.metrics.registry.get_sample_value(name)
     return 0.0 if value is None else value
-
-
-async def until(check: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
 
 
 async def test_parts_stay_under_the_part_size_and_a_racing_edit_is_neither_missed_nor_doubled(
@@ -160,8 +155,14 @@ async def test_a_slow_reader_is_closed_and_its_queued_joins_never_run(
     ws = await tight_socket(server.url, token("mallory", "core"))
     for n in range(15):
         await ws.send(json.dumps({"type": "board.join", "id": f"j{n}", "board": "big"}))
-    await until(lambda: counter(server, "tui_collab_slow_consumer_drops_total") >= 1)
-    await until(lambda: counter(server, "tui_collab_dropped_while_closing_total") >= 14)
+    await eventually(
+        lambda: counter(server, "tui_collab_slow_consumer_drops_total") >= 1,
+        what="a slow consumer dropped",
+    )
+    await eventually(
+        lambda: counter(server, "tui_collab_dropped_while_closing_total") >= 14,
+        what="14 frames dropped while closing",
+    )
     assert counter(server, "tui_collab_board_joins_total") == 1
     # The board was encoded once, for the one join that ran.
     assert counter(server, "tui_collab_snapshot_cells_encoded_total") == WIDTH * HEIGHT
@@ -183,7 +184,10 @@ async def test_a_rate_limit_close_drops_the_joins_queued_behind_it(
     assert counter(server, "tui_collab_board_joins_total") == 1
     # The second join was over the limit and closed the connection; the 28 behind it
     # were read and dropped, never handled.
-    await until(lambda: counter(server, "tui_collab_dropped_while_closing_total") >= 28)
+    await eventually(
+        lambda: counter(server, "tui_collab_dropped_while_closing_total") >= 28,
+        what="28 frames dropped while closing",
+    )
 
 
 async def test_a_join_costs_the_rate_limit_by_its_size(start_server: StartServer) -> None:

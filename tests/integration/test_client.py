@@ -13,6 +13,7 @@ from tests.conftest import StartServer, token
 from tests.support.frames import welcome
 from tests.support.process import ServerProcess
 from tests.support.proxy import Proxy
+from tests.support.waiting import eventually
 from tui_collab.backoff import Backoff
 from tui_collab.client import ClientError, CollabClient
 from tui_collab.events import Closed, Connected, PendingChanged, Reconnecting, StateChanged
@@ -21,12 +22,6 @@ from tui_collab.protocol import CellChanged, Presence
 
 def fast_backoff(seed: int = 0, cap_s: float = 0.2) -> Backoff:
     return Backoff(base_s=0.05, factor=2.0, cap_s=cap_s, rng=random.Random(seed))
-
-
-async def eventually(check, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.01)
 
 
 async def test_join_edit_and_typed_events(server: CollabServer) -> None:

@@ -13,13 +13,14 @@ import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from pydantic import TypeAdapter
 
 from tests.conftest import StartServer
+from tests.support.waiting import eventually
 from tui_collab.cells import column_name
 from tui_collab.client import CollabClient
 from tui_collab.demo import CAST, plausible_value, run_demo
@@ -35,15 +36,6 @@ from tui_collab.protocol import (
 
 TEAM, BOARD = "core", "plan"
 TEAMMATES = tuple(member.user for member in CAST[:4])
-
-
-async def until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not check():
-                await asyncio.sleep(0.01)
-    except TimeoutError:
-        pytest.fail(f"not within {timeout} s: {what}")
 
 
 class Watcher:
@@ -152,8 +144,8 @@ async def test_demo_team_is_alive_and_cancels_cleanly(
         watcher = Watcher(observer)
         before = asyncio.all_tasks()
         async with demo_running(server.url, seed=7, speed=20) as demo:
-            await until(watcher.all_online, 5, "all four teammates online")
-            await until(
+            await eventually(watcher.all_online, 5, "all four teammates online")
+            await eventually(
                 lambda: set(TEAMMATES) <= set(board.participants), 5, "all four on the board"
             )
             assert {CAST[i].name for i in range(4)} == {
@@ -161,18 +153,20 @@ async def test_demo_team_is_alive_and_cancels_cleanly(
             }
             assert set(observer.presence) == {"olga", *TEAMMATES}  # four asked for, four came
 
-            await until(
+            await eventually(
                 lambda: all(len(watcher.positions[user]) >= 4 for user in TEAMMATES),
                 5,
                 "every teammate's cursor at four or more cells",
             )
-            await until(lambda: bool(watcher.cells), 5, "a teammate writes a cell")
-            await until(lambda: any(event.active for event in watcher.typing), 5, "a typing mark")
+            await eventually(lambda: bool(watcher.cells), 5, "a teammate writes a cell")
+            await eventually(
+                lambda: any(event.active for event in watcher.typing), 5, "a typing mark"
+            )
 
             written = watcher.cells[0]
             assert written.value.strip()
             assert written.client == f"c-demo-{written.by}"
-            await until(
+            await eventually(
                 lambda: board.cells.value(written.x, written.y) is not None, 2, "cell in mirror"
             )
             for user in TEAMMATES:
@@ -181,7 +175,7 @@ async def test_demo_team_is_alive_and_cancels_cleanly(
                     assert 0 <= y < 40
             # A typing mark is followed by the same user's release of that cell.
             first = next(event for event in watcher.typing if event.active)
-            await until(
+            await eventually(
                 lambda: any(
                     (e.user, e.x, e.y, e.active) == (first.user, first.x, first.y, False)
                     for e in watcher.typing
@@ -208,17 +202,19 @@ async def test_teammates_step_out_and_come_back(start_server: StartServer) -> No
         before = asyncio.all_tasks()
         async with demo_running(server.url, seed=3, speed=30) as demo:
             # Nobody made the board: the first teammate creates it.
-            await until(lambda: BOARD in observer.boards, 3, "the demo creates its board")
+            await eventually(lambda: BOARD in observer.boards, 3, "the demo creates its board")
             meta = observer.boards[BOARD]
             assert (meta.width, meta.height, meta.title) == (26, 40, "Plan")
             assert meta.created_by in TEAMMATES
             await observer.join(BOARD)
-            await until(watcher.all_online, 5, "all four teammates online")
+            await eventually(watcher.all_online, 5, "all four teammates online")
 
-            await until(lambda: bool(watcher.came_back()), 8, "a teammate leaves and comes back")
+            await eventually(
+                lambda: bool(watcher.came_back()), 8, "a teammate leaves and comes back"
+            )
             user = watcher.came_back()[0]
             assert "left" in watcher.board_moves[user]
-            await until(
+            await eventually(
                 lambda: watcher.board_moves[user][-1] == "joined", 3, "back on the board too"
             )
             assert observer.presence[user].connections == 1  # the old client is really gone

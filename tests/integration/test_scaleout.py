@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from tests.support.peer import Peer
 from tests.support.process import ServerProcess
 from tests.support.proxy import Proxy
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import eventually
 from tui_collab.backoff import Backoff
 from tui_collab.cells import CellMap
 from tui_collab.client import CollabClient
@@ -71,14 +72,6 @@ def nodes(redis_server: RedisServer, tmp_path: Path) -> Iterator[Nodes]:
     cluster = Nodes(tmp_path, redis_server.url, 3).start()
     yield cluster
     cluster.stop()
-
-
-async def eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        await asyncio.sleep(0.05)
 
 
 def online(peer: Peer) -> dict[str, str]:

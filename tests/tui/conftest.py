@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -13,6 +12,7 @@ from textual.message import Message
 from textual.notifications import Notification, Notify
 from textual.pilot import Pilot
 
+from tests.support.waiting import eventually
 from tests.tui.scripted import NOW
 from tui_collab.app import Clock, CollabApp
 from tui_collab.widgets.grid import CELL_WIDTH, ROW_HEADER_WIDTH
@@ -38,12 +38,13 @@ def cell_segments(app: CollabApp, x: int, y: int) -> list[Segment]:
 
 
 async def wait_for(
-    pilot: Pilot[None], predicate: Callable[[], object], timeout: float = 5.0
+    pilot: Pilot[None],
+    predicate: Callable[[], object],
+    timeout: float = 5.0,
+    what: str = "the app's state",
 ) -> None:
     """Let the app run until `predicate` holds (bounded), then let it paint."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await pilot.pause(0.02)
+    await eventually(predicate, timeout, what, step=lambda: pilot.pause(0.02))
     await pilot.pause()
     await pilot.wait_for_scheduled_animations()
 
@@ -68,10 +69,3 @@ class Notices:
 
     def find(self, part: str) -> list[Notification]:
         return [n for n in self.seen if part in n.message]
-
-
-async def until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
-    """Poll without a pilot: for after the app has exited."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)

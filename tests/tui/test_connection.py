@@ -9,7 +9,8 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.conftest import StartServer, token
-from tests.tui.conftest import Notices, until, wait_for
+from tests.support.waiting import eventually
+from tests.tui.conftest import Notices, wait_for
 from tests.tui.scripted import scripted_server
 from tui_collab.app import Clock, CollabApp
 from tui_collab.backoff import Backoff
@@ -72,7 +73,7 @@ async def test_a_final_refusal_before_connecting_exits_with_the_detail(
     app = CollabApp(client, board="plan")
     notices = Notices()
     async with app.run_test(size=(120, 36), message_hook=notices):
-        await until(lambda: app.return_code is not None)
+        await eventually(lambda: app.return_code is not None, what="the app exits")
     assert app.return_code == 1
     state = client.state
     assert isinstance(state, Closed)

@@ -12,7 +12,8 @@ from pathlib import Path
 from syrupy.assertion import SnapshotAssertion
 from textual.widgets import Button, Label
 
-from tests.tui.conftest import FIXED_CLOCK, Notices, until, wait_for
+from tests.support.waiting import eventually
+from tests.tui.conftest import FIXED_CLOCK, Notices, wait_for
 from tests.tui.scripted import ScriptedServer, scripted_server
 from tui_collab import protocol as p
 from tui_collab.app import CollabApp
@@ -60,7 +61,7 @@ async def test_q_with_nothing_unsaved_quits_at_once() -> None:
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_for(pilot, lambda: app.grid.mirror is not None)
             await pilot.press("q")
-            await until(lambda: app.return_code is not None)
+            await eventually(lambda: app.return_code is not None, what="the app exits")
         assert app.return_code == 0
         assert app.exit_message == ""
 
@@ -94,7 +95,7 @@ async def test_discard_drops_them_and_says_how_many(tmp_path: Path) -> None:
             await pilot.press("q")
             await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen))
             await pilot.click("#discard")
-            await until(lambda: app.return_code is not None)
+            await eventually(lambda: app.return_code is not None, what="the app exits")
         assert app.exit_message == "discarded 3 unsaved edits"
         assert notices.find("discarded 3 unsaved edits")
         assert app.client.unsaved_count == 0
@@ -110,7 +111,7 @@ async def test_keep_quits_with_them_in_the_outbox(tmp_path: Path) -> None:
             await pilot.press("q")
             await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen))
             await pilot.click("#keep")
-            await until(lambda: app.return_code is not None)
+            await eventually(lambda: app.return_code is not None, what="the app exits")
         assert app.return_code == 0
         assert app.exit_message.startswith("kept 3 unsaved edits")
     # The next start finds them.
@@ -128,7 +129,7 @@ async def test_without_an_outbox_keeping_is_not_offered() -> None:
             assert labels == ["Wait for them", "Quit anyway (loses 3)", "Discard 3 edits"]
             assert "Keep" not in " ".join(labels)
             await pilot.click("#keep")
-            await until(lambda: app.return_code is not None)
+            await eventually(lambda: app.return_code is not None, what="the app exits")
         assert app.exit_message == "quit with 3 unsaved edits, lost (this client keeps no outbox)"
 
 
@@ -156,7 +157,7 @@ async def test_wait_counts_down_and_quits_once_all_are_saved() -> None:
             await wait_for(pilot, lambda: headline(app) == "Waiting for the server: 1 left")
             assert app.is_running
             await ack_one(script, app)
-            await until(lambda: app.return_code is not None)
+            await eventually(lambda: app.return_code is not None, what="the app exits")
         assert app.return_code == 0
         assert app.exit_message == "all edits saved"
 
@@ -196,5 +197,5 @@ async def test_an_edit_refused_while_waiting_is_in_the_exit_message() -> None:
             )
             for op in pending[1:]:
                 await script.push(p.Ack(re=op.op, version=10, applied=True))
-            await until(lambda: app.return_code is not None)
+            await eventually(lambda: app.return_code is not None, what="the app exits")
         assert app.exit_message == "all other edits saved; refused: C5 not saved ('470'): read-only"
