@@ -38,15 +38,17 @@ from server.auth import (
     AuthError,
     Identity,
     MalformedHeader,
+    TokenVerifier,
     authorization,
     bearer_token,
-    verify_token,
 )
 from server.boards import BoardRooms
 from server.cluster import Cluster, LocalCluster, RedisCluster
 from server.cluster_sync import ClusterSync
 from server.config import ServerConfig
 from server.connection import CollabConnection
+from server.context import ServerContext
+from server.directory import BoardDirectory
 from server.dispatch import Dispatcher
 from server.forwarded import TrustedProxies
 from server.http import (
@@ -145,7 +147,21 @@ class CollabServer:
         observe = getattr(self.store, "observe_commits", None)
         if observe is not None:
             observe(self.metrics.committed)
-        self.dispatcher = Dispatcher(self)
+        self.verifier = TokenVerifier(config.secret)
+        self.boards = BoardDirectory(self.store, self.rooms)
+        self.context = ServerContext(
+            config=config,
+            store=self.store,
+            hub=self.hub,
+            outbound=self.outbound,
+            metrics=self.metrics,
+            cluster=self.cluster,
+            presence=self.presence,
+            rooms=self.rooms,
+            boards=self.boards,
+            verifier=self.verifier,
+        )
+        self.dispatcher = Dispatcher(self.context)
         self._header_identity: weakref.WeakKeyDictionary[ServerConnection, Identity] = (
             weakref.WeakKeyDictionary()
         )
@@ -217,7 +233,7 @@ class CollabServer:
 
     async def _start(self, tls: ssl.SSLContext | None) -> None:
         await self.store.open()
-        await self.cluster.start(ClusterSync(self))
+        await self.cluster.start(ClusterSync(self.context))
         await self.store.reset_presence()
         origins: list[str | None] | None
         if self.config.auth == "open" or self.config.allowed_origins:
@@ -344,7 +360,7 @@ class CollabServer:
             waiting.add(connection)
             return None
         try:
-            identity = self._verify(token)
+            identity = self.verifier.verify(token)
         except AuthError as exc:
             logger.warning("refused upgrade from %s: %s", peer_address(connection), exc)
             audit(AUTH_FAILED, ip=ip, stage="upgrade", reason=exc)
@@ -500,20 +516,13 @@ class CollabServer:
                 )
         else:
             try:
-                team = self._verify(token or "").team
+                team = self.verifier.verify(token or "").team
             except AuthError as exc:
                 audit(AUTH_FAILED, ip=peer_ip(connection), stage="http", reason=exc)
                 return unauthorized(connection, str(exc))
         # Read only: a query (in open mode, anyone's) must not make the server watch a team.
         members = [json.loads(encode(m)) for m in await self.presence.view_team(team)]
         return json_response(HTTPStatus.OK, {"team": team, "members": members})
-
-    def _verify(self, token: str) -> Identity:
-        if not token:
-            raise AuthError("missing token")
-        if self.config.secret is None:
-            raise AuthError("this server does not accept tokens")
-        return verify_token(self.config.secret, token)
 
     # --- WebSocket ----------------------------------------------------------------
 
@@ -598,7 +607,7 @@ class CollabServer:
                 logging.WARNING, "store", "background store write failed: %s", exc
             )
         await self.presence.ensure_team(identity.team)
-        boards = await self.dispatcher.team_boards(identity.team)
+        boards = await self.boards.metas(identity.team)
         # From here until the session is registered nothing awaits: the joiner's snapshot
         # and the events it receives afterwards are cut at one instant, and `welcome` is
         # always its first frame.
@@ -651,7 +660,7 @@ class CollabServer:
             audit(AUTH_FAILED, ip=peer_ip(ws), stage="hello", reason="no token")
             raise ProtocolError(ErrorCode.UNAUTHORIZED, "a token is required", hello.id)
         try:
-            identity = self._verify(hello.token)
+            identity = self.verifier.verify(hello.token)
         except AuthError as exc:
             logger.warning("refused hello from %s: %s", peer_address(ws), exc)
             audit(AUTH_FAILED, ip=peer_ip(ws), stage="hello", reason=exc)

@@ -118,6 +118,24 @@ def verify_token(secret: str, token: str) -> Identity:
     return Identity(user=user, team=team, name=name, expires_at=expires_at)
 
 
+class TokenVerifier:
+    """Checks a token against the server's signing secret; without one (open mode with
+    no secret) every token is refused."""
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: str | None) -> None:
+        self._secret = secret
+
+    def verify(self, token: str) -> Identity:
+        """The token's identity; `AuthError` with a reason safe to show if it is not good."""
+        if not token:
+            raise AuthError("missing token")
+        if self._secret is None:
+            raise AuthError("this server does not accept tokens")
+        return verify_token(self._secret, token)
+
+
 def authorization(values: list[str]) -> str | None:
     """The one `Authorization` header of a request, given all its values; a request
     with more than one is malformed (which would the server believe?)."""

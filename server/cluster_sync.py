@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING
 
 from server.boards import BoardRoom, changed_frame
 from server.cluster import Part
+from server.context import ServerContext
 from server.store.base import BoardRecord
 from server.store.redis import CellEvent
-
-if TYPE_CHECKING:
-    from server.app import CollabServer
 
 logger = logging.getLogger(__name__)
 
@@ -22,16 +19,16 @@ GAP_WAIT_S = 0.05
 
 
 class ClusterSync:
-    def __init__(self, server: CollabServer) -> None:
-        self._server = server
+    def __init__(self, ctx: ServerContext) -> None:
+        self._ctx = ctx
         self._tasks: set[asyncio.Task[None]] = set()
 
     def on_team_frame(self, team: str, frame: str) -> None:
-        self._server.hub.to_team(team, frame)
+        self._ctx.hub.to_team(team, frame)
         message = json.loads(frame)
         if message.get("type") in ("board.created", "board.updated"):
             meta = message["board"]
-            self._server.dispatcher.remember_board(
+            self._ctx.boards.remember(
                 BoardRecord(
                     team=team,
                     id=meta["id"],
@@ -46,15 +43,15 @@ class ClusterSync:
     def on_part(
         self, team: str, user: str, node: str, part: Part | None, last_seen: str | None
     ) -> None:
-        self._server.presence.remote_part(team, user, node, part, last_seen)
+        self._ctx.presence.remote_part(team, user, node, part, last_seen)
 
     def on_board_frame(self, team: str, board: str, node: str, frame: str) -> None:
-        room = self._server.rooms.get(team, board)
+        room = self._ctx.rooms.get(team, board)
         if room is not None:
             room.remote_frame(node, frame)
 
     def on_cell_event(self, team: str, board: str, event: CellEvent) -> None:
-        room = self._server.rooms.get(team, board)
+        room = self._ctx.rooms.get(team, board)
         if room is None:
             return
         room.saw(event.version)
@@ -64,15 +61,15 @@ class ClusterSync:
             self._refill(room)  # a version is missing: unless it turns up, read it
 
     def on_node_down(self, node: str) -> None:
-        self._server.presence.node_down(node)
-        for room in self._server.rooms.rooms():
+        self._ctx.presence.node_down(node)
+        for room in self._ctx.rooms.rooms():
             room.node_down(node)
 
     async def on_resync(self) -> None:
-        await self._server.presence.resync()
-        for room in self._server.rooms.rooms():
+        await self._ctx.presence.resync()
+        for room in self._ctx.rooms.rooms():
             for user, participant in room.participants.items():
-                self._server.cluster.roster_join(
+                self._ctx.cluster.roster_join(
                     room.team, room.id, user, participant.name, participant.colour
                 )
             self._refill(room, wait=False)
@@ -93,7 +90,7 @@ class ClusterSync:
                     if not room.seen_above:
                         break  # our own ops in flight filled it
                 since = room.watermark
-                ops = await self._server.store.load_cells(room.team, room.id, since)
+                ops = await self._ctx.store.load_cells(room.team, room.id, since)
                 ordered = sorted(ops, key=lambda o: o.version)
                 fresh = [op for op in ordered if room.cells.apply(op)]
                 for op in fresh:

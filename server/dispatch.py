@@ -9,13 +9,14 @@ import secrets
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from redis.exceptions import RedisError
 
 from server.audit import AUTH_FAILED, RATE_LIMIT_CLOSE, audit
 from server.auth import AuthError
 from server.boards import BoardRoom, board_meta, changed_frame
+from server.context import ServerContext
 from server.hub import Session
 from server.join_stream import cost_tokens, part_frame, stream_parts
 from server.limits import InFlight
@@ -33,7 +34,6 @@ from tui_collab.protocol import (
     BoardCreated,
     BoardJoin,
     BoardLeave,
-    BoardMeta,
     BoardState,
     BoardUpdate,
     BoardUpdated,
@@ -53,9 +53,6 @@ from tui_collab.protocol import (
     encode,
 )
 
-if TYPE_CHECKING:
-    from server.app import CollabServer
-
 logger = logging.getLogger(__name__)
 
 ENCODE_SLICE: Final = 200
@@ -74,10 +71,8 @@ Handler = Callable[[Session, Any], Awaitable[None]]
 
 
 class Dispatcher:
-    def __init__(self, server: CollabServer) -> None:
-        self._server = server
-        self._boards: dict[str, dict[str, BoardRecord]] = {}
-        self._board_locks: dict[str, asyncio.Lock] = {}
+    def __init__(self, ctx: ServerContext) -> None:
+        self._ctx = ctx
         # Quota held by requests between their check and their result (see InFlight).
         self._creating: dict[str, InFlight[str]] = {}
         self._filling: dict[tuple[str, str], InFlight[tuple[int, int]]] = {}
@@ -98,12 +93,12 @@ class Dispatcher:
 
     async def dispatch(self, session: Session, frame: str | bytes) -> None:
         """Handle one frame; every failure becomes an `error` to the sender, never a crash."""
-        if session.closing or self._server.outbound.is_closing(session.ws):
+        if session.closing or self._ctx.outbound.is_closing(session.ws):
             # Read and dropped, so the peer's close frame can arrive; work queued behind
             # a rate-limit or slow-consumer close (a pipeline of joins) never runs.
-            self._server.metrics.dropped_closing.inc()
+            self._ctx.metrics.dropped_closing.inc()
             return
-        metrics = self._server.metrics
+        metrics = self._ctx.metrics
         try:
             message = decode(frame)
         except ProtocolError as exc:
@@ -116,7 +111,7 @@ class Dispatcher:
                 await self._over_limit(session, None)
                 return
             session.send_error(exc.code, exc.message, exc.re)
-            if session.bad_frames >= self._server.config.malformed_close_after:
+            if session.bad_frames >= self._ctx.config.malformed_close_after:
                 logger.warning(
                     "closing %s user=%s: repeated malformed input", session.id, session.user
                 )
@@ -148,7 +143,7 @@ class Dispatcher:
     async def _over_limit(self, session: Session, message: ClientMessage | None) -> None:
         """Drop the message; cursor moves and bad frames go silently, others get one error
         a second."""
-        self._server.metrics.rate_limited.inc()
+        self._ctx.metrics.rate_limited.inc()
         assert session.flood is not None
         send_error, close = session.flood.dropped()
         if close:
@@ -157,14 +152,14 @@ class Dispatcher:
                 session.id,
                 session.user,
                 session.team,
-                self._server.config.flood_close_after_s,
+                self._ctx.config.flood_close_after_s,
             )
             audit(
                 RATE_LIMIT_CLOSE,
                 ip=peer_ip(session.ws),
                 user=session.user,
                 team=session.team,
-                seconds=self._server.config.flood_close_after_s,
+                seconds=self._ctx.config.flood_close_after_s,
             )
             session.close(CloseCode.RATE_LIMITED, "rate limit exceeded")
             return
@@ -172,52 +167,26 @@ class Dispatcher:
             re = message.op if isinstance(message, CellSet) else message.id
             session.send_error(
                 ErrorCode.RATE_LIMITED,
-                f"over {self._server.config.rate_per_s} messages a second; dropped",
+                f"over {self._ctx.config.rate_per_s} messages a second; dropped",
                 re,
             )
 
     def _to_team(self, team: str, frame: str) -> None:
         """A team event: to this node's members, and to the other nodes for theirs."""
-        self._server.hub.to_team(team, frame)
-        self._server.cluster.publish_team_frame(team, frame)
+        self._ctx.hub.to_team(team, frame)
+        self._ctx.cluster.publish_team_frame(team, frame)
 
-    def remember_board(self, record: BoardRecord) -> None:
-        """Another node created or renamed a board: keep the directory current."""
-        boards = self._boards.get(record.team)
-        if boards is not None:
-            boards[record.id] = record
-        self._server.rooms.update_record(record)
-
-    # --- boards directory ---------------------------------------------------------
-
-    async def team_boards(self, team: str) -> list[BoardMeta]:
-        boards = await self._directory(team)
-        metas = []
-        for record in boards.values():
-            room = self._server.rooms.get(team, record.id)
-            metas.append(room.meta() if room is not None else board_meta(record))
-        return metas
-
-    async def _directory(self, team: str) -> dict[str, BoardRecord]:
-        boards = self._boards.get(team)
-        if boards is not None:
-            return boards
-        async with self._board_locks.setdefault(team, asyncio.Lock()):
-            boards = self._boards.get(team)
-            if boards is None:
-                records = await self._server.store.list_boards(team)
-                boards = self._boards[team] = {r.id: r for r in records}
-        return boards
+    # --- boards -------------------------------------------------------------------
 
     async def _record(self, session: Session, board: str, re: str | None) -> BoardRecord:
-        record = (await self._directory(session.team)).get(board)
+        record = (await self._ctx.boards.team(session.team)).get(board)
         if record is None:
             # Another team's board answers exactly like a board that does not exist.
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no board {board!r}", re)
         return record
 
     async def _joined_room(self, session: Session, board: str, re: str | None) -> BoardRoom:
-        room = self._server.rooms.get(session.team, board)
+        room = self._ctx.rooms.get(session.team, board)
         if board in session.boards and room is not None:
             return room
         await self._record(session, board, re)
@@ -240,11 +209,11 @@ class Dispatcher:
     async def _presence_set(self, session: Session, message: PresenceSet) -> None:
         # An explicit `"activity": null` clears it; a missing field leaves it as it is.
         clear = "activity" in message.model_fields_set and message.activity is None
-        self._server.presence.set(session, message.status, message.activity, clear)
+        self._ctx.presence.set(session, message.status, message.activity, clear)
         _ack(session, message.id)
 
     async def _presence_query(self, session: Session, message: PresenceQuery) -> None:
-        presence = self._server.presence
+        presence = self._ctx.presence
         if message.user is None:
             members = presence.members(session.team)
         else:
@@ -264,13 +233,13 @@ class Dispatcher:
             height=message.height,
             created_by=session.user,
         )
-        boards = await self._directory(session.team)
+        boards = await self._ctx.boards.team(session.team)
         # From the quota check until the store's answer is counted, this board holds a
         # place: creates running at once stop at the cap exactly.
         creating = self._creating.setdefault(session.team, InFlight())
         if record.id not in boards:
             others = sum(1 for board in creating if board != record.id and board not in boards)
-            cap = self._server.config.max_boards_per_team
+            cap = self._ctx.config.max_boards_per_team
             if len(boards) + others >= cap:
                 _forget_if_idle(self._creating, session.team)
                 raise ProtocolError(
@@ -278,7 +247,7 @@ class Dispatcher:
                 )
         try:
             with creating.holding(record.id):
-                created = await self._server.store.create_board(record)
+                created = await self._ctx.store.create_board(record)
                 if created:
                     boards[record.id] = record
         finally:
@@ -291,14 +260,12 @@ class Dispatcher:
     async def _board_update(self, session: Session, message: BoardUpdate) -> None:
         await self._record(session, message.board, message.id)
         if message.title is not None:
-            record = await self._server.store.update_board(
-                session.team, message.board, message.title
-            )
+            record = await self._ctx.store.update_board(session.team, message.board, message.title)
             if record is None:
                 raise ProtocolError(ErrorCode.NOT_FOUND, f"no board {message.board!r}", message.id)
-            (await self._directory(session.team))[record.id] = record
-            self._server.rooms.update_record(record)
-            room = self._server.rooms.get(session.team, record.id)
+            (await self._ctx.boards.team(session.team))[record.id] = record
+            self._ctx.rooms.update_record(record)
+            room = self._ctx.rooms.get(session.team, record.id)
             meta = room.meta() if room is not None else board_meta(record)
             self._to_team(session.team, encode(BoardUpdated(board=meta)))
         _ack(session, message.id)
@@ -306,30 +273,30 @@ class Dispatcher:
     async def _board_join(self, session: Session, message: BoardJoin) -> None:
         record = await self._record(session, message.board, message.id)
         while True:
-            room = await self._server.rooms.open(record)
+            room = await self._ctx.rooms.open(record)
             if room.cells.stale <= ENCODE_SLICE and room.cells.unjoined <= JOIN_SLICE:
                 break
             # Cells changed since the last snapshot are encoded a slice per turn; the
             # room may close meanwhile (its last participant left), so it is looked up
             # again after each.
             encoded = room.cells.refresh(ENCODE_SLICE, JOIN_SLICE)
-            self._server.metrics.cells_encoded.inc(encoded)
+            self._ctx.metrics.cells_encoded.inc(encoded)
             await asyncio.sleep(0)
-            if session.closing or self._server.outbound.is_closing(session.ws):
-                self._server.rooms.discard_if_empty(room)
+            if session.closing or self._ctx.outbound.is_closing(session.ws):
+                self._ctx.rooms.discard_if_empty(room)
                 return
         # No await from here until part 0 is sent: the snapshot and the joiner's
         # registration for later events happen at one instant.
         already = session.user in room.participants
-        if not already and len(room.participants) >= self._server.config.max_board_participants:
-            self._server.rooms.discard_if_empty(room)
+        if not already and len(room.participants) >= self._ctx.config.max_board_participants:
+            self._ctx.rooms.discard_if_empty(room)
             raise ProtocolError(
                 ErrorCode.BOARD_FULL, f"board {message.board!r} is full", message.id
             )
-        self._server.metrics.cells_encoded.inc(room.cells.refresh())
+        self._ctx.metrics.cells_encoded.inc(room.cells.refresh())
         participant, fresh = room.join(session)
         session.boards.add(room.id)
-        epoch = self._server.store.epoch
+        epoch = self._ctx.store.epoch
         since = message.since
         resumable = (
             since is not None
@@ -356,11 +323,11 @@ class Dispatcher:
             cursors=room.cursor_list(),
         )
         frame = part_frame(first, bodies[0])
-        self._server.outbound.send((session.ws,), frame)
-        self._server.metrics.joins.inc()
+        self._ctx.outbound.send((session.ws,), frame)
+        self._ctx.metrics.joins.inc()
         if fresh:
             room.announce(room.joined_frame(participant), exclude=session.ws)
-            self._server.cluster.roster_join(
+            self._ctx.cluster.roster_join(
                 room.team, room.id, participant.user, participant.name, participant.colour
             )
         if session.bucket is not None:
@@ -368,11 +335,11 @@ class Dispatcher:
             session.bucket.charge(cost_tokens(len(frame) + sum(map(len, bodies[1:]))))
         if len(bodies) > 1:
             await stream_parts(
-                self._server.outbound,
+                self._ctx.outbound,
                 session.ws,
                 first,
                 bodies,
-                self._server.config.slow_close_after_s,
+                self._ctx.config.slow_close_after_s,
                 lambda: not session.closing,
             )
 
@@ -385,22 +352,22 @@ class Dispatcher:
     def resend_cursors(self, session: Session) -> None:
         """A peer that skipped cursor frames while behind gets every position again."""
         for board in session.boards:
-            room = self._server.rooms.get(session.team, board)
+            room = self._ctx.rooms.get(session.team, board)
             if room is not None:
                 room.resend_cursors(session)
 
     def leave_board(self, session: Session, board: str) -> None:
         session.boards.discard(board)
-        room = self._server.rooms.get(session.team, board)
+        room = self._ctx.rooms.get(session.team, board)
         if room is None:
             return
         participant = room.leave(session)
         if participant is not None:
             room.announce(room.left_frame(participant))
-            self._server.cluster.roster_leave(room.team, room.id, participant.user)
-        if self._server.rooms.discard_if_empty(room):
+            self._ctx.cluster.roster_leave(room.team, room.id, participant.user)
+        if self._ctx.rooms.discard_if_empty(room):
             # Versions only move while a room is open: keep the directory's copy current.
-            boards = self._boards.get(session.team)
+            boards = self._ctx.boards.loaded(session.team)
             if boards is not None and room.id in boards:
                 boards[room.id] = replace(room.record, version=room.version)
 
@@ -437,7 +404,7 @@ class Dispatcher:
         fills = bool(message.value) and not room.cells.value(*cell)
         if fills:
             others = sum(1 for c in filling if c != cell and not room.cells.value(*c))
-            cap = self._server.config.max_cells_per_board
+            cap = self._ctx.config.max_cells_per_board
             if room.cells.filled + others >= cap:
                 _forget_if_idle(self._filling, scope)
                 raise ProtocolError(
@@ -462,10 +429,10 @@ class Dispatcher:
             client=session.client_id,
             by=session.user,
         )
-        result = await self._server.store.apply_cell_op(session.team, room.id, op)
+        result = await self._ctx.store.apply_cell_op(session.team, room.id, op)
         if result.applied:
             stored = CellOp(op.x, op.y, op.value, op.clock, op.client, op.by, result.version)
-            live = self._server.rooms.get(session.team, room.id)
+            live = self._ctx.rooms.get(session.team, room.id)
             if live is not None:
                 live.saw(result.version)
                 # Not news if the room already has it: with several nodes, a gap refill
@@ -475,9 +442,8 @@ class Dispatcher:
         return result
 
     async def _auth_refresh(self, session: Session, message: AuthRefresh) -> None:
-        server = self._server
         try:
-            identity = server._verify(message.token)
+            identity = self._ctx.verifier.verify(message.token)
         except AuthError as exc:
             await self._refuse_refresh(session, str(exc), message.id)
             return

@@ -1,0 +1,51 @@
+"""Each team's boards: read from the store on first use, kept current after."""
+
+from __future__ import annotations
+
+import asyncio
+
+from server.boards import BoardRooms, board_meta
+from server.store.base import BoardRecord, Store
+from tui_collab.protocol import BoardMeta
+
+
+class BoardDirectory:
+    """The board index per team, shared by every connection of this node."""
+
+    def __init__(self, store: Store, rooms: BoardRooms) -> None:
+        self._store = store
+        self._rooms = rooms
+        self._boards: dict[str, dict[str, BoardRecord]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def team(self, team: str) -> dict[str, BoardRecord]:
+        """The team's boards by id, loaded once; the same dict is returned each time."""
+        boards = self._boards.get(team)
+        if boards is not None:
+            return boards
+        async with self._locks.setdefault(team, asyncio.Lock()):
+            boards = self._boards.get(team)
+            if boards is None:
+                records = await self._store.list_boards(team)
+                boards = self._boards[team] = {r.id: r for r in records}
+        return boards
+
+    async def metas(self, team: str) -> list[BoardMeta]:
+        """The team's boards as sent in `welcome`: live versions for open rooms."""
+        boards = await self.team(team)
+        metas = []
+        for record in boards.values():
+            room = self._rooms.get(team, record.id)
+            metas.append(room.meta() if room is not None else board_meta(record))
+        return metas
+
+    def remember(self, record: BoardRecord) -> None:
+        """Another node created or renamed a board: keep the directory current."""
+        boards = self._boards.get(record.team)
+        if boards is not None:
+            boards[record.id] = record
+        self._rooms.update_record(record)
+
+    def loaded(self, team: str) -> dict[str, BoardRecord] | None:
+        """The team's boards if they were loaded already (no store read)."""
+        return self._boards.get(team)
