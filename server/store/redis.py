@@ -42,6 +42,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
@@ -86,181 +87,23 @@ key); 2: one hash per board. `open` converts older data (`_MIGRATE_BOARD`)."""
 _BOARD_FIELDS: Final = ("title", "width", "height", "created_by", "version")
 _USER_FIELDS: Final = ("name", "status", "activity", "last_seen", "alive_at")
 
-# Lua's `<` on strings uses strcoll(), and redis-server calls setlocale(LC_COLLATE, ""),
-# so a string compare in a script depends on the server's locale. These helpers compare
-# bytes, which for UTF-8 is code point order, i.e. Python's str order.
-_LUA_COMPARE: Final = """
-local function bytes_lt(a, b)
-  local n = math.min(#a, #b)
-  for i = 1, n do
-    local ca, cb = string.byte(a, i), string.byte(b, i)
-    if ca ~= cb then return ca < cb end
-  end
-  return #a < #b
-end
 
--- Clocks reach 2^62, beyond a Lua number's exact range, so they travel and compare as
--- canonical decimal strings (Python's str(int)).
-local function int_lt(a, b)
-  local na, nb = string.sub(a, 1, 1) == '-', string.sub(b, 1, 1) == '-'
-  if na ~= nb then return na end
-  if #a ~= #b then
-    if na then return #a > #b end
-    return #a < #b
-  end
-  if na then return bytes_lt(b, a) end
-  return bytes_lt(a, b)
-end
-"""
+def _lua(*names: str) -> str:
+    """The scripts `server/store/lua/{name}.lua`, joined in order (helpers before a body)."""
+    folder = resources.files("server.store") / "lua"
+    return "".join((folder / f"{name}.lua").read_text(encoding="utf-8") for name in names)
 
-_APPLY_CELL_OP: Final = (
-    _LUA_COMPARE
-    + """
--- KEYS: board hash, cells hash
--- ARGV: channel, "x,y", value, clock, client, by, nonce, node JSON, op JSON
--- Returns {1, version} if the op won, {0, board version} if not, {-1, 0} without board.
-local board_version = redis.call('HGET', KEYS[1], 'version')
-if not board_version then return {-1, 0} end
-local cur = redis.call('HGET', KEYS[2], ARGV[2])
-if cur then
-  local version, clock, nonce, nc, nb, at = string.match(
-    cur, '^(%d+),(-?%d+),([^,]*),(%d+),(%d+),()')
-  -- This very call already ran: the reply was lost and the client retried.
-  if nonce == ARGV[7] then return {1, tonumber(version)} end
-  local client = string.sub(cur, at, at + tonumber(nc) - 1)
-  local value = string.sub(cur, at + tonumber(nc) + tonumber(nb))
-  local wins
-  if ARGV[4] ~= clock then wins = int_lt(clock, ARGV[4])
-  elseif ARGV[5] ~= client then wins = bytes_lt(client, ARGV[5])
-  else wins = bytes_lt(value, ARGV[3]) end
-  if not wins then return {0, tonumber(board_version)} end
-end
-local version = string.format('%d', redis.call('HINCRBY', KEYS[1], 'version', 1))
-redis.call('HSET', KEYS[2], ARGV[2], version .. ',' .. ARGV[4] .. ',' .. ARGV[7] .. ','
-  .. #ARGV[5] .. ',' .. #ARGV[6] .. ',' .. ARGV[5] .. ARGV[6] .. ARGV[3])
-redis.call('PUBLISH', ARGV[1],
-  '{"node":' .. ARGV[8] .. ',"version":' .. version .. ',"op":' .. ARGV[9] .. '}')
-return {1, tonumber(version)}
-"""
-)
 
-_MIGRATE_BOARD: Final = """
--- KEYS: the board's layout-1 version index, its cells hash. ARGV: layout-1 cell key prefix
--- Moves one board's cells into its hash and deletes the old keys, in one step. A board
--- already moved has no index left, so running this again (or on two nodes) does nothing;
--- a field already in the hash was written after the move and is kept.
-local members = redis.call('ZRANGE', KEYS[1], 0, -1)
-local old = {}
-for _, member in ipairs(members) do
-  old[#old + 1] = ARGV[1] .. member
-  local c = redis.call('HMGET', old[#old], 'value', 'clock', 'client', 'by', 'version')
-  if c[1] then
-    redis.call('HSETNX', KEYS[2], (string.gsub(member, ':', ',')), c[5] .. ',' .. c[2]
-      .. ',,' .. #c[3] .. ',' .. #c[4] .. ',' .. c[3] .. c[4] .. c[1])
-  end
-  if #old == 1000 then
-    redis.call('UNLINK', unpack(old))
-    old = {}
-  end
-end
-if #old > 0 then redis.call('UNLINK', unpack(old)) end
-redis.call('UNLINK', KEYS[1])
-return #members
-"""
-
-_CREATE_BOARD: Final = """
--- KEYS: board hash, team's board index, teams set
--- ARGV: team, board id, title, width, height, created_by, token
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  -- Same token: this very call already created it and is being retried.
-  if redis.call('HGET', KEYS[1], 'token') == ARGV[7] then return 1 end
-  return 0
-end
-local now = redis.call('TIME')
-local micros = tonumber(now[1]) * 1000000 + tonumber(now[2])
-redis.call('HSET', KEYS[1], 'title', ARGV[3], 'width', ARGV[4], 'height', ARGV[5],
-  'created_by', ARGV[6], 'created_at', string.format('%d', micros), 'version', 0,
-  'token', ARGV[7])
-redis.call('ZADD', KEYS[2], micros, ARGV[2])
-redis.call('SADD', KEYS[3], ARGV[1])
-return 1
-"""
-
-_UPDATE_BOARD: Final = """
--- KEYS: board hash. ARGV: title. Returns the board's fields, or nil without the board.
-if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
-redis.call('HSET', KEYS[1], 'title', ARGV[1])
-return redis.call('HMGET', KEYS[1], 'title', 'width', 'height', 'created_by', 'version')
-"""
-
-# Moments are UTC ISO strings ("...+00:00", a fraction of 6 digits or none), so their
-# byte order is their time order: "12:00:00+00:00" < "12:00:00.5+00:00" since "+" < ".".
-_LATEST: Final = """
-local function keep_latest(key, field, moment)
-  if moment == '' then return end
-  local stored = redis.call('HGET', key, field)
-  if not stored or bytes_lt(stored, moment) then redis.call('HSET', key, field, moment) end
-end
-"""
-
-_SAVE_PRESENCE: Final = (
-    _LUA_COMPARE
-    + _LATEST
-    + """
--- KEYS: user hash. ARGV: status, has activity, activity, last_seen, alive_at, now
--- An empty or earlier last_seen (or alive_at) keeps the stored one: every node writes the
--- team's view, and one node's may lag another's. Returns 0 for a user never recorded.
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[6])
-if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'activity', ARGV[3])
-else redis.call('HDEL', KEYS[1], 'activity') end
-keep_latest(KEYS[1], 'last_seen', ARGV[4])
-keep_latest(KEYS[1], 'alive_at', ARGV[5])
-return 1
-"""
-)
-
-_MARK_ALIVE: Final = (
-    _LUA_COMPARE
-    + _LATEST
-    + """
--- KEYS: user hashes. ARGV: each one's alive_at, in order. Users never recorded are skipped.
-for i, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 1 then keep_latest(key, 'alive_at', ARGV[i]) end
-end
-return 0
-"""
-)
-
-_START_SESSION: Final = """
--- KEYS: session hash, the user's session index
--- ARGV: team, user, client_id, started_at, open ttl, start score, keep, index ttl,
---       session key prefix, session id
--- The index keeps the user's newest `keep` sessions; older ones are deleted with it.
-redis.call('HSET', KEYS[1], 'team', ARGV[1], 'user', ARGV[2], 'client_id', ARGV[3],
-  'started_at', ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[6], ARGV[10])
-local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[7])
-if excess > 0 then
-  for _, old in ipairs(redis.call('ZRANGE', KEYS[2], 0, excess - 1)) do
-    redis.call('DEL', ARGV[9] .. old)
-  end
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1)
-end
-redis.call('EXPIRE', KEYS[2], ARGV[8])
-return excess > 0 and excess or 0
-"""
-
-_END_SESSION: Final = """
--- KEYS: session hash. ARGV: ended_at, has close code, close code, ttl seconds
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'ended_at', ARGV[1])
-if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'close_code', ARGV[3])
-else redis.call('HDEL', KEYS[1], 'close_code') end
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return 1
-"""
+# compare.lua: byte-order string and integer compares (Lua's own `<` follows the locale).
+# latest.lua: keep_latest, which only moves a stored moment forward.
+_APPLY_CELL_OP: Final = _lua("compare", "apply_cell_op")
+_MIGRATE_BOARD: Final = _lua("migrate_board")
+_CREATE_BOARD: Final = _lua("create_board")
+_UPDATE_BOARD: Final = _lua("update_board")
+_SAVE_PRESENCE: Final = _lua("compare", "latest", "save_presence")
+_MARK_ALIVE: Final = _lua("compare", "latest", "mark_alive")
+_START_SESSION: Final = _lua("start_session")
+_END_SESSION: Final = _lua("end_session")
 
 
 def without_password(url: str) -> str:
