@@ -11,6 +11,7 @@ from tests.conftest import StartServer, token
 from tests.support.board import create_board, join_board
 from tests.support.mirror import mirror
 from tests.support.peer import Peer
+from tests.support.waiting import eventually
 from tui_collab.cells import CellMap, CellOp
 
 
@@ -46,8 +47,6 @@ async def test_five_clients_converge_on_overlapping_cells(server: CollabServer) 
     batches = await asyncio.gather(
         *(_send_edits(peer, n, 200, random.Random(rng.random())) for n, peer in enumerate(peers))
     )
-    # Every op's fan-out goes out before its ack, so after the last ack each mirror is whole.
-    await asyncio.sleep(0.1)
     stored = await server.store.load_cells("core", "plan")
     expected: dict[tuple[int, int], tuple[int, str, str]] = {}
     for n, batch in enumerate(batches):
@@ -57,6 +56,12 @@ async def test_five_clients_converge_on_overlapping_cells(server: CollabServer) 
             expected[key] = max(expected.get(key, stamp), stamp)
     assert {(o.x, o.y): o.stamp for o in stored} == expected
     server_grid = CellMap(stored)
+    # Every op's fan-out goes out before its ack, so after the last ack each mirror is whole
+    # once each peer has read what is already on its way.
+    await eventually(
+        lambda: all(mirror(p.log, "plan").digest() == server_grid.digest() for p in peers),
+        what="every peer's mirror matches the store",
+    )
     for peer in peers:
         assert mirror(peer.log, "plan").digest() == server_grid.digest()
     applied = sum(op["applied"] for batch in batches for op in batch)

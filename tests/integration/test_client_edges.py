@@ -17,7 +17,9 @@ from server.store import SQLiteStore
 from server.store.sqlite import DB_FILE
 from tests.conftest import StartServer, fast_config
 from tests.support.frames import welcome
+from tests.support.metrics import sample
 from tests.support.peer import Peer
+from tests.support.waiting import eventually
 from tui_collab.backoff import Backoff
 from tui_collab.client import ClientError, CollabClient, NotConnected
 from tui_collab.events import Closed, Reconnecting
@@ -38,7 +40,10 @@ async def test_an_edit_that_hit_a_store_failure_is_retried(tmp_path: Path) -> No
             blocker = sqlite3.connect(tmp_path / DB_FILE, isolation_level=None)
             blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
             edit = asyncio.create_task(alice.set_cell("plan", 1, 1, "kept"))
-            await asyncio.sleep(0.6)  # the first try fails with `internal`
+            await eventually(
+                lambda: sample(server.metrics, "tui_collab_errors_total", code="internal") >= 1,
+                what="the first try fails with `internal`",
+            )
             assert not edit.done()
             assert len(alice.pending("plan")) == 1
             blocker.execute("ROLLBACK")
@@ -52,16 +57,19 @@ async def test_an_edit_that_hit_a_store_failure_is_retried(tmp_path: Path) -> No
 
 
 async def test_close_during_the_handshake_returns(unused_tcp_port: int) -> None:
+    hello_seen = asyncio.Event()
+
     async def slow_welcome(ws: ServerConnection) -> None:
         await ws.recv()
-        await asyncio.sleep(0.5)
+        hello_seen.set()
+        await asyncio.sleep(0.5)  # the point: a server slow to welcome
         await ws.send(welcome())
         await ws.wait_closed()
 
     async with serve(slow_welcome, "127.0.0.1", unused_tcp_port):
         client = CollabClient(f"ws://127.0.0.1:{unused_tcp_port}/ws", user="a", team="t")
         client.start()
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(hello_seen.wait(), 3)  # mid-handshake
         await asyncio.wait_for(client.close(), 3)
         assert client.state == Closed("closed")
 
@@ -81,19 +89,15 @@ async def test_board_gone_after_reconnect_fails_its_queued_edits(
         await alice.create_board("Plan", 4, 4, board="plan")
         await alice.join("plan")
         await first.stop()
-        async with asyncio.timeout(3):
-            while not isinstance(alice.state, Reconnecting):
-                await asyncio.sleep(0.01)
+        await eventually(lambda: isinstance(alice.state, Reconnecting), 3, "reconnecting")
         queued = asyncio.create_task(alice.set_cell("plan", 0, 0, "lost board"))
-        await asyncio.sleep(0.05)
+        await eventually(lambda: len(alice.pending("plan")) == 1, what="the edit is queued")
         # The server comes back on an empty store: the board does not exist there.
         await start_server(auth="open", secret=None, data_dir=tmp_path / "two", port=port)
         with pytest.raises(ClientError) as failed:
             await asyncio.wait_for(queued, 5)
         assert failed.value.code in ("not_found", "forbidden")
-        async with asyncio.timeout(3):
-            while "plan" in alice.joined:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: "plan" not in alice.joined, 3, "the board is dropped")
         with pytest.raises(NotConnected):
             await alice.set_cell("plan", 0, 0, "again")
 
@@ -128,13 +132,16 @@ async def test_events_iterators_end_when_the_client_closes(server: CollabServer)
     client = CollabClient(server.url, token=token("alice", "core"))
     await client.__aenter__()
     seen: list[object] = []
+    subscribed = asyncio.Event()
 
     async def consume() -> None:
-        async for event in client.events():
+        events = client.events()
+        subscribed.set()
+        async for event in events:
             seen.append(event)
 
     consumer = asyncio.create_task(consume())
-    await asyncio.sleep(0.05)
+    await subscribed.wait()
     await client.close()
     await asyncio.wait_for(consumer, 2)
     assert seen  # it got the final state change before ending
@@ -164,9 +171,7 @@ async def test_a_peer_that_never_reads_is_dropped(start_server: StartServer) -> 
     for _ in range(60):  # ~60 MB of snapshots asked for, none read
         await ws.send(join)
     # Dropped by the backlog bound, well before keepalive (5 s + 5 s here) would notice.
-    async with asyncio.timeout(3):
-        while server.hub.user_sessions("core", "eve"):
-            await asyncio.sleep(0.05)
+    await eventually(lambda: not server.hub.user_sessions("core", "eve"), 3, "eve is dropped")
     ws.transport.abort()
     async with CollabClient(server.url, user="bob", team="core") as bob:  # others unaffected
         board = await bob.join("big")

@@ -6,6 +6,7 @@ import asyncio
 
 from tests.conftest import StartServer, token
 from tests.support.board import create_board, join_board
+from tests.support.metrics import sample
 from tests.support.peer import Peer
 from tui_collab.client import CollabClient
 
@@ -41,7 +42,7 @@ async def test_a_flooder_gets_rate_limited_then_4029_and_others_are_unaffected(
         await alice.send({"type": "presence.query", "id": f"a{n}"})
         await alice.next("presence.snapshot", re=f"a{n}")
         assert loop.time() - sent < 0.5
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # kept: alice's queries spread over time, a delay is the point
     assert await flooder.closed(timeout=6) == 4029
     await flooding
     errors = [m for m in flooder.log if m.get("code") == "rate_limited"]
@@ -73,4 +74,4 @@ async def test_the_client_paces_itself_under_the_limit(start_server: StartServer
             10,
         )
         assert all(ack.applied for ack in acks)  # none dropped, none refused
-    assert server.metrics.rate_limited._value.get() == 0  # type: ignore[attr-defined]
+    assert sample(server.metrics, "tui_collab_rate_limited_total") == 0

@@ -20,7 +20,9 @@ import time
 import pytest
 
 from tests.conftest import StartServer, token
+from tests.support.metrics import sample
 from tests.support.peer import Peer
+from tests.support.waiting import eventually
 
 HALF_REQUEST = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
 
@@ -88,13 +90,17 @@ async def test_1100_half_open_upgrades_leave_a_normal_client_connecting_at_once(
                 half_open += batch
                 await asyncio.sleep(0.01)  # the server accepts (and drops) meanwhile
                 _send_half(batch)
+            # Kept: a bound, not a condition to wait for (it must hold at every moment);
+            # the pause lets the server take in the last batch before it is checked.
             await asyncio.sleep(0.05)
             assert len(server.upgrades) <= 64
             started = time.monotonic()
             peer = await Peer.join(server.url, token("ada", "core"), header=True)
             connect_s = time.monotonic() - started
         assert connect_s < 1.0, connect_s
-        refused = server.metrics.refused.labels("upgrading_per_ip")._value.get()
+        refused = sample(
+            server.metrics, "tui_collab_refused_connections_total", cap="upgrading_per_ip"
+        )
         assert refused >= 1_000
         lines = [
             r.getMessage()
@@ -104,7 +110,7 @@ async def test_1100_half_open_upgrades_leave_a_normal_client_connecting_at_once(
         assert len(lines) == 1, lines  # one per IP per interval, not one per socket
         assert "ip=127.0.0.2" in lines[0]
         # The deadline closes the ones that were let in; the client that upgraded stays.
-        await asyncio.sleep(1.3)
+        await eventually(lambda: len(server.upgrades) == 0, 1.3, "the upgrade deadline")
         assert len(server.upgrades) == 0
         assert all(_dropped(sock) for sock in half_open)
         await peer.send({"type": "presence.query", "id": "q"})
@@ -117,20 +123,24 @@ async def test_1100_half_open_upgrades_leave_a_normal_client_connecting_at_once(
 
 async def test_the_total_cap_holds_sockets_from_every_address(start_server: StartServer) -> None:
     server = await start_server(max_upgrading_per_ip=100, max_upgrading=5, upgrade_timeout_s=2)
+
+    def refused(cap: str) -> float:
+        return sample(server.metrics, "tui_collab_refused_connections_total", cap=cap)
+
     held = _open_half_requests(server.port, 5)
     try:
-        await asyncio.sleep(0.1)
+        await eventually(lambda: len(server.upgrades) == 5, what="five requests upgrading")
         assert len(server.upgrades) == 5
         over = _open_half_requests(server.port, 3)
-        await asyncio.sleep(0.1)
+        await eventually(lambda: refused("upgrading") == 3, what="three refused")
         assert all(_dropped(sock) for sock in over)
-        assert server.metrics.refused.labels("upgrading")._value.get() == 3
+        assert refused("upgrading") == 3
         for sock in over:
             sock.close()
         # Answered HTTP requests and upgrades leave the HTTP phase at once.
         for sock in held[:2]:
             sock.close()
-        await asyncio.sleep(0.1)
+        await eventually(lambda: len(server.upgrades) == 3, what="two requests gone")
         peer = await Peer.join(server.url, token("ada", "core"), header=True)
         assert len(server.upgrades) == 3
         await peer.close()
@@ -152,7 +162,7 @@ async def test_failed_accepts_are_one_log_line_with_a_count_not_one_each(
             top = max(int(fd) for fd in os.listdir("/proc/self/fd"))
             resource.setrlimit(resource.RLIMIT_NOFILE, (top + 1, hard))
             _fill_descriptors(fillers)
-            await asyncio.sleep(0.2)
+            await eventually(lambda: server.accept_failures.count > 1, what="accepts fail")
             for fd in fillers:
                 os.close(fd)
             fillers.clear()

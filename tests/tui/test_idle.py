@@ -36,6 +36,7 @@ async def test_goes_away_when_idle_and_comes_back_on_a_key(start_server: StartSe
         await wait_for(pilot, lambda: app.grid.mirror is not None and status() == "online")
         monotonic.now += AWAY_AFTER_S - 1
         app._check_idle()
+        # A delay is the point: nothing may change within it (no `away` sent too early).
         await pilot.pause(0.2)
         assert status() == "online"
         monotonic.now += 2
@@ -98,5 +99,6 @@ async def test_a_click_or_a_scroll_counts_as_being_here(start_server: StartServe
                 ctrl=False,
             )
         )
+        # A delay is the point: the status must not change within it.
         await pilot.pause(0.2)
         assert status() == "away"  # a mouse that only passes over is not a person here
