@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from server.store import BoardRecord, PresenceRecord, RedisStore, SQLiteStore, Store
 from server.store import migrations as migrations_module
@@ -111,6 +112,45 @@ async def test_sessions_start_and_end(store: Store) -> None:
     await store.session_ended("s-1", at + timedelta(minutes=5), 1000)
     await store.session_ended("s-2", at + timedelta(minutes=6), None)
     await store.session_ended("never-started", at, 1001)
+    assert await _recorded_sessions(store, ["s-1", "s-2", "never-started"]) == {
+        "s-1": ("alice", "c-1", at + timedelta(minutes=5), 1000),
+        "s-2": ("alice", "c-2", at + timedelta(minutes=6), None),
+    }
+
+
+SessionRow = tuple[str, str, datetime | None, int | None]
+
+
+async def _recorded_sessions(store: Store, ids: list[str]) -> dict[str, SessionRow]:
+    """The recorded sessions among `ids`: user, client, end and close code.
+
+    `Store` has no reader for sessions (the server only writes them), so this reads each
+    backing directly.
+    """
+
+    def row(user: str, client: str, ended: str | None, code: object) -> SessionRow:
+        end = None if not ended else datetime.fromisoformat(ended)
+        return user, client, end, None if code in (None, "") else int(str(code))
+
+    if isinstance(store, SQLiteStore):
+        with sqlite3.connect(store.path) as db:
+            rows = db.execute(
+                "SELECT id, user, client_id, ended_at, close_code FROM collaboration_sessions"
+            ).fetchall()
+        return {r[0]: row(*r[1:]) for r in rows if r[0] in ids}
+    assert isinstance(store, RedisStore)
+    found: dict[str, SessionRow] = {}
+    async with Redis.from_url(store.url, decode_responses=True) as raw:
+        for session in ids:
+            record = await raw.hgetall(f"{store.prefix}session:{session}")
+            if record:
+                found[session] = row(
+                    record["user"],
+                    record["client_id"],
+                    record.get("ended_at"),
+                    record.get("close_code"),
+                )
+    return found
 
 
 async def test_boards_are_per_team(store: Store) -> None:
