@@ -1,3 +1,5 @@
 """The tui-collab server: one asyncio process serving presence, boards and cells over WebSocket."""
 
-__version__ = "0.1.0"
+from tui_collab import __version__
+
+__all__ = ["__version__"]
