@@ -33,7 +33,13 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from server.redis_util import awaited, compact_json
-from server.store.redis import CellEvent, board_channel
+from server.wire import (
+    CellEvent,
+    board_channel,
+    board_frames_channel,
+    nodes_channel,
+    team_channel,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -173,13 +179,13 @@ class RedisCluster:
         return f"{self.prefix}node:{node}"
 
     def _team_channel(self, team: str) -> str:
-        return f"{self.prefix}t:{team}:frames"
+        return team_channel(self.prefix, team)
 
     def _parts_key(self, team: str) -> str:
         return f"{self.prefix}t:{team}:parts"
 
     def _board_frames(self, team: str, board: str) -> str:
-        return f"{self.prefix}t:{team}:b:{board}:frames"
+        return board_frames_channel(self.prefix, team, board)
 
     def _roster_key(self, team: str, board: str) -> str:
         return f"{self.prefix}t:{team}:b:{board}:roster"
@@ -215,7 +221,7 @@ class RedisCluster:
             with contextlib.suppress(RedisError, OSError):
                 await self._redis.delete(self._node_key(self.node))
                 await self._redis.publish(
-                    f"{self.prefix}nodes", compact_json({"node": self.node, "down": True})
+                    nodes_channel(self.prefix), compact_json({"node": self.node, "down": True})
                 )
             await self._redis.aclose()
         if self._pubsub is not None:
@@ -340,7 +346,7 @@ class RedisCluster:
         while True:
             pubsub = self._require().pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(f"{self.prefix}nodes", *self._channels)
+                await pubsub.subscribe(nodes_channel(self.prefix), *self._channels)
                 self._pubsub = pubsub
                 self._subscribed.set()
                 if not first:
@@ -368,7 +374,7 @@ class RedisCluster:
     def _dispatch(self, channel: str, data: str) -> None:
         listener = self._listener
         assert listener is not None
-        if channel == f"{self.prefix}nodes":
+        if channel == nodes_channel(self.prefix):
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 message = json.loads(data)
                 if message.get("down") and message["node"] != self.node:

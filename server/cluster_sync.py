@@ -10,7 +10,7 @@ from server.boards import BoardRoom, changed_frame
 from server.cluster import Part
 from server.context import ServerContext
 from server.store.base import BoardRecord
-from server.store.redis import CellEvent
+from server.wire import CellEvent
 
 logger = logging.getLogger(__name__)
 

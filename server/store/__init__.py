@@ -1,8 +1,9 @@
 """Persistence behind one protocol, so the server never knows which store it runs on."""
 
 from server.store.base import BoardRecord, PresenceRecord, Store
-from server.store.redis import CellEvent, RedisStore, board_channel
+from server.store.redis import RedisStore
 from server.store.sqlite import SQLiteStore
+from server.wire import CellEvent, board_channel
 
 __all__ = [
     "BoardRecord",

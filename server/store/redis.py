@@ -34,7 +34,6 @@ is sent only after the write is fsynced to the AOF, which is what the `Store` co
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 import re
@@ -62,6 +61,7 @@ from server.store.base import (
     PresenceRecord,
     SessionRetention,
 )
+from server.wire import board_channel, op_json
 from tui_collab.cells import CellOp
 
 logger = logging.getLogger(__name__)
@@ -131,67 +131,6 @@ def without_password(url: str) -> str:
 
 
 _SECRET_QUERY: Final = re.compile(r"((?:^|&)[^&=]*(?:pass|secret|token|auth)[^&=]*=)[^&]*", re.I)
-
-
-def board_channel(prefix: str, team: str, board: str) -> str:
-    """The pub/sub channel that carries a board's `CellEvent`s."""
-    return f"{prefix}t:{team}:b:{board}:events"
-
-
-def _op_json(op: CellOp) -> str:
-    return compact_json(
-        {
-            "x": op.x,
-            "y": op.y,
-            "value": op.value,
-            "clock": op.clock,
-            "client": op.client,
-            "by": op.by,
-        }
-    )
-
-
-def _event_json(node_json: str, version: int, op_json: str) -> str:
-    # The Lua script builds the very same string; keep the two in step.
-    return f'{{"node":{node_json},"version":{version},"op":{op_json}}}'
-
-
-@dataclass(frozen=True, slots=True)
-class CellEvent:
-    """A cell op that won, as published on its board's channel by the node that applied it.
-
-    `version` is the board version the op got; `op.version` equals it after `decode`.
-    """
-
-    node: str
-    version: int
-    op: CellOp
-
-    def encode(self) -> str:
-        """Compact JSON, byte for byte what the apply script publishes."""
-        return _event_json(compact_json(self.node), self.version, _op_json(self.op))
-
-    @classmethod
-    def decode(cls, payload: str | bytes) -> CellEvent:
-        """Parse a published payload; ValueError if it is not a cell event."""
-        try:
-            data = json.loads(payload)
-            node, version, op = data["node"], data["version"], data["op"]
-            fields = (op["x"], op["y"], op["value"], op["clock"], op["client"], op["by"])
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ValueError(f"not a cell event: {exc}") from exc
-        x, y, value, clock, client, by = fields
-        if not (
-            isinstance(node, str)
-            and all(_is_int(n) for n in (version, x, y, clock))
-            and all(isinstance(s, str) for s in (value, client, by))
-        ):
-            raise ValueError("not a cell event: wrong field types")
-        return cls(node, version, CellOp(x, y, value, clock, client, by, version))
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _iso(moment: datetime) -> str:
@@ -584,7 +523,7 @@ class RedisStore:
                 op.by,
                 self._nonce(),
                 self._node_json,
-                _op_json(op),
+                op_json(op),
             ],
         )
         if applied < 0:
