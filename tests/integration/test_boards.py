@@ -9,6 +9,7 @@ from server.boards import PALETTE
 from tests.conftest import StartServer, token
 from tests.support.board import create_board, join_board
 from tests.support.peer import Peer
+from tests.support.waiting import eventually
 
 
 async def test_create_update_and_list_boards(server: CollabServer) -> None:
@@ -205,9 +206,9 @@ async def test_colour_and_version_outlive_an_empty_room(server: CollabServer) ->
     await bob.next("ack", re="o1")
     await alice.close()
     await bob.close()
-    async with asyncio.timeout(2):  # the server notices both closes a moment later
-        while server.rooms.get("core", "plan") is not None:
-            await asyncio.sleep(0.01)
+    await eventually(  # the server notices both closes a moment later
+        lambda: server.rooms.get("core", "plan") is None, 2, "the room is gone"
+    )
 
     carol = await Peer.join(server.url, token("carol", "core"))
     assert [b["version"] for b in carol.welcome["boards"]] == [1]

@@ -250,7 +250,7 @@ async def test_offline_edits_apply_in_order_and_survive_a_second_crash(tmp_path:
                 asyncio.create_task(alice.set_cell("plan", 1, 1, f"v{n}")) for n in range(10)
             ]
             offline.append(asyncio.create_task(alice.set_cell("plan", 2, 2, "other")))
-            await asyncio.sleep(0.2)
+            await eventually(lambda: len(alice.pending("plan")) == 11, what="11 edits pending")
             assert len(alice.pending("plan")) == 11
             assert not any(task.done() for task in offline)
 

@@ -110,8 +110,9 @@ async def cancel_and_check_clean(
     async with asyncio.timeout(2):
         with pytest.raises(asyncio.CancelledError):
             await demo
-        while not watcher.all_offline() or leftovers(before):
-            await asyncio.sleep(0.01)
+        await eventually(
+            lambda: watcher.all_offline() and not leftovers(before), 2, "teammates gone, no task"
+        )
     return time.monotonic() - started
 
 

@@ -3,7 +3,6 @@ if (and only if) the proxy is trusted with --forwarded-allow-ips."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 
@@ -13,6 +12,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.conftest import StartServer, token
 from tests.support.peer import Peer
+from tests.support.waiting import eventually
 
 
 def forwarded(address: str) -> dict[str, str]:
@@ -94,7 +94,7 @@ async def test_a_trusted_proxy_is_held_to_the_total_upgrade_cap_not_the_per_ip_o
                 sock.setblocking(False)
                 sock.connect_ex(("127.0.0.1", server.port))
                 sockets.append(sock)
-        await asyncio.sleep(0.2)
+        await eventually(lambda: len(server.upgrades) >= 5 + 3, what="the sockets upgrading")
         assert len(server.upgrades) == 5 + 3
     finally:
         for sock in sockets:

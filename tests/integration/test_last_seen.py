@@ -18,9 +18,10 @@ from redis.asyncio import Redis
 
 from server.app import CollabServer
 from tests.conftest import SECRET, StartServer, token
-from tests.integration.test_scaleout import eventually, online
+from tests.integration.test_scaleout import online
 from tests.support.peer import Peer
 from tests.support.process import ServerProcess
+from tests.support.waiting import eventually
 
 GRACE_S = 1.0
 HEARTBEAT_S = 0.2
@@ -176,10 +177,11 @@ async def test_after_a_crash_last_seen_is_the_last_heartbeat_not_the_restart(
     if store == "redis":
         # Past the dead node's liveness key, so the restarted node cannot see its part.
         async with Redis.from_url(redis_url, decode_responses=True) as redis:
-            for _ in range(100):
-                if not await redis.exists(f"tc:node:{first_node}"):
-                    break
-                await asyncio.sleep(0.05)
+
+            async def expired() -> bool:
+                return not await redis.exists(f"tc:node:{first_node}")
+
+            await eventually(expired, 5, "the dead node's liveness key expires")
             assert not await redis.exists(f"tc:node:{first_node}")
     second = ServerProcess(tmp_path / "data", *flags)
     try:

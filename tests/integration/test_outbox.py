@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import StartServer
+from tests.support.waiting import eventually
 from tests.tui.conftest import wait_for
 from tui_collab.app import CollabApp
 from tui_collab.backoff import Backoff
@@ -43,9 +44,7 @@ def test_the_outbox_keeps_edits_and_a_client_id_per_server_and_user(tmp_path: Pa
 
 async def _offline_edit(client: CollabClient, value: str) -> None:
     task = asyncio.create_task(client.set_cell("plan", 0, 0, value))
-    async with asyncio.timeout(5):
-        while client.unsaved_count == 0:
-            await asyncio.sleep(0.01)
+    await eventually(lambda: client.unsaved_count > 0, what="the edit is kept offline")
     assert not task.done()
     await client.close()
     await asyncio.gather(task, return_exceptions=True)
@@ -86,13 +85,13 @@ async def test_an_offline_edit_is_sent_by_the_next_run(
     await start_server(auth="open", secret=None, port=port)
     async with CollabClient(url, user="bob", team="core") as bob:
         board = await bob.join("plan")
-        async with asyncio.timeout(10):
-            while board.cells.value(0, 0) != "made offline":
-                await asyncio.sleep(0.02)
+        await eventually(
+            lambda: board.cells.value(0, 0) == "made offline", 10, "the offline edit arrives"
+        )
         async with asyncio.timeout(5):
             await second.flush()
-            while "alice" in board.participants:  # joined only to deliver, then left
-                await asyncio.sleep(0.02)
+            # Joined only to deliver, then left.
+            await eventually(lambda: "alice" not in board.participants, 5, "alice leaves")
     assert outbox.count() == 0
     assert "plan" not in second.joined
     await second.close()
@@ -125,9 +124,7 @@ async def test_discarding_unsaved_edits_empties_the_outbox(
         await client.join("plan")
         await server.stop()
         edits = [asyncio.create_task(client.set_cell("plan", x, 0, "x")) for x in range(3)]
-        async with asyncio.timeout(5):
-            while client.unsaved_count < 3:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: client.unsaved_count >= 3, what="three edits kept offline")
         assert outbox.count() == 3
         assert client.discard_unsaved() == 3
         assert outbox.count() == 0

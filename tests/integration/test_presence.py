@@ -92,7 +92,7 @@ async def test_blip_shorter_than_grace_is_invisible(start_server: StartServer) -
     bob = await Peer.join(server.url, token("bob", "core"))
     await alice.next("presence", user="bob", status="online")
     bob.abort()
-    await asyncio.sleep(0.2)
+    await asyncio.sleep(0.2)  # the point: a blip of this length, shorter than the grace
     bob_again = await Peer.join(server.url, token("bob", "core"))
     heard = await alice.drain(0.5)
     assert [m for m in heard if m.get("user") == "bob"] == []

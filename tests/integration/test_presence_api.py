@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from redis.asyncio import Redis
 from server.app import CollabServer
 from tests.conftest import StartServer
 from tests.support.peer import Peer
+from tests.support.waiting import eventually
 
 
 async def members(server: CollabServer, team: str) -> dict[str, Any]:
@@ -30,6 +30,10 @@ async def members(server: CollabServer, team: str) -> dict[str, Any]:
         return {m["user"]: m for m in body["members"]}
 
     return await asyncio.to_thread(get)  # the server runs on this very event loop
+
+
+async def alice_is(server: CollabServer, status: str) -> bool:
+    return bool((await members(server, "core")).get("alice", {}).get("status") == status)
 
 
 async def subscribers(redis_url: str, channel: str) -> int:
@@ -58,18 +62,14 @@ async def test_a_query_in_open_mode_with_redis_watches_no_team(
         assert await subscribers(redis_url, "tc:t:ghost:frames") == 0
 
         # A team held on another node: its members as they are, still not watched here.
-        deadline = time.monotonic() + 5
-        while (await members(b, "core")).get("alice", {}).get("status") != "online":
-            assert time.monotonic() < deadline, "node b lists alice, connected to node a"
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: alice_is(b, "online"), 5, "node b lists alice, connected to node a"
+        )
         assert not watches(b, "core")
         assert await subscribers(redis_url, "tc:t:core:frames") == 1  # node a's own
     finally:
         await alice.close()
 
     # The team's member, offline, is still listed from the store.
-    deadline = time.monotonic() + 5
-    while (await members(b, "core")).get("alice", {}).get("status") != "offline":
-        assert time.monotonic() < deadline, "node b lists alice offline once she left"
-        await asyncio.sleep(0.05)
+    await eventually(lambda: alice_is(b, "offline"), 5, "node b lists alice offline once she left")
     assert not watches(b, "core")

@@ -312,11 +312,14 @@ async def test_a_dead_node_s_users_go_offline_within_the_ttl(nodes: Nodes) -> No
     # And its entries are deleted from Redis, not only skipped.
     redis = Redis.from_url(nodes.redis_url, decode_responses=True)
     try:
-        for _ in range(40):
+        fields: list[str] = []
+
+        async def deleted() -> bool:
+            nonlocal fields
             fields = await redis.hkeys("tc:t:core:parts")
-            if not any(f.endswith("|stranded") for f in fields):
-                break
-            await asyncio.sleep(0.1)
+            return not any(f.endswith("|stranded") for f in fields)
+
+        await eventually(deleted, 4, "the dead node's parts are deleted from Redis")
         assert not any(f.endswith("|stranded") for f in fields), fields
     finally:
         await redis.aclose()

@@ -36,6 +36,7 @@ async def test_refresh_keeps_the_connection_open(server: CollabServer) -> None:
     alice = await Peer.join(server.url, short)
     await alice.send({"type": "auth.refresh", "token": token("alice", "core"), "id": "r"})
     await alice.next("ack", re="r")
+    # A delay is the point: the first token must have expired, on the server's clock.
     await asyncio.sleep(max(0.0, expiry_of(short) - time.time()) + 1.0)
     await alice.send({"type": "presence.query", "id": "still"})
     await alice.next("presence.snapshot", re="still")
@@ -70,7 +71,8 @@ async def test_the_client_swaps_tokens_from_its_provider_before_they_expire(
     async with CollabClient(server.url, token_provider=provider) as client:
         await client.create_board("Plan", 5, 5, board="plan")
         await client.join("plan")
-        await asyncio.sleep(5)  # two and a half token lifetimes
+        # A delay is the point: two and a half token lifetimes, with no reconnect.
+        await asyncio.sleep(5)
         assert isinstance(client.state, Connected)
         assert client.attempts == 1  # never closed, never reconnected
         assert len(minted) >= 3

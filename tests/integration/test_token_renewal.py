@@ -49,7 +49,7 @@ async def test_token_command_renews_a_20_s_token_without_reconnecting(
         await wait_for(pilot, lambda: (client.token_expires_at or 0) > first_expiry + 10, 15)
         # Past the first token's expiry the connection is still the same one.
         await wait_for(pilot, lambda: time.time() > first_expiry + 0.5, 10)
-        await pilot.pause(0.3)
+        await pilot.pause(0.3)  # a delay is the point: no reconnect may happen within it
         assert client.state == state
         assert client.attempts == 1
         await client.set_cell("plan", 0, 0, "still here")

@@ -100,7 +100,11 @@ async def test_user_text_is_never_markup(start_server: StartServer) -> None:
                     app.client.joined["plan"].cells.value(0, 0) != "" and "eve" in app.grid.remote
                 ),
             )
-            await pilot.pause(0.1)
+            await wait_for(
+                pilot,
+                lambda: "[b]Eve[/b]" in app.export_screenshot().replace("&#160;", " "),
+                what="eve's name on screen",
+            )
             screen = app.export_screenshot()
             # Square brackets survive as text; nothing was interpreted.
             assert "[b]Eve[/b]" in screen.replace("&#160;", " ")

@@ -93,6 +93,7 @@ async def test_enter_value_enter_reaches_the_other_client(start_server: StartSer
             await wait_for(pilot, lambda: app.client.pending("plan") == [])
             # Esc cancels: nothing is sent.
             await pilot.press("enter", *"nope", "escape")
+            # A delay is the point: nothing may arrive within it.
             await asyncio.sleep(0.2)
             assert board.cells.value(0, 1) == "ship it"
             assert not app.query_one("#editor").display

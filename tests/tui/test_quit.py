@@ -176,7 +176,7 @@ async def test_escape_goes_back_to_the_board_and_stops_waiting() -> None:
             for op in list(app.client.joined["plan"].pending.values()):
                 await script.push(p.Ack(re=op.op, version=10, applied=True))
             await wait_for(pilot, lambda: app.client.unsaved_count == 0)
-            await pilot.pause(0.1)
+            await pilot.pause(0.1)  # a delay is the point: the app must not quit within it
             assert app.is_running  # saved, but nobody asked to quit any more
             assert app.return_code is None
 
