@@ -5,28 +5,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import json
 import logging
 import os
 import signal
 import sys
 import traceback
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from types import UnionType
+from typing import Any, Final, Literal, Union, get_args, get_origin, get_type_hints
 
 from platformdirs import user_data_dir
 from pydantic import ValidationError
 
 from server import __version__
 from server.auth import load_secret, mint_token, parse_ttl
-from server.config import ServerConfig
+from server.config import FLAG, Flag, ServerConfig
 from server.forwarded import parse_trusted
 from server.logs import HeldLogs
 from server.logs import configure as configure_logging
 from server.startup import StartupError
-from server.store.base import SESSION_RETENTION_S, SESSIONS_PER_USER
-from tui_collab.envflags import EnvValueError, env_flag, port, resolve_env
+from tui_collab.envflags import ENV_PREFIX, EnvValueError, env_flag, port, resolve_env
 
 logger = logging.getLogger("server")
 
@@ -53,129 +55,22 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     def flag(name: str, **kwargs: Any) -> None:
         env_flag(serve, name, environ=env, **kwargs)
 
-    flag("host", default="127.0.0.1")
-    flag("port", type=port, default=9001, help="0 picks a free port (default 9001)")
     _data_dir_flag(serve, env)
-    flag(
-        "auth",
-        choices=("token", "open"),
-        default="token",
-        help="open: no tokens, hello names the user (loopback hosts only)",
-    )
-    flag(
-        "allowed-origin",
-        action="append",
-        default=[],
-        help="allow browser pages from this origin (repeatable; the variable takes a "
-        "comma-separated list)",
-    )
-    flag(
-        "durability",
-        choices=("normal", "full"),
-        default="normal",
-        help="normal: acked edits survive a process crash; full: also power loss",
-    )
-    flag("ping-interval", type=float, default=10.0)
-    flag("ping-timeout", type=float, default=10.0)
-    flag(
-        "offline-grace",
-        type=float,
-        default=10.0,
-        help="seconds a lost connection's user stays online (default 10)",
-    )
-    flag(
-        "presence-heartbeat",
-        type=float,
-        default=30.0,
-        help="seconds between writes of when online users were last alive, so a crash "
-        "shows a true last_seen (default 30; 0 turns it off)",
-    )
-    flag(
-        "session-retention",
-        type=_duration,
-        default=SESSION_RETENTION_S,
-        help="how long a connection's record is kept after it ended: 90s, 15m, 2h, 7d, 1w "
-        "(default 7d)",
-    )
-    flag(
-        "sessions-per-user",
-        type=int,
-        default=SESSIONS_PER_USER,
-        help=f"connection records kept per user, the oldest go first (default {SESSIONS_PER_USER})",
-    )
-    flag("hello-timeout", type=float, default=10.0)
-    flag(
-        "forwarded-allow-ips",
-        type=_trusted_proxies,
-        default=(),
-        metavar="IPS",
-        help="comma-separated IPs or networks (10.0.0.0/8) of reverse proxies whose "
-        "X-Forwarded-For names the client for per-IP caps and audit lines; * trusts any "
-        "(default: none)",
-    )
-    flag(
-        "upgrade-timeout",
-        type=float,
-        default=5.0,
-        help="seconds a new socket has to send its HTTP request (and finish TLS) before it "
-        "is dropped (default 5)",
-    )
-    flag("certfile", type=Path, help="TLS certificate (PEM): serve wss://")
-    flag("keyfile", type=Path, help="TLS private key (PEM), if not in the certfile")
+    for item, meta in config_flags():
+        env_flag(
+            serve,
+            meta.name,
+            environ=env,
+            variable=meta.env.removeprefix(ENV_PREFIX),
+            help=None if meta.help is None else meta.help.format(default=_shown(item)),
+            metavar=meta.metavar,
+            **_parsing(item),
+        )
     flag(
         "loop",
         choices=("asyncio", "uvloop"),
         default="asyncio",
         help="event loop; uvloop needs `pip install uvloop` (see docs/benchmarks.md)",
-    )
-    flag("rate", type=int, default=100, help="messages a second per connection (default 100)")
-    flag(
-        "burst",
-        type=int,
-        default=200,
-        help="messages a connection may send at once before the rate applies (default 200)",
-    )
-    flag(
-        "max-board-participants",
-        type=int,
-        default=256,
-        help="users on one board at once (default 256)",
-    )
-    for name, default, text in (
-        ("max-connections", 20_000, "open sockets in all; over it upgrades get HTTP 503"),
-        ("max-connections-per-user", 8, "connections one user may hold"),
-        ("connect-burst", 30, "connections one user may open at once, then --connect-rate"),
-        ("max-unauthenticated-per-ip", 32, "sockets per IP that have not authenticated yet"),
-        ("max-upgrading-per-ip", 64, "sockets per IP still sending their HTTP request"),
-        ("max-upgrading", 1_024, "sockets still sending their HTTP request, in all"),
-        ("max-boards-per-team", 1_000, "boards one team may create"),
-        ("max-cells-per-board", 10_000, "non-empty cells on one board"),
-        ("send-high-water", 256 * 1024, "unread bytes past which cursors are skipped"),
-    ):
-        flag(name, type=int, default=default, help=f"{text} (default {default})")
-    flag(
-        "redis",
-        metavar="URL",
-        help="share presence, boards and fan-out with other server processes through this "
-        "Redis (redis://host:6379/0) instead of the SQLite file",
-    )
-    flag(
-        "node-ttl",
-        type=float,
-        default=15.0,
-        help="with --redis: seconds after which a silent node's users go offline (default 15)",
-    )
-    flag(
-        "connect-rate",
-        type=float,
-        default=10.0,
-        help="new connections one user may open a second after the burst (default 10)",
-    )
-    flag(
-        "slow-close-after",
-        type=float,
-        default=5.0,
-        help="seconds over the high-water mark before a connection is closed 1013 (default 5)",
     )
     flag("log-level", default="info", choices=("debug", "info", "warning", "error"))
     _debug_flag(serve, env)
@@ -207,6 +102,63 @@ def _trusted_proxies(text: str) -> tuple[str, ...]:
         return parse_trusted(text.split(","))
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_CONVERTERS: Final[dict[str, Callable[[str], Any]]] = {
+    "port": port,
+    "session_retention_s": _duration,
+    "forwarded_allow_ips": _trusted_proxies,
+}
+"""Flags whose values the field's type alone would not parse or check."""
+
+
+def config_flags() -> Iterator[tuple[dataclasses.Field[Any], Flag]]:
+    """Each `ServerConfig` field that is a flag of serve, with its `Flag`, in field order."""
+    for item in dataclasses.fields(ServerConfig):
+        meta = item.metadata.get(FLAG)
+        if meta is not None:
+            yield item, meta
+
+
+@functools.cache
+def _field_types() -> dict[str, Any]:
+    return get_type_hints(ServerConfig)
+
+
+def _dest(meta: Flag) -> str:
+    return meta.name.replace("-", "_")
+
+
+def _parsing(item: dataclasses.Field[Any]) -> dict[str, Any]:
+    """The flag's default, and its type or choices: from the field, but for a few flags."""
+    if item.name == "allowed_origins":  # repeatable: a list here, a tuple in the config
+        return {"action": "append", "default": []}
+    kwargs: dict[str, Any] = {"default": item.default}
+    if item.name in _CONVERTERS:
+        return kwargs | {"type": _CONVERTERS[item.name]}
+    kind = _field_types()[item.name]
+    if get_origin(kind) in (Union, UnionType):  # `X | None`: None is the default only
+        (kind,) = (arg for arg in get_args(kind) if arg is not type(None))
+    if get_origin(kind) is Literal:
+        return kwargs | {"choices": get_args(kind)}
+    if kind in (int, float, Path):
+        return kwargs | {"type": kind}
+    if kind is str:
+        return kwargs
+    raise TypeError(f"ServerConfig.{item.name}: no flag parsing for {kind!r}")
+
+
+def _shown(item: dataclasses.Field[Any]) -> str:
+    """A field's default as the help writes it: 10 for 10.0, 7d for a week in seconds."""
+    value: Any = item.default
+    if item.name == "session_retention_s":
+        for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+            if value % size == 0:
+                return f"{int(value // size)}{unit}"
+        return f"{int(value)}s"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _data_dir_flag(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
@@ -298,42 +250,9 @@ def cannot_start(prog: str, exc: StartupError, debug: bool, held: HeldLogs | Non
 
 def _config(args: argparse.Namespace) -> ServerConfig:
     secret = load_secret(args.data_dir) if args.auth == "token" else None
-    return ServerConfig(
-        data_dir=args.data_dir,
-        host=args.host,
-        port=args.port,
-        auth=args.auth,
-        secret=secret,
-        allowed_origins=tuple(args.allowed_origin),
-        durability=args.durability,
-        ping_interval_s=args.ping_interval,
-        ping_timeout_s=args.ping_timeout,
-        offline_grace_s=args.offline_grace,
-        presence_heartbeat_s=args.presence_heartbeat,
-        session_retention_s=args.session_retention,
-        sessions_per_user=args.sessions_per_user,
-        hello_timeout_s=args.hello_timeout,
-        max_board_participants=args.max_board_participants,
-        max_connections=args.max_connections,
-        max_connections_per_user=args.max_connections_per_user,
-        connects_per_user_s=args.connect_rate,
-        redis_url=args.redis,
-        node_ttl_s=args.node_ttl,
-        connect_burst=args.connect_burst,
-        max_unauthenticated_per_ip=args.max_unauthenticated_per_ip,
-        max_upgrading_per_ip=args.max_upgrading_per_ip,
-        max_upgrading=args.max_upgrading,
-        upgrade_timeout_s=args.upgrade_timeout,
-        forwarded_allow_ips=args.forwarded_allow_ips,
-        max_boards_per_team=args.max_boards_per_team,
-        max_cells_per_board=args.max_cells_per_board,
-        send_high_water_bytes=args.send_high_water,
-        slow_close_after_s=args.slow_close_after,
-        rate_per_s=args.rate,
-        certfile=args.certfile,
-        keyfile=args.keyfile,
-        burst=args.burst,
-    )
+    values = {item.name: getattr(args, _dest(meta)) for item, meta in config_flags()}
+    values["allowed_origins"] = tuple(values["allowed_origins"])
+    return ServerConfig(data_dir=args.data_dir, secret=secret, **values)
 
 
 def run_loop(main: Coroutine[Any, Any, None], loop: str) -> None:
