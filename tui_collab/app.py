@@ -54,6 +54,7 @@ from tui_collab.protocol import (
     cell_value_problem,
     printable,
 )
+from tui_collab.retry import FATAL_REASONS
 from tui_collab.screens import HelpScreen, PickScreen, QuitScreen
 from tui_collab.widgets.editor import CellEditor
 from tui_collab.widgets.feed import ActivityFeed
@@ -64,7 +65,7 @@ from tui_collab.widgets.status import StatusBar
 AWAY_AFTER_S = 300.0
 STATUS_CYCLE: dict[str, Status] = {"online": "busy", "busy": "away", "away": "online"}
 DEFAULT_BOARD_SIZE = (26, 40)
-FATAL_CLOSES = frozenset({"unauthorized", "tls", "unsupported_version", "invalid_url"})
+FATAL_CLOSES = FATAL_REASONS
 """Closed reasons no retry can fix: the person must change something first."""
 ACTIVITY_EVENTS = (
     events.Key,

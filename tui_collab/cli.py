@@ -253,8 +253,10 @@ async def first_contact(client: Any) -> None:
 
 def final_words(state: Closed) -> str:
     """One line on why the client gave up, and what to do about it."""
+    from tui_collab.retry import FinalReason
+
     line = state.detail or state.reason.replace("_", " ")
-    if state.reason == "unauthorized":
+    if state.reason == FinalReason.UNAUTHORIZED:
         line += (
             ": ask the server's admin for a new token (tui-collab-server token --user USER "
             "--team TEAM), or pass --token-command to renew it by itself"

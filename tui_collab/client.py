@@ -47,6 +47,7 @@ from tui_collab.events import (
 from tui_collab.mirror import BoardMirror
 from tui_collab.outbox import Outbox, OutboxError
 from tui_collab.protocol import (
+    PROTOCOL_VERSION,
     Ack,
     Activity,
     AuthRefresh,
@@ -59,9 +60,9 @@ from tui_collab.protocol import (
     BoardUpdated,
     CellChanged,
     CellSet,
-    CloseCode,
     CursorMove,
     Cursors,
+    ErrorCode,
     ErrorMessage,
     Hello,
     Participant,
@@ -80,6 +81,14 @@ from tui_collab.protocol import (
     decode_server,
     encode,
     printable,
+)
+from tui_collab.retry import (
+    TLS_FAILURE,
+    FinalReason,
+    GiveUp,
+    RenewToken,
+    RetryPolicy,
+    close_reason,
 )
 from tui_collab.tokens import token_lifetime
 
@@ -102,42 +111,8 @@ JOIN_ATTEMPTS: Final = 5
 RATE_LIMITED_RETRY_S: Final = 1.0
 """The wait before asking again for a join the rate limit refused (a big board's join
 costs the limiter tokens by its size; see docs/protocol.md §9)."""
-_RETRYABLE_ERRORS: Final = {"internal", "rate_limited"}
+_RETRYABLE_ERRORS: Final = {ErrorCode.INTERNAL, ErrorCode.RATE_LIMITED}
 """Op errors that are the server's or the moment's: the op stays pending and is re-sent."""
-_FATAL_CLOSES: Final = {
-    CloseCode.AUTH_FAILED: "unauthorized",
-    CloseCode.UNSUPPORTED_VERSION: "unsupported_version",
-}
-_CLOSE_REASONS: Final = {
-    1000: "closed by the server",
-    1001: "server went away",
-    1006: "connection lost",
-    1008: "refused by the server",
-    1009: "message too big",
-    1011: "server error or missed keepalive",
-    CloseCode.TRY_AGAIN_LATER: "server busy",
-    CloseCode.RATE_LIMITED: "rate limited",
-}
-_SLOW_DOWN_CLOSES: Final = {CloseCode.RATE_LIMITED}
-"""Closes that mean "you sent too much": wait the longest backoff. A 1013 (this client
-fell behind, or was over a cap at hello) backs off like any failure, so a terminal
-that was suspended for a while catches up as soon as it resumes."""
-
-
-_TLS_FAILURE: Final = "cannot verify the certificate of"
-
-
-def _final_detail(fatal: str, url: str, reason: str) -> str:
-    """One line for a person about a failure that retrying will not fix."""
-    if fatal == "unauthorized":
-        return f"{urlsplit(url).netloc} refused the token ({reason})"
-    if fatal == "tls":
-        return f"{reason} (trust the server's CA with --cafile or SSL_CERT_FILE)"
-    if fatal == "invalid_url":
-        return f"{url} is not a valid ws:// or wss:// URL ({reason})"
-    if fatal == "unsupported_version":
-        return f"{urlsplit(url).netloc} speaks another protocol version: update tui-collab"
-    return reason
 
 
 class ClientError(Exception):
@@ -319,7 +294,7 @@ class CollabClient:
                 try:
                     reply = await self._request(BoardJoin(board=board, since=since, epoch=epoch))
                 except ClientError as exc:
-                    if exc.code != "rate_limited" or attempt >= JOIN_ATTEMPTS:
+                    if exc.code != ErrorCode.RATE_LIMITED or attempt >= JOIN_ATTEMPTS:
                         raise
                     await self._sleep(RATE_LIMITED_RETRY_S)
                     continue
@@ -376,7 +351,7 @@ class CollabClient:
         limit = self.welcome.limits.max_cell_chars if self.welcome else None
         problem = cell_value_problem(value) if limit is None else cell_value_problem(value, limit)
         if problem is not None:
-            raise ClientError("bad_request", f"value {problem}")
+            raise ClientError(ErrorCode.BAD_REQUEST, f"value {problem}")
         op_id = f"{self._op_prefix}{next(self._op_numbers)}"
         try:
             op = CellSet(
@@ -385,7 +360,9 @@ class CollabClient:
         except ValidationError as exc:
             first = exc.errors(include_url=False, include_input=False)[0]
             where = ".".join(str(part) for part in first["loc"]) or "cell"
-            raise ClientError("bad_request", printable(f"{where}: {first['msg']}")) from None
+            raise ClientError(
+                ErrorCode.BAD_REQUEST, printable(f"{where}: {first['msg']}")
+            ) from None
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         self._keep(op)
         mirror.pending[op_id] = op
@@ -583,68 +560,60 @@ class CollabClient:
         self._bus.emit(StateChanged(state))
 
     async def _run(self) -> None:
-        final, detail = "closed", ""
+        final: FinalReason = FinalReason.CLOSED
+        detail = ""
         try:
             final, detail = await self._connect_until_final()
         except Exception as exc:
             logger.exception("client stopped by an unexpected error")
-            final, detail = "error", f"unexpected error: {type(exc).__name__}: {exc}"
+            final, detail = FinalReason.ERROR, f"unexpected error: {type(exc).__name__}: {exc}"
         finally:
             self._fail_requests(ConnectionError("client closed"))
-            if final != "closed" or not self._closing:
+            if final != FinalReason.CLOSED or not self._closing:
                 self._fail_ops(ConnectionError(f"client closed: {detail or final}"))
-            self._set_state(Closed(final, detail))
+            self._set_state(Closed(final.value, detail))
             self._bus.close()
 
-    async def _connect_until_final(self) -> tuple[str, str]:
+    async def _connect_until_final(self) -> tuple[FinalReason, str]:
         """Connect and reconnect until something final happens; return why it ended.
 
         Returns the `Closed` reason and a line for a person. A refused token, a
         certificate that does not verify, a bad URL or another protocol version are
         final at once: retrying cannot change them.
         """
-        failures = 0
-        url_index = 0
+        policy = RetryPolicy(self.urls, self.backoff, self.max_attempts)
         stale_token = self._token is None
         while not self._closing:
-            url = self.urls[url_index % len(self.urls)]
+            url = policy.url
             self._set_state(Connecting(url))
             if self._token_provider is not None and (stale_token or self._token_expiring()):
                 try:
                     self._token = await self._token_provider()
                 except Exception as exc:
                     logger.warning("the token provider failed: %s", exc)
-                    return "unauthorized", f"could not get a token: {exc}"
+                    return FinalReason.UNAUTHORIZED, f"could not get a token: {exc}"
             self.attempts += 1
             welcomed, code, reason = await self._attempt(url)
             if self._closing:
                 break
-            fatal = _FATAL_CLOSES.get(code or 0)
-            if fatal is None and reason.startswith("HTTP 401"):
-                fatal = "unauthorized"
-            if fatal is None and reason.startswith("InvalidURI"):
-                fatal = "invalid_url"
-            if fatal is None and reason.startswith(_TLS_FAILURE):
-                fatal = "tls"
-            if fatal == "unauthorized" and self._token_provider is not None and not stale_token:
-                # The token may just have run out: one more try with a fresh one.
+            decision = policy.after(
+                welcomed,
+                code,
+                reason,
+                may_renew_token=self._token_provider is not None and not stale_token,
+            )
+            if isinstance(decision, RenewToken):
                 logger.info("token refused (%s); asking for a new one", reason)
                 stale_token = True
                 continue
             stale_token = False
-            if fatal is not None:
-                logger.warning("giving up on the server (%s): %s", fatal, reason)
-                return fatal, _final_detail(fatal, url, reason)
-            failures = 1 if welcomed else failures + 1
-            if self.max_attempts is not None and failures > self.max_attempts:
-                return "gave_up", f"gave up on {url} after {failures} attempts: {reason}"
-            if not welcomed:
-                url_index += 1  # a server that cannot be reached: try the next one
-            slow_down = code in _SLOW_DOWN_CLOSES or reason.startswith("HTTP 503")
-            delay = self.backoff.delay(failures, self.backoff.cap_s if slow_down else 0.0)
-            self._set_state(Reconnecting(failures, delay, reason))
-            await self._wait(delay)
-        return "closed", ""
+            if isinstance(decision, GiveUp):
+                if decision.fatal:
+                    logger.warning("giving up on the server (%s): %s", decision.reason, reason)
+                return decision.reason, decision.detail
+            self._set_state(Reconnecting(decision.failures, decision.delay_s, reason))
+            await self._wait(decision.delay_s)
+        return FinalReason.CLOSED, ""
 
     async def _wait(self, delay: float) -> None:
         self._wake.clear()
@@ -678,7 +647,7 @@ class CollabClient:
         except ssl.SSLCertVerificationError as exc:
             host = urlsplit(url).netloc
             why = exc.verify_message or exc.reason or str(exc)
-            return False, None, f"{_TLS_FAILURE} {host}: {why}"
+            return False, None, f"{TLS_FAILURE} {host}: {why}"
         except (OSError, TimeoutError, WebSocketException) as exc:
             return False, None, f"{type(exc).__name__}: {exc}"
         self._ws = ws  # from now on close() can reach it
@@ -697,8 +666,7 @@ class CollabClient:
         finally:
             self._detach()
         code = ws.close_code
-        reason = ws.close_reason or _CLOSE_REASONS.get(code or 1006, f"closed with {code}")
-        return welcomed, code, reason
+        return welcomed, code, close_reason(code, ws.close_reason)
 
     def _tls_for(self, url: str) -> ssl.SSLContext | None:
         """wss:// verifies against the system's trust store unless given a context.
@@ -710,7 +678,9 @@ class CollabClient:
         return self._ssl if url.startswith("wss:") else None
 
     async def _handshake(self, ws: ClientConnection) -> bool:
-        hello = Hello(v=1, client=f"tui-collab/{__version__}", client_id=self.client_id)
+        hello = Hello(
+            v=PROTOCOL_VERSION, client=f"tui-collab/{__version__}", client_id=self.client_id
+        )
         if self._token is None:
             hello.user, hello.team, hello.name = self._user, self._team, self._name
         await ws.send(encode(hello))
@@ -966,7 +936,7 @@ class CollabClient:
         if re is None:
             return
         if re in self._rejoins and isinstance(message, ErrorMessage):
-            if message.code == "rate_limited":
+            if message.code == ErrorCode.RATE_LIMITED:
                 self._rejoin_later(re, self._rejoins[re])
             else:
                 self._rejoin_failed(self._rejoins.pop(re), message)

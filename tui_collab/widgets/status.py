@@ -9,10 +9,11 @@ from rich.text import Text
 from textual.widget import Widget
 
 from tui_collab.events import Closed, Connected, Connecting, ConnectionState, Reconnecting
+from tui_collab.retry import FATAL_REASONS
 
 TOKEN_WARNING_S = 300.0
 """Say when the token runs out this soon."""
-FINAL_REASONS = frozenset({"unauthorized", "unsupported_version", "tls", "invalid_url"})
+FINAL_REASONS = FATAL_REASONS
 """Closes that `r` (reconnect) cannot fix."""
 
 
