@@ -248,7 +248,7 @@ async def test_other_teams_board_is_exactly_like_a_missing_one(server: CollabSer
     alice = await Peer.join(server.url, token("alice", "core"))
     await create_board(alice, "plan")
     eve = await Peer.join(server.url, token("eve", "rivals"))
-    answers = {}
+    answers: dict[object, Any] = {}
     for board in ("plan", "no-such-board"):
         for message in (
             {"type": "board.join", "board": board},
@@ -343,7 +343,8 @@ async def test_malformed_hello_closes_4001(server: CollabServer) -> None:
 def _forged_tokens() -> dict[str, str]:
     now = int(time.time())
     claims = {"sub": "alice", "team": "core", "exp": now + 600}
-    unsigned = jwt.encode(claims, key=None, algorithm="none")
+    no_key: Any = None  # alg "none" takes no key; PyJWT's types do not say so
+    unsigned = jwt.encode(claims, key=no_key, algorithm="none")
     return {
         "garbage": "not-a-jwt",
         "wrong secret": jwt.encode(claims, "another-secret-" + "y" * 40, algorithm="HS256"),
@@ -455,7 +456,8 @@ async def test_bad_clients_do_not_stop_good_ones(server: CollabServer) -> None:
     await join_board(good, "plan")
     bad = [await Peer.open(server.url) for _ in range(5)]
     for n, peer in enumerate(bad):
-        await peer.send_raw(["x", b"\x00", "[]", '{"type":"hello","v":9}', "{}"][n])
+        frames: list[str | bytes] = ["x", b"\x00", "[]", '{"type":"hello","v":9}', "{}"]
+        await peer.send_raw(frames[n])
     await asyncio.gather(*(p.closed() for p in bad))
     await good.send({"type": "cursor.move", "board": "plan", "x": 1, "y": 1})
     assert (await good.next("cursors"))["cursors"] == [{"user": "good", "x": 1, "y": 1}]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from pathlib import Path
+from typing import Any
 
 from server.app import CollabServer
 from tests.conftest import StartServer, token
@@ -15,7 +16,9 @@ from tests.support.waiting import eventually
 from tui_collab.cells import CellMap, CellOp
 
 
-async def _send_edits(peer: Peer, user: int, count: int, rng: random.Random) -> list[dict]:
+async def _send_edits(
+    peer: Peer, user: int, count: int, rng: random.Random
+) -> list[dict[str, Any]]:
     """Fire `count` cell.set without waiting, then collect every ack."""
     sent = []
     for n in range(count):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from pathlib import Path
 
@@ -172,13 +173,15 @@ async def test_converges_while_a_proxy_cuts_every_connection(server: CollabServe
     assert reconnects[0] >= 3, "the proxy never cut a connection"
 
     stored = await server.store.load_cells("core", "plan")
-    for client in clients:
-        await eventually(
-            lambda c=client: (
-                isinstance(c.state, Connected)
-                and c.joined["plan"].cells.digest() == CellMap(stored).digest()
-            )
+
+    def caught_up(c: CollabClient) -> bool:
+        return (
+            isinstance(c.state, Connected)
+            and c.joined["plan"].cells.digest() == CellMap(stored).digest()
         )
+
+    for client in clients:
+        await eventually(functools.partial(caught_up, client))
     by_cell = {(o.x, o.y): o for o in stored}
     sent_ops = 3 * 60
     board = await server.store.get_board("core", "plan")

@@ -17,6 +17,7 @@ import pytest
 from redis.asyncio import Redis
 
 from server.app import CollabServer
+from server.redis_util import awaited
 from tests.conftest import SECRET, StartServer, token
 from tests.integration.test_scaleout import online
 from tests.support.peer import Peer
@@ -79,7 +80,7 @@ async def _every_node_agrees(nodes: list[CollabServer], last_seen: str, redis_ur
         bob = (await presence_api(node.url, token("alice", "core")))["bob"]
         assert (bob["status"], _when(bob["last_seen"])) == ("offline", _when(last_seen))
     async with Redis.from_url(redis_url, decode_responses=True) as redis:
-        parts = await redis.hkeys("tc:t:core:parts")
+        parts = await awaited(redis.hkeys("tc:t:core:parts"))
         assert not [field for field in parts if field.endswith("|bob")]
 
 

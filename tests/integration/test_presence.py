@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from pathlib import Path
 
 from server.app import CollabServer
 from tests.conftest import StartServer, token
@@ -141,7 +142,7 @@ async def test_restart_marks_everyone_offline_and_keeps_last_seen(
     await carol.close()
 
 
-async def test_crash_leaves_no_ghost_online(start_server: StartServer, tmp_path) -> None:
+async def test_crash_leaves_no_ghost_online(start_server: StartServer, tmp_path: Path) -> None:
     """A store left with online rows (as after SIGKILL) reads all offline after restart."""
     first = await start_server()
     alice = await Peer.join(first.url, token("alice", "core"))

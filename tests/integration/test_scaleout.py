@@ -18,6 +18,7 @@ import pytest
 from redis.asyncio import Redis
 
 from server.auth import SECRET_ENV
+from server.redis_util import awaited
 from tests.conftest import SECRET, token
 from tests.support.board import create_board, join_board
 from tests.support.mirror import mirror
@@ -316,7 +317,7 @@ async def test_a_dead_node_s_users_go_offline_within_the_ttl(nodes: Nodes) -> No
 
         async def deleted() -> bool:
             nonlocal fields
-            fields = await redis.hkeys("tc:t:core:parts")
+            fields = await awaited(redis.hkeys("tc:t:core:parts"))
             return not any(f.endswith("|stranded") for f in fields)
 
         await eventually(deleted, 4, "the dead node's parts are deleted from Redis")

@@ -18,7 +18,7 @@ from typing import Final
 
 from redis.asyncio import Redis
 
-from server.store.redis import board_channel
+from server.wire import board_channel
 from tui_collab.cells import CellOp
 
 _COMPARE: Final = """

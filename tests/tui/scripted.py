@@ -18,7 +18,7 @@ from tui_collab import protocol as p
 
 NOW = datetime(2026, 11, 26, 15, 30, tzinfo=UTC)
 
-TEAM = [
+TEAM: list[tuple[str, str, p.PresenceStatus, p.Activity | None]] = [
     ("alice", "Alice Ng", "online", p.Activity(kind="viewing", board="plan")),
     ("ada", "Ada Lovelace", "online", p.Activity(kind="editing", board="plan", detail="budget")),
     ("grace", "Grace Hopper", "busy", p.Activity(kind="reviewing", board="plan")),
@@ -62,7 +62,7 @@ def members() -> list[p.Presence]:
                 user=user,
                 name=name,
                 status=status,
-                activity=activity,  # type: ignore[arg-type]
+                activity=activity,
                 last_seen=NOW - timedelta(minutes=5 + 70 * n) if status == "offline" else None,
                 connections=0 if status == "offline" else 1,
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from server.app import CollabServer
 from tests.conftest import StartServer
@@ -102,22 +103,21 @@ async def test_enter_value_enter_reaches_the_other_client(start_server: StartSer
 async def test_s_changes_status_on_the_server(start_server: StartServer) -> None:
     server = await open_server(start_server)
     app = make_app(server.url)
+
+    def status() -> str | None:
+        member = server.presence.member("core", "alice")
+        return None if member is None else member.status
+
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for(pilot, lambda: app.grid.mirror is not None)
         await pilot.press("s")
-        await wait_for(
-            pilot,
-            lambda: (
-                (server.presence.member("core", "alice") or 0)
-                and server.presence.member("core", "alice").status == "busy"
-            ),
-        )  # type: ignore[union-attr]
+        await wait_for(pilot, lambda: status() == "busy")
         await pilot.press("s")
-        await wait_for(pilot, lambda: server.presence.member("core", "alice").status == "away")  # type: ignore[union-attr]
+        await wait_for(pilot, lambda: status() == "away")
 
 
 async def test_survives_the_server_going_away_and_coming_back(
-    start_server: StartServer, tmp_path
+    start_server: StartServer, tmp_path: Path
 ) -> None:
     server = await start_server(auth="open", secret=None, data_dir=tmp_path / "d")
     port = server.port

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -62,7 +63,8 @@ def test_bad_claims_are_refused(claims: dict[str, object], reason: str) -> None:
 
 
 def test_alg_none_is_refused() -> None:
-    forged = jwt.encode({"sub": "a", "team": "t", "exp": 2**40}, None, algorithm="none")
+    no_key: Any = None  # alg "none" takes no key; PyJWT's types do not say so
+    forged = jwt.encode({"sub": "a", "team": "t", "exp": 2**40}, no_key, algorithm="none")
     with pytest.raises(AuthError):
         verify_token(SECRET, forged)
 

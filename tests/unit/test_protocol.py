@@ -75,12 +75,12 @@ SERVER_EXAMPLES: list[p._Message] = [
 ]
 
 
-@pytest.mark.parametrize("message", CLIENT_EXAMPLES, ids=lambda m: m.type)  # type: ignore[attr-defined]
+@pytest.mark.parametrize("message", CLIENT_EXAMPLES, ids=lambda m: m.type)
 def test_client_messages_round_trip(message: p._Message) -> None:
     assert p.decode(p.encode(message)) == message
 
 
-@pytest.mark.parametrize("message", SERVER_EXAMPLES, ids=lambda m: m.type)  # type: ignore[attr-defined]
+@pytest.mark.parametrize("message", SERVER_EXAMPLES, ids=lambda m: m.type)
 def test_server_messages_round_trip(message: p._Message) -> None:
     assert p.decode_server(p.encode(message)) == message
 

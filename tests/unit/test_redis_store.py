@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from server.redis_util import awaited
 from server.startup import StartupError
 from server.store import BoardRecord, CellEvent, PresenceRecord, RedisStore, board_channel
 from server.store.base import SESSION_RETENTION_S, SessionRetention
@@ -52,7 +53,7 @@ class Subscriber:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.pubsub.aclose()
+        await self.pubsub.aclose()  # type: ignore[no-untyped-call]
         await self.client.aclose()
 
     async def take(self, count: int, timeout: float = 5.0) -> list[str]:
@@ -226,7 +227,7 @@ async def test_sessions_expire(nodes: tuple[RedisStore, RedisStore], redis_url: 
         assert OPEN_SESSION_TTL_S - 5 < await raw.ttl("tc:session:s-1") <= OPEN_SESSION_TTL_S
         await first.session_ended("s-1", at, 1001)
         assert SESSION_RETENTION_S - 5 < await raw.ttl("tc:session:s-1") <= SESSION_RETENTION_S
-        assert await raw.hgetall("tc:session:s-1") == {
+        assert await awaited(raw.hgetall("tc:session:s-1")) == {
             "team": "core",
             "user": "alice",
             "client_id": "c-1",
@@ -334,7 +335,7 @@ async def test_layout_1_cells_are_converted_on_open(redis_url: str) -> None:
         assert await raw.get("tc:layout") == "2"
         assert await raw.keys("tc:t:core:b:plan:c:*") == []
         assert not await raw.exists("tc:t:core:b:plan:v")
-        assert await raw.hlen("tc:t:core:b:plan:cells") == len(expected)
+        assert await awaited(raw.hlen("tc:t:core:b:plan:cells")) == len(expected)
 
 
 async def test_nodes_starting_at_once_convert_once(redis_url: str) -> None:

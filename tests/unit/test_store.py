@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from server.redis_util import awaited
 from server.store import BoardRecord, PresenceRecord, RedisStore, SQLiteStore, Store
 from server.store import migrations as migrations_module
 from server.store.base import SessionRetention
@@ -142,7 +143,7 @@ async def _recorded_sessions(store: Store, ids: list[str]) -> dict[str, SessionR
     found: dict[str, SessionRow] = {}
     async with Redis.from_url(store.url, decode_responses=True) as raw:
         for session in ids:
-            record = await raw.hgetall(f"{store.prefix}session:{session}")
+            record = await awaited(raw.hgetall(f"{store.prefix}session:{session}"))
             if record:
                 found[session] = row(
                     record["user"],
