@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from server import __version__
+from server.admission import Admission, AdmissionLimits, Refusal
 from server.audit import (
     AUTH_FAILED,
     CAP_REFUSED,
@@ -97,8 +98,9 @@ def _retention(config: ServerConfig) -> SessionRetention:
 class _OverCap(ProtocolError):
     """A hello that authenticated but would pass the user's connection cap."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(ErrorCode.RATE_LIMITED, message)
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.error_code, refusal.hello_message)
+        self.close_code = refusal.close_code
 
 
 class CollabServer:
@@ -165,13 +167,15 @@ class CollabServer:
         self._header_identity: weakref.WeakKeyDictionary[ServerConnection, Identity] = (
             weakref.WeakKeyDictionary()
         )
-        # Sockets upgraded without a bearer header, until they say hello: one IP may not
-        # hold many of them (each costs memory and a hello timeout).
-        self._unauthenticated: dict[str, weakref.WeakSet[ServerConnection]] = {}
-        self._connect_rate = ConnectRate(config.connects_per_user_s, config.connect_burst)
-        # Connection slots per (team, user), reserved in the same step as the cap is
-        # checked (never across an await) and given back when the socket ends.
-        self._user_slots: dict[tuple[str, str], int] = {}
+        # Who may connect: the caps, the connect rate, and the slots they count.
+        self.admission: Admission[ServerConnection] = Admission(
+            AdmissionLimits(
+                max_connections=config.max_connections,
+                max_unauthenticated_per_ip=config.max_unauthenticated_per_ip,
+                max_connections_per_user=config.max_connections_per_user,
+            ),
+            ConnectRate(config.connects_per_user_s, config.connect_burst),
+        )
         # Sockets still in the HTTP phase (accepted, not yet upgraded or answered).
         # Behind these, X-Forwarded-For names the client (for per-IP caps and audit lines);
         # one address carries many clients, so they are held to the total upgrade cap only.
@@ -181,7 +185,6 @@ class CollabServer:
         )
         self._upgrade_refusals = RateLimitedLog(audit_logger)
         self.accept_failures = AcceptFailures(logger)
-        self._slot_holders: dict[ServerConnection, tuple[str, str]] = {}
         self._server: Server | None = None
         self.limits = Limits(
             max_message_bytes=config.max_message_bytes,
@@ -206,6 +209,11 @@ class CollabServer:
         assert self._server is not None, "server is not started"
         sockets = list(self._server.sockets)
         return int(sockets[0].getsockname()[1])
+
+    @property
+    def _user_slots(self) -> dict[tuple[str, str], int]:
+        """The connection slots held per (team, user), as the admission counts them."""
+        return self.admission.held_slots()
 
     @property
     def url(self) -> str:
@@ -350,14 +358,13 @@ class CollabServer:
             return text_response(connection, HTTPStatus.NOT_FOUND, "not found")
         ip = peer_ip(connection)
         assert self._server is not None
-        if len(self._server.all_connections) >= self.config.max_connections:
-            return self._over_cap(connection, "global", ip)
         token = bearer_token(request.headers.get("Authorization"))
+        refusal = self.admission.upgrade(
+            connection, ip, len(self._server.all_connections), has_token=token is not None
+        )
+        if refusal is not None:
+            return self._over_cap(connection, refusal, ip)
         if token is None:
-            waiting = self._unauthenticated.setdefault(ip, weakref.WeakSet())
-            if len(waiting) >= self.config.max_unauthenticated_per_ip:
-                return self._over_cap(connection, "unauthenticated_per_ip", ip)
-            waiting.add(connection)
             return None
         try:
             identity = self.verifier.verify(token)
@@ -365,9 +372,9 @@ class CollabServer:
             logger.warning("refused upgrade from %s: %s", peer_address(connection), exc)
             audit(AUTH_FAILED, ip=ip, stage="upgrade", reason=exc)
             return unauthorized(connection, str(exc))
-        cap = self._take_user_slot(connection, identity)
-        if cap is not None:
-            return self._over_cap(connection, cap, ip, identity)
+        refusal = self.admission.take_slot(connection, identity)
+        if refusal is not None:
+            return self._over_cap(connection, refusal, ip, identity)
         self._header_identity[connection] = identity
         return None
 
@@ -379,35 +386,6 @@ class CollabServer:
         client = self.proxies.client_ip(tcp, request.headers.get_all("X-Forwarded-For"))
         if client != tcp:
             connection.client_ip = client
-
-    def _take_user_slot(self, connection: ServerConnection, identity: Identity) -> str | None:
-        """Reserve one of the user's connection slots for `connection`, or name the cap.
-
-        Check and count are one synchronous step: however many handshakes of one user
-        run at once, at most `max_connections_per_user` hold a slot. The slot is the
-        connection's until its socket ends (`closed`), whichever way it ends.
-        """
-        if connection in self._slot_holders:
-            return None
-        key = (identity.team, identity.user)
-        held = self._user_slots.get(key, 0)
-        if held >= self.config.max_connections_per_user:
-            return "per_user"
-        if not self._connect_rate.allow(identity.team, identity.user):
-            return "connect_rate"
-        self._user_slots[key] = held + 1
-        self._slot_holders[connection] = key
-        return None
-
-    def _release_user_slot(self, connection: ServerConnection) -> None:
-        key = self._slot_holders.pop(connection, None)
-        if key is None:
-            return
-        held = self._user_slots[key] - 1
-        if held:
-            self._user_slots[key] = held
-        else:
-            del self._user_slots[key]
 
     # --- connection hooks (CollabConnection) ---------------------------------------
 
@@ -428,19 +406,17 @@ class CollabServer:
         self.upgrades.leave(connection)
 
     def closed(self, connection: CollabConnection) -> None:
-        self._release_user_slot(connection)
+        self.admission.release(connection)
 
     def _over_cap(
         self,
         connection: ServerConnection,
-        cap: str,
+        refusal: Refusal,
         ip: str,
         identity: Identity | None = None,
     ) -> Response:
-        self._count_refusal(cap, ip, identity)
-        return text_response(
-            connection, HTTPStatus.SERVICE_UNAVAILABLE, f"over the {cap} connection cap"
-        )
+        self._count_refusal(refusal.cap, ip, identity)
+        return text_response(connection, refusal.status, refusal.http_message)
 
     def _count_refusal(self, cap: str, ip: str, identity: Identity | None = None) -> None:
         self.metrics.refused.labels(cap).inc()
@@ -451,13 +427,6 @@ class CollabServer:
             team=None if identity is None else identity.team,
             cap=cap,
         )
-
-    def _stop_waiting(self, ws: ServerConnection) -> None:
-        waiting = self._unauthenticated.get(peer_ip(ws))
-        if waiting is not None:
-            waiting.discard(ws)
-            if not waiting:
-                del self._unauthenticated[peer_ip(ws)]
 
     def _refuse_request(
         self, connection: ServerConnection, request: Request, path: str
@@ -532,13 +501,13 @@ class CollabServer:
         finally:
             # Also given back when the socket ends; here it is given back as soon as the
             # session is gone, even if the socket is still closing.
-            self._release_user_slot(ws)
+            self.admission.release(ws)
 
     async def _serve_connection(self, ws: ServerConnection) -> None:
         try:
             session = await self._handshake(ws)
         finally:
-            self._stop_waiting(ws)
+            self.admission.said_hello(ws, peer_ip(ws))
             self._header_identity.pop(ws, None)
         if session is None:
             self.outbound.forget(ws)
@@ -583,7 +552,7 @@ class CollabServer:
                 return None
             identity = self._identify(ws, hello)
         except _OverCap as exc:
-            await self._refuse(ws, CloseCode.TRY_AGAIN_LATER, exc)
+            await self._refuse(ws, exc.close_code, exc)
             return None
         except ProtocolError as exc:
             await self._refuse(ws, CloseCode.AUTH_FAILED, exc)
@@ -665,13 +634,10 @@ class CollabServer:
             logger.warning("refused hello from %s: %s", peer_address(ws), exc)
             audit(AUTH_FAILED, ip=peer_ip(ws), stage="hello", reason=exc)
             raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc), hello.id) from None
-        cap = self._take_user_slot(ws, identity)
-        if cap is not None:
-            self._count_refusal(cap, peer_ip(ws), identity)
-            if cap == "per_user":
-                limit = self.config.max_connections_per_user
-                raise _OverCap(f"{identity.user} already has {limit} connections")
-            raise _OverCap(f"{identity.user} is opening connections too fast")
+        refusal = self.admission.take_slot(ws, identity)
+        if refusal is not None:
+            self._count_refusal(refusal.cap, peer_ip(ws), identity)
+            raise _OverCap(refusal)
         return identity
 
     async def _refuse(self, ws: ServerConnection, close_code: int, exc: ProtocolError) -> None:

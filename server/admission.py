@@ -1,0 +1,139 @@
+"""Who may connect: the connection caps and the connect rate, decided without I/O.
+
+`Admission` counts what the caps are about (sockets upgraded without a token, per IP;
+connection slots per user) and answers each request with None (admit) or a `Refusal`
+that says how to refuse: the HTTP status before the upgrade, or the close code and
+error after a hello. The server does the I/O (the response, the audit line, the
+metric); the decisions, and the counts they rest on, are all here.
+
+Every check and the count that goes with it is one synchronous step, never split by
+an await: however many handshakes run at once, none passes a cap.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Hashable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import ClassVar, Final, Generic, TypeVar
+
+from server.auth import Identity
+from server.limits import ConnectRate
+from tui_collab.protocol import CloseCode, ErrorCode
+
+C = TypeVar("C", bound=Hashable)
+"""A connection: anything hashable that can be weakly referenced."""
+
+GLOBAL: Final = "global"
+UNAUTHENTICATED_PER_IP: Final = "unauthenticated_per_ip"
+PER_USER: Final = "per_user"
+CONNECT_RATE: Final = "connect_rate"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A connection over a cap, and how to say so at either stage."""
+
+    cap: str
+    """The cap's name, as counted in `refused_connections_total` and audited."""
+    hello_message: str = ""
+    """What the `error` frame says when the refusal comes after a hello."""
+
+    status: ClassVar[HTTPStatus] = HTTPStatus.SERVICE_UNAVAILABLE
+    close_code: ClassVar[int] = CloseCode.TRY_AGAIN_LATER
+    error_code: ClassVar[ErrorCode] = ErrorCode.RATE_LIMITED
+
+    @property
+    def http_message(self) -> str:
+        return f"over the {self.cap} connection cap"
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionLimits:
+    max_connections: int
+    max_unauthenticated_per_ip: int
+    max_connections_per_user: int
+
+
+class Admission(Generic[C]):
+    """The caps on connections and the slots they hold (no I/O, no clock of its own)."""
+
+    def __init__(self, limits: AdmissionLimits, connect_rate: ConnectRate) -> None:
+        self.limits = limits
+        self._connect_rate = connect_rate
+        # Sockets upgraded without a bearer header, until they say hello: one IP may not
+        # hold many of them (each costs memory and a hello timeout).
+        self._unauthenticated: dict[str, weakref.WeakSet[C]] = {}
+        # Connection slots per (team, user), reserved in the same step as the cap is
+        # checked and given back when the socket ends.
+        self._user_slots: dict[tuple[str, str], int] = {}
+        self._slot_holders: dict[C, tuple[str, str]] = {}
+
+    def upgrade(
+        self, connection: C, ip: str, open_connections: int, has_token: bool
+    ) -> Refusal | None:
+        """May `connection` (one of `open_connections` sockets) upgrade to a WebSocket?
+
+        Without a bearer token it is admitted to wait for its hello, counted against
+        its IP. With one, the caller verifies the token next and then takes one of the
+        user's slots (`take_slot`).
+        """
+        if open_connections >= self.limits.max_connections:
+            return Refusal(GLOBAL)
+        if has_token:
+            return None
+        waiting = self._unauthenticated.setdefault(ip, weakref.WeakSet())
+        if len(waiting) >= self.limits.max_unauthenticated_per_ip:
+            return Refusal(UNAUTHENTICATED_PER_IP)
+        waiting.add(connection)
+        return None
+
+    def take_slot(self, connection: C, identity: Identity) -> Refusal | None:
+        """Reserve one of the user's connection slots for `connection`, or refuse.
+
+        A connection holds at most one slot, its own until `release`.
+        """
+        if connection in self._slot_holders:
+            return None
+        key = (identity.team, identity.user)
+        held = self._user_slots.get(key, 0)
+        if held >= self.limits.max_connections_per_user:
+            limit = self.limits.max_connections_per_user
+            return Refusal(PER_USER, f"{identity.user} already has {limit} connections")
+        if not self._connect_rate.allow(identity.team, identity.user):
+            return Refusal(CONNECT_RATE, f"{identity.user} is opening connections too fast")
+        self._user_slots[key] = held + 1
+        self._slot_holders[connection] = key
+        return None
+
+    def said_hello(self, connection: C, ip: str) -> None:
+        """`connection`'s handshake is over (whichever way): it no longer waits on `ip`."""
+        waiting = self._unauthenticated.get(ip)
+        if waiting is not None:
+            waiting.discard(connection)
+            if not waiting:
+                del self._unauthenticated[ip]
+
+    def release(self, connection: C) -> None:
+        """`connection` ended: give its slot back (if it held one)."""
+        key = self._slot_holders.pop(connection, None)
+        if key is None:
+            return
+        held = self._user_slots[key] - 1
+        if held:
+            self._user_slots[key] = held
+        else:
+            del self._user_slots[key]
+
+    def held_slots(self) -> dict[tuple[str, str], int]:
+        """Every user's slots held now, by (team, user)."""
+        return dict(self._user_slots)
+
+    def slots(self, team: str, user: str) -> int:
+        """The slots `user` of `team` holds now."""
+        return self._user_slots.get((team, user), 0)
+
+    def waiting(self, ip: str) -> int:
+        """Sockets from `ip` upgraded without a token and still to say hello."""
+        return len(self._unauthenticated.get(ip, ()))
