@@ -18,7 +18,6 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Final, Literal, Union, get_args, get_origin, get_type_hints
 
-from platformdirs import user_data_dir
 from pydantic import ValidationError
 
 from server import __version__
@@ -28,15 +27,12 @@ from server.forwarded import parse_trusted
 from server.logs import HeldLogs
 from server.logs import configure as configure_logging
 from server.startup import StartupError
+from tui_collab.defaults import default_data_dir
 from tui_collab.envflags import ENV_PREFIX, EnvValueError, env_flag, port, resolve_env
 
 logger = logging.getLogger("server")
 
 PROG: Final = "tui-collab-server"
-
-
-def default_data_dir() -> Path:
-    return Path(user_data_dir("tui-collab", appauthor=False))
 
 
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from typing import Any, Final, Literal
 
 from server.forwarded import parse_trusted
 from server.store.base import SESSION_RETENTION_S, SESSIONS_PER_USER
+from tui_collab.defaults import DEFAULT_PORT
 from tui_collab.envflags import ENV_PREFIX
 from tui_collab.protocol import MAX_CELL_CHARS, MAX_MESSAGE_BYTES
 
@@ -46,7 +47,7 @@ class ServerConfig:
     data_dir: Path
     host: str = field(default="127.0.0.1", metadata=flag("host"))
     port: int = field(
-        default=9001, metadata=flag("port", "0 picks a free port (default {default})")
+        default=DEFAULT_PORT, metadata=flag("port", "0 picks a free port (default {default})")
     )
     auth: AuthMode = field(
         default="token",

@@ -25,16 +25,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from platformdirs import user_data_dir
-
 from tui_collab import __version__
+from tui_collab.defaults import DEFAULT_PORT, default_data_dir
 from tui_collab.envflags import EnvValueError, env_flag, port, resolve_env
 
 if TYPE_CHECKING:
     from tui_collab.client import TokenProvider
     from tui_collab.events import Closed
-
-DEFAULT_PORT = 9001
 
 
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
@@ -67,14 +64,14 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         environ=env,
         type=port,
         default=DEFAULT_PORT,
-        help="port of the local server (default 9001; 0 picks a free one)",
+        help=f"port of the local server (default {DEFAULT_PORT}; 0 picks a free one)",
     )
     env_flag(
         parser,
         "data-dir",
         environ=env,
         type=Path,
-        default=Path(user_data_dir("tui-collab", appauthor=False)),
+        default=default_data_dir(),
         help="where the outbox, the log and the local server's data live",
     )
     env_flag(
