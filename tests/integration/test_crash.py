@@ -87,7 +87,7 @@ async def test_sigkill_mid_stream_loses_no_acked_edit(tmp_path: Path, durability
                 )
                 for n, p in enumerate(writers)
             ]
-            await asyncio.sleep(rng.uniform(0.3, 0.8))
+            await asyncio.sleep(rng.uniform(0.3, 0.8))  # kept: a kill at a random moment
             server.kill()
             await asyncio.gather(*tasks)
             assert acked, "no edit was acknowledged before the kill"

@@ -282,7 +282,7 @@ async def test_a_killed_node_s_users_go_offline_and_its_clients_move_on(
     edits = asyncio.gather(
         *(_edit(c, random.Random(rng.random()), 60, acked) for c in grid_clients)
     )
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # kept: the kill lands while edits flow
     nodes.nodes[1].kill()
     await edits
     grid = await converged(grid_clients, 15)
@@ -336,7 +336,7 @@ async def test_a_redis_restart_loses_no_acked_edit(
     edits = asyncio.gather(
         *(_edit(c, random.Random(rng.random()), 60, acked) for c in grid_clients)
     )
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # kept: the restart lands while edits flow
     await asyncio.to_thread(redis_server.restart)
     await edits
     grid = await converged(grid_clients, 20)
@@ -361,7 +361,7 @@ async def test_clients_converge_after_the_nodes_links_to_redis_are_cut(
         acked: list[Any] = []
         edits = asyncio.gather(*(_edit(c, random.Random(rng.random()), 60, acked) for c in clients))
         for _ in range(4):  # cut every link to Redis a few times while edits flow
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.25)  # kept: the cuts land while edits flow
             proxy.cut()
         await edits
         grid = await converged(clients, 20)

@@ -102,7 +102,7 @@ async def test_a_stopped_reader_is_closed_1013_and_resyncs_after_sigcont(tmp_pat
                 await asyncio.sleep(0.05)
 
         tasks = [asyncio.create_task(move(n, m)) for n, m in enumerate(movers)]
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # kept: a second of steady load before the baseline
         rss_before = rss_kib(server.pid)
         seen_before = len(observer.log)
 
@@ -112,7 +112,7 @@ async def test_a_stopped_reader_is_closed_1013_and_resyncs_after_sigcont(tmp_pat
         peak = rss_before
         wrote = False
         while time.monotonic() - stopped_at < STOP_S:
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.25)  # kept: memory sampled through a fixed window
             peak = max(peak, rss_kib(server.pid))
             if not wrote and time.monotonic() - stopped_at > 1:
                 await owner.send(
