@@ -1,48 +1,20 @@
-"""Rate limiting: a token bucket, the flood rule that ends a connection, and how often
-one user may open a new connection."""
+"""Rate limiting: the flood rule that ends a connection, and how often one user may
+open a new connection; the token bucket itself is `tui_collab.ratelimit`'s, shared
+with the client."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from tui_collab.ratelimit import TokenBucket
+
+__all__ = ["ConnectRate", "FloodGuard", "InFlight", "TokenBucket"]
+
 K = TypeVar("K")
-
-
-@dataclass(slots=True)
-class TokenBucket:
-    """`rate` tokens a second, holding at most `burst`; one message costs one token, a
-    large reply more (`charge`)."""
-
-    rate: float
-    burst: float
-    clock: Callable[[], float] = time.monotonic
-    tokens: float = field(init=False)
-    updated: float = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.tokens = self.burst
-        self.updated = self.clock()
-
-    def take(self, cost: float = 1.0) -> bool:
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= cost:
-            self.tokens -= cost
-            return True
-        return False
-
-    def charge(self, cost: float) -> None:
-        """Draw `cost` for work already done (a large reply): the bucket may go into
-        debt, down to `-burst`, and later messages wait until it is paid back."""
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        self.tokens = max(-self.burst, self.tokens - cost)
 
 
 @dataclass(slots=True)

@@ -82,6 +82,7 @@ from tui_collab.protocol import (
     encode,
     printable,
 )
+from tui_collab.ratelimit import TokenBucket
 from tui_collab.retry import (
     TLS_FAILURE,
     FinalReason,
@@ -780,17 +781,13 @@ class CollabClient:
         ws: ClientConnection, outbox: asyncio.Queue[str], rate: float, burst: float
     ) -> None:
         """Send in order, paced under the server's limit so nothing is dropped for rate."""
-        loop = asyncio.get_running_loop()
-        tokens, updated = burst, loop.time()
+        bucket = TokenBucket(rate, burst, asyncio.get_running_loop().time)
         while True:
             frame = await outbox.get()
-            now = loop.time()
-            tokens = min(burst, tokens + (now - updated) * rate)
-            updated = now
-            if tokens < 1.0:
-                await asyncio.sleep((1.0 - tokens) / rate)
-                tokens, updated = 1.0, loop.time()
-            tokens -= 1.0
+            wait = bucket.wait_s()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            bucket.charge(1.0)
             await ws.send(frame)
 
     def _detach(self) -> None:
