@@ -11,10 +11,13 @@ from server.forwarded import parse_trusted
 from server.store.base import SESSION_RETENTION_S, SESSIONS_PER_USER
 from tui_collab.defaults import DEFAULT_PORT
 from tui_collab.envflags import ENV_PREFIX
-from tui_collab.protocol import MAX_CELL_CHARS, MAX_MESSAGE_BYTES
+from tui_collab.protocol import MAX_CELL_CHARS, MAX_MESSAGE_BYTES, Limits
 
 AuthMode = Literal["token", "open"]
 Durability = Literal["normal", "full"]
+
+_ANNOUNCED: Final = Limits()
+"""The limits a welcome states when a server leaves them out: the server's defaults too."""
 
 FLAG: Final = "flag"
 """The key of a field's `Flag` in its metadata."""
@@ -78,10 +81,11 @@ class ServerConfig:
     max_message_bytes: int = MAX_MESSAGE_BYTES
     max_cell_chars: int = MAX_CELL_CHARS
     rate_per_s: int = field(
-        default=100, metadata=flag("rate", "messages a second per connection (default {default})")
+        default=_ANNOUNCED.rate_per_s,
+        metadata=flag("rate", "messages a second per connection (default {default})"),
     )
     burst: int = field(
-        default=200,
+        default=_ANNOUNCED.burst,
         metadata=flag(
             "burst",
             "messages a connection may send at once before the rate applies (default {default})",
@@ -100,7 +104,7 @@ class ServerConfig:
     """How long a closing handshake may take before the TCP connection is dropped."""
     cursor_interval_s: float = 0.05
     max_connections_per_user: int = field(
-        default=8,
+        default=_ANNOUNCED.max_connections_per_user,
         metadata=flag(
             "max-connections-per-user", "connections one user may hold (default {default})"
         ),
@@ -174,15 +178,15 @@ class ServerConfig:
     """Proxies (IPs, CIDRs, or `*`) whose X-Forwarded-For names the client for per-IP caps
     and audit lines; they are held to `max_upgrading` only, not the per-IP upgrade cap."""
     max_board_participants: int = field(
-        default=256,
+        default=_ANNOUNCED.max_board_participants,
         metadata=flag("max-board-participants", "users on one board at once (default {default})"),
     )
     max_boards_per_team: int = field(
-        default=1_000,
+        default=_ANNOUNCED.max_boards_per_team,
         metadata=flag("max-boards-per-team", "boards one team may create (default {default})"),
     )
     max_cells_per_board: int = field(
-        default=10_000,
+        default=_ANNOUNCED.max_cells_per_board,
         metadata=flag("max-cells-per-board", "non-empty cells on one board (default {default})"),
     )
     """Non-empty cells; this also bounds a board snapshot (about 10.4 MiB at 256 four-byte
