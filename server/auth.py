@@ -55,6 +55,14 @@ def parse_ttl(text: str) -> int:
     return int(match.group(1)) * _TTL_UNITS[match.group(2)]
 
 
+def format_ttl(seconds: int) -> str:
+    """`seconds` as `parse_ttl` reads it, in the largest unit up to days: 604800 is 7d."""
+    for unit in "dhm":
+        if seconds % _TTL_UNITS[unit] == 0:
+            return f"{seconds // _TTL_UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
 def load_secret(data_dir: Path) -> str:
     """The signing secret: from the environment, else a 0600 file made once in the data dir.
 

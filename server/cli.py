@@ -21,7 +21,7 @@ from typing import Any, Final, Literal, Union, get_args, get_origin, get_type_hi
 from pydantic import ValidationError
 
 from server import __version__
-from server.auth import load_secret, mint_token, parse_ttl
+from server.auth import format_ttl, load_secret, mint_token, parse_ttl
 from server.config import FLAG, Flag, ServerConfig
 from server.forwarded import parse_trusted
 from server.logs import HeldLogs
@@ -148,10 +148,7 @@ def _shown(item: dataclasses.Field[Any]) -> str:
     """A field's default as the help writes it: 10 for 10.0, 7d for a week in seconds."""
     value: Any = item.default
     if item.name == "session_retention_s":
-        for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-            if value % size == 0:
-                return f"{int(value // size)}{unit}"
-        return f"{int(value)}s"
+        return format_ttl(int(value))
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from server.auth import format_ttl, parse_ttl
 from server.cli import build_parser, config_flags
 from server.config import FLAG, ServerConfig
 from tui_collab.envflags import resolve_env
@@ -90,6 +91,11 @@ def test_fields_only_tests_shrink_are_not_flags() -> None:
     ):
         field = next(f for f in dataclasses.fields(ServerConfig) if f.name == name)
         assert FLAG not in field.metadata
+
+
+@pytest.mark.parametrize("seconds", [1, 59, 60, 90, 3_600, 86_400, 604_800, 1_209_600, 90_061])
+def test_a_shown_duration_reads_back(seconds: int) -> None:
+    assert parse_ttl(format_ttl(seconds)) == seconds
 
 
 @pytest.mark.parametrize(
