@@ -75,7 +75,9 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     token.add_argument("--user", required=True)
     token.add_argument("--team", required=True)
     token.add_argument("--name")
-    token.add_argument("--ttl", default="7d", help="lifetime: 90s, 15m, 2h, 7d (default 7d)")
+    token.add_argument(
+        "--ttl", default="7d", help="lifetime: 90s, 15m, 2h, 7d (default %(default)s)"
+    )
     _data_dir_flag(token, env)
     _debug_flag(token, env)
 
