@@ -113,3 +113,19 @@ def test_help_shows_the_config_default(flag: str, shown: str) -> None:
     action = next(a for a in _serve()._actions if flag in a.option_strings)
     assert action.help is not None
     assert shown in action.help
+
+
+def test_the_backlog_policy_defaults_are_the_configs(tmp_path: Path) -> None:
+    # Written twice: server/outbound.py sits below the config and is kept out of the CLI's
+    # imports (it loads websockets and prometheus), so this test keeps the two in step.
+    from server.outbound import BacklogPolicy
+
+    config, policy = ServerConfig(data_dir=tmp_path, secret="s"), BacklogPolicy()
+    assert (policy.high_water, policy.hard_cap) == (
+        config.send_high_water_bytes,
+        config.send_hard_cap_bytes,
+    )
+    assert (policy.close_after_s, policy.close_grace_s) == (
+        config.slow_close_after_s,
+        config.slow_close_grace_s,
+    )
