@@ -15,9 +15,9 @@ import logging
 import secrets
 import ssl
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -61,10 +61,12 @@ from server.http import (
     unauthorized,
 )
 from server.hub import Hub, Session, close_reason
+from server.join_stream import stream_parts
 from server.limits import ConnectRate, FloodGuard, TokenBucket
 from server.logs import RateLimitedLog
 from server.metrics import CONTENT_TYPE_LATEST, Metrics
 from server.outbound import BacklogPolicy, Outbound, peer_address, peer_ip, socket_ip
+from server.peer import Peer
 from server.presence import PresenceTracker
 from server.startup import listen_error, load_tls
 from server.store import RedisStore, SQLiteStore, Store
@@ -73,6 +75,7 @@ from server.store.group_commit import StoreWriteFailed
 from server.upgrades import AcceptFailures, UpgradeGuard
 from tui_collab.protocol import (
     PROTOCOL_VERSION,
+    BoardState,
     CloseCode,
     ErrorCode,
     ErrorMessage,
@@ -162,6 +165,7 @@ class CollabServer:
             rooms=self.rooms,
             boards=self.boards,
             verifier=self.verifier,
+            stream=self._stream_parts,
         )
         self.dispatcher = Dispatcher(self.context)
         self._header_identity: weakref.WeakKeyDictionary[ServerConnection, Identity] = (
@@ -495,6 +499,18 @@ class CollabServer:
 
     # --- WebSocket ----------------------------------------------------------------
 
+    def _stream_parts(
+        self,
+        peer: Peer,
+        first: BoardState,
+        bodies: Sequence[bytes],
+        alive: Callable[[], bool],
+    ) -> Awaitable[int]:
+        connection = cast(CollabConnection, peer)  # sessions hold the sockets `serve` made
+        return stream_parts(
+            self.outbound, connection, first, bodies, self.config.slow_close_after_s, alive
+        )
+
     async def _handle(self, ws: ServerConnection) -> None:
         try:
             await self._serve_connection(ws)
@@ -522,7 +538,7 @@ class CollabServer:
         except ConnectionClosed:
             pass
         finally:
-            await self._disconnect(session)
+            await self._disconnect(session, ws)
 
     async def _handshake(self, ws: ServerConnection) -> Session | None:
         try:
@@ -558,6 +574,7 @@ class CollabServer:
             await self._refuse(ws, CloseCode.AUTH_FAILED, exc)
             return None
         client_id = hello.client_id or f"c-{secrets.token_hex(8)}"
+        assert isinstance(ws, CollabConnection)  # `serve` makes only these
         session = Session(
             ws=ws,
             identity=identity,
@@ -647,8 +664,7 @@ class CollabServer:
         except ConnectionClosed:
             pass
 
-    async def _disconnect(self, session: Session) -> None:
-        ws = session.ws
+    async def _disconnect(self, session: Session, ws: ServerConnection) -> None:
         clean = ws.protocol.close_rcvd is not None
         session.forget()
         self.outbound.forget(ws)

@@ -16,12 +16,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final
 
-from websockets.asyncio.server import ServerConnection
-
 from server.cluster import Cluster, LocalCluster, RosterEntry
 from server.hub import Session
 from server.metrics import Metrics
-from server.outbound import Outbound
+from server.peer import Peer, Sender
 from server.snapshot import EncodedCells
 from server.store.base import BoardRecord, Store
 from tui_collab.cells import CellOp
@@ -99,7 +97,7 @@ class BoardRoom:
         record: BoardRecord,
         cells: EncodedCells,
         cursor_interval_s: float,
-        outbound: Outbound,
+        outbound: Sender,
         previous_colours: dict[str, str] | None = None,
         metrics: Metrics | None = None,
         cluster: Cluster | None = None,
@@ -121,7 +119,7 @@ class BoardRoom:
         self.participants: dict[str, _Participant] = {}
         # Shared with BoardRooms, so a colour outlives the room while the server runs.
         self._previous_colours = {} if previous_colours is None else previous_colours
-        self.connections: set[ServerConnection] = set()
+        self.connections: set[Peer] = set()
         self.cursors: dict[str, tuple[int, int]] = {}
         self._moved: dict[str, tuple[int, int]] = {}
         self._last_flush = float("-inf")
@@ -261,14 +259,14 @@ class BoardRoom:
                 )
 
     def broadcast(
-        self, frame: str, exclude: ServerConnection | None = None, *, coalescible: bool = False
+        self, frame: str, exclude: Peer | None = None, *, coalescible: bool = False
     ) -> None:
         """Send to the board; a coalescible frame (cursors, typing) may skip a peer behind."""
         targets = self.connections if exclude is None else self.connections - {exclude}
         self.outbound.send(targets, frame, coalescible=coalescible)
 
     def announce(
-        self, frame: str, exclude: ServerConnection | None = None, *, coalescible: bool = False
+        self, frame: str, exclude: Peer | None = None, *, coalescible: bool = False
     ) -> None:
         """An event of this node's share of the board: to its peers here, and to the
         other nodes for theirs."""
@@ -341,7 +339,7 @@ class BoardRooms:
         self,
         store: Store,
         cursor_interval_s: float,
-        outbound: Outbound,
+        outbound: Sender,
         metrics: Metrics | None = None,
         cluster: Cluster | None = None,
     ) -> None:

@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Protocol
 
 from websockets.asyncio.server import ServerConnection
 
+from server.outbound import close_soon, peer_ip
+
 
 class ConnectionHooks(Protocol):
     def opened(self, connection: CollabConnection) -> None:
@@ -56,6 +58,15 @@ class CollabConnection(ServerConnection):
         self._end_http_phase()
         if self.hooks is not None:
             self.hooks.closed(self)
+
+    @property
+    def address(self) -> str:
+        """The client's IP (`server.peer.Peer`)."""
+        return peer_ip(self)
+
+    def end(self, code: int, reason: str) -> None:
+        """Start the close handshake without waiting for it (`server.peer.Peer`)."""
+        close_soon(self, code, reason)
 
     @property
     def in_http_phase(self) -> bool:

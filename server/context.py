@@ -3,6 +3,7 @@ named one by one instead of the server object that owns them."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from server.auth import TokenVerifier
@@ -12,9 +13,14 @@ from server.config import ServerConfig
 from server.directory import BoardDirectory
 from server.hub import Hub
 from server.metrics import Metrics
-from server.outbound import Outbound
+from server.peer import Peer, Sender
 from server.presence import PresenceTracker
 from server.store.base import Store
+from tui_collab.protocol import BoardState
+
+StreamParts = Callable[[Peer, BoardState, Sequence[bytes], Callable[[], bool]], Awaitable[int]]
+"""Send a snapshot's parts after the first to a joiner, paced by how fast it reads;
+stop when the callable turns false. Returns how many were sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +30,11 @@ class ServerContext:
     config: ServerConfig
     store: Store
     hub: Hub
-    outbound: Outbound
+    outbound: Sender
     metrics: Metrics
     cluster: Cluster
     presence: PresenceTracker
     rooms: BoardRooms
     boards: BoardDirectory
     verifier: TokenVerifier
+    stream: StreamParts

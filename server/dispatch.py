@@ -18,10 +18,9 @@ from server.auth import AuthError
 from server.boards import BoardRoom, board_meta, changed_frame
 from server.context import ServerContext
 from server.hub import Session
-from server.join_stream import cost_tokens, part_frame, stream_parts
+from server.join_stream import cost_tokens, part_frame
 from server.limits import InFlight
 from server.logs import RateLimitedLog
-from server.outbound import peer_ip
 from server.snapshot import pack
 from server.store.base import AppliedOp, BoardRecord
 from server.store.group_commit import StoreWriteFailed
@@ -156,7 +155,7 @@ class Dispatcher:
             )
             audit(
                 RATE_LIMIT_CLOSE,
-                ip=peer_ip(session.ws),
+                ip=session.ws.address,
                 user=session.user,
                 team=session.team,
                 seconds=self._ctx.config.flood_close_after_s,
@@ -334,14 +333,7 @@ class Dispatcher:
             # Cost, not count: a join draws on the bucket by the bytes it sends.
             session.bucket.charge(cost_tokens(len(frame) + sum(map(len, bodies[1:]))))
         if len(bodies) > 1:
-            await stream_parts(
-                self._ctx.outbound,
-                session.ws,
-                first,
-                bodies,
-                self._ctx.config.slow_close_after_s,
-                lambda: not session.closing,
-            )
+            await self._ctx.stream(session.ws, first, bodies, lambda: not session.closing)
 
     async def _board_leave(self, session: Session, message: BoardLeave) -> None:
         if message.board not in session.boards:
@@ -458,7 +450,7 @@ class Dispatcher:
         logger.warning("auth.refresh refused for %s user=%s: %s", session.id, session.user, reason)
         audit(
             AUTH_FAILED,
-            ip=peer_ip(session.ws),
+            ip=session.ws.address,
             user=session.user,
             team=session.team,
             stage="refresh",

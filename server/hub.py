@@ -9,13 +9,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from websockets.asyncio.server import ServerConnection
-
 from server.audit import TOKEN_EXPIRED, audit
 from server.auth import Identity
 from server.limits import FloodGuard, TokenBucket
 from server.metrics import Metrics
-from server.outbound import Outbound, close_soon, peer_ip
+from server.peer import Peer, Sender
 from tui_collab.protocol import CloseCode, ErrorCode, ErrorMessage, encode
 
 logger = logging.getLogger(__name__)
@@ -30,10 +28,10 @@ def close_reason(text: str) -> str:
 class Session:
     """One authenticated connection: its identity, client id and the boards it joined."""
 
-    ws: ServerConnection
+    ws: Peer
     identity: Identity
     client_id: str
-    outbound: Outbound
+    outbound: Sender
     id: str = field(default_factory=lambda: f"s-{secrets.token_hex(8)}")
     boards: set[str] = field(default_factory=set)
     bad_frames: int = 0
@@ -58,7 +56,7 @@ class Session:
     def _expired(self) -> None:
         self.expiry = None
         logger.info("closing %s user=%s team=%s: token expired", self.id, self.user, self.team)
-        audit(TOKEN_EXPIRED, ip=peer_ip(self.ws), user=self.user, team=self.team)
+        audit(TOKEN_EXPIRED, ip=self.ws.address, user=self.user, team=self.team)
         self.send_error(ErrorCode.UNAUTHORIZED, "token expired")
         self.close(CloseCode.AUTH_FAILED, "token expired")
 
@@ -72,7 +70,7 @@ class Session:
         if self.closing:
             return
         self.closing = True
-        close_soon(self.ws, code, close_reason(reason))
+        self.ws.end(code, close_reason(reason))
 
     def forget(self) -> None:
         if self.expiry is not None:
@@ -99,8 +97,8 @@ class Session:
 class Hub:
     """Sessions by team; a frame for a team never reaches another team's sockets."""
 
-    def __init__(self, outbound: Outbound) -> None:
-        self._teams: dict[str, dict[ServerConnection, Session]] = {}
+    def __init__(self, outbound: Sender) -> None:
+        self._teams: dict[str, dict[Peer, Session]] = {}
         self.outbound = outbound
 
     def add(self, session: Session) -> None:

@@ -16,8 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from websockets.asyncio.server import ServerConnection
-
+from server.connection import CollabConnection
 from server.outbound import Outbound, unread_bytes
 from server.snapshot import PART_BYTES
 from tui_collab.protocol import BoardState
@@ -42,7 +41,7 @@ def cost_tokens(sent_bytes: int) -> int:
 
 async def stream_parts(
     outbound: Outbound,
-    ws: ServerConnection,
+    ws: CollabConnection,
     first: BoardState,
     bodies: Sequence[bytes],
     stall_s: float,

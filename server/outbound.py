@@ -26,13 +26,14 @@ import termios
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, cast
 
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.protocol import State
 
 from server.audit import SLOW_CONSUMER_CLOSE, audit
 from server.metrics import Metrics
+from server.peer import Peer
 from tui_collab.protocol import CloseCode
 
 logger = logging.getLogger(__name__)
@@ -164,9 +165,9 @@ class Outbound:
         peer = self._peers.get(ws)
         return peer is None or not peer.closing
 
-    def is_closing(self, ws: ServerConnection) -> bool:
+    def is_closing(self, ws: Peer) -> bool:
         """Whether the guard is closing this peer (slow consumer)."""
-        peer = self._peers.get(ws)
+        peer = self._peers.get(cast(ServerConnection, ws))
         return peer is not None and peer.closing
 
     def close_slow(self, ws: ServerConnection, why: str) -> None:
@@ -177,7 +178,7 @@ class Outbound:
 
     def send(
         self,
-        targets: Iterable[ServerConnection],
+        targets: Iterable[Peer],
         frame: str | bytes,
         *,
         coalescible: bool = False,
@@ -187,7 +188,8 @@ class Outbound:
         `frame` may be UTF-8 bytes already (a snapshot part): it still goes as text."""
         high_water = self.policy.high_water
         chosen = []
-        for ws in targets:
+        for target in targets:
+            ws = cast(ServerConnection, target)  # the asyncio layer's peers are its sockets
             transport = ws.transport
             if transport is None or transport.is_closing() or ws.protocol.state is not State.OPEN:
                 continue
