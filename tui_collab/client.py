@@ -7,6 +7,12 @@ for what changed, and re-sends every edit the server has not acknowledged, uncha
 in order. Edits made while offline queue the same way. The application reads state from
 the client's mirrors and listens to typed events; it never touches the socket.
 
+This module is the asyncio layer: the socket, the reconnect loop, token renewal, write
+pacing and the cursor and typing throttles. What the client knows and owes (mirrors,
+pending edits and the durable outbox, requests waiting for a reply, the handling of
+each server message) is `tui_collab.client_state`, with no I/O; when to reconnect and
+when to give up is `tui_collab.retry`.
+
     async with CollabClient("ws://127.0.0.1:9001/ws", token=token) as client:
         board = await client.join("plan")
         await client.set_cell("plan", 0, 0, "hello")
@@ -25,49 +31,45 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from tui_collab import __version__
 from tui_collab.backoff import Backoff
+from tui_collab.client_state import (
+    RATE_LIMITED_RETRY_S,
+    ClientError,
+    ClientState,
+    NotConnected,
+)
 from tui_collab.events import (
     Closed,
     Connected,
     Connecting,
     ConnectionState,
     EventBus,
-    OpRefused,
-    OutboxFailed,
     PendingChanged,
     Reconnecting,
     Restored,
     StateChanged,
 )
 from tui_collab.mirror import BoardMirror
-from tui_collab.outbox import Outbox, OutboxError
+from tui_collab.outbox import Outbox
 from tui_collab.protocol import (
     PROTOCOL_VERSION,
     Ack,
     Activity,
     AuthRefresh,
     BoardCreate,
-    BoardCreated,
     BoardJoin,
     BoardLeave,
     BoardMeta,
     BoardState,
-    BoardUpdated,
-    CellChanged,
     CellSet,
     CursorMove,
-    Cursors,
     ErrorCode,
     ErrorMessage,
     Hello,
-    Participant,
-    ParticipantJoined,
-    ParticipantLeft,
     Presence,
     PresenceQuery,
     PresenceSet,
@@ -77,10 +79,8 @@ from tui_collab.protocol import (
     Status,
     TypingSet,
     Welcome,
-    cell_value_problem,
     decode_server,
     encode,
-    printable,
 )
 from tui_collab.ratelimit import TokenBucket
 from tui_collab.retry import (
@@ -92,6 +92,13 @@ from tui_collab.retry import (
     close_reason,
 )
 from tui_collab.tokens import token_lifetime
+
+__all__ = [
+    "ClientError",
+    "CollabClient",
+    "NotConnected",
+    "TokenProvider",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -109,24 +116,6 @@ TYPING_REPEAT_S: Final = 2.0
 clients drop a mark that has not been repeated for 5 s, so a vanished typer's mark goes."""
 JOIN_ATTEMPTS: Final = 5
 """How often `join` asks for a board the server refused with `rate_limited`."""
-RATE_LIMITED_RETRY_S: Final = 1.0
-"""The wait before asking again for a join the rate limit refused (a big board's join
-costs the limiter tokens by its size; see docs/protocol.md §9)."""
-_RETRYABLE_ERRORS: Final = {ErrorCode.INTERNAL, ErrorCode.RATE_LIMITED}
-"""Op errors that are the server's or the moment's: the op stays pending and is re-sent."""
-
-
-class ClientError(Exception):
-    """The server answered a request with an `error`."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class NotConnected(Exception):
-    """The request needs a live connection and there is none right now."""
 
 
 class CollabClient:
@@ -168,40 +157,47 @@ class CollabClient:
         self._sleep = sleep
 
         self.state: ConnectionState = Closed("not started")
-        self.welcome: Welcome | None = None
-        self.presence: dict[str, Presence] = {}
-        self.boards: dict[str, BoardMeta] = {}
-        self.joined: dict[str, BoardMirror] = {}
         self.attempts = 0
         """Connection attempts made so far, successful or not."""
 
         self._bus = EventBus()
         self._ws: ClientConnection | None = None
-        self._outbox: asyncio.Queue[str] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._wake = asyncio.Event()
         self._connected = asyncio.Event()
-        self._ids = itertools.count(1)
-        self._op_prefix = f"o{secrets.token_hex(4)}-"  # op ids: unique for this client
-        self._op_numbers = itertools.count(1)
-        self._rejoins: dict[str, str] = {}
-        self._requests: dict[str, asyncio.Future[ServerMessage]] = {}
-        self._joins: dict[str, list[asyncio.Future[BoardMirror]]] = {}
-        self._op_futures: dict[str, asyncio.Future[Ack]] = {}
-        self._op_boards: dict[str, str] = {}
-        self._status: Status | None = None
-        self._activity: Activity | None = None
         self._cursor_due: dict[str, tuple[int, int]] = {}
         self._cursor_sent_at: dict[str, float] = {}
         self._cursor_timer: dict[str, asyncio.TimerHandle] = {}
         self._typing_sent_at: dict[str, float] = {}
         self._typing_due: dict[str, tuple[int, int]] = {}
         self._typing_timer: dict[str, asyncio.TimerHandle] = {}
-        self._restore_only: set[str] = set()
-        """Boards joined only to deliver edits kept from an earlier run; left once done."""
-        self.restored = self._restore_outbox()
+        self._state = ClientState(self._bus, _call_later, outbox)
+
+    @property
+    def welcome(self) -> Welcome | None:
+        """The server's last `welcome` (its limits, members and boards)."""
+        return self._state.welcome
+
+    @property
+    def presence(self) -> dict[str, Presence]:
+        """The team's presence, by user."""
+        return self._state.presence
+
+    @property
+    def boards(self) -> dict[str, BoardMeta]:
+        """Every board of the team, by id."""
+        return self._state.boards
+
+    @property
+    def joined(self) -> dict[str, BoardMirror]:
+        """The mirror of every joined board, by id."""
+        return self._state.joined
+
+    @property
+    def restored(self) -> int:
         """How many edits kept from an earlier run this client will send."""
+        return self._state.restored
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -247,7 +243,7 @@ class CollabClient:
         if self._task is not None:
             await self._task
             self._task = None
-        self._fail_ops(ConnectionError("client closed before the ack"))
+        self._state.fail_ops(ConnectionError("client closed before the ack"))
 
     def reconnect_now(self) -> None:
         """Skip the rest of the current backoff wait, or start again after giving up."""
@@ -275,7 +271,7 @@ class CollabClient:
         closes the connection.
         """
         self._token = token
-        if self._outbox is not None:
+        if self._state.send is not None:
             await self._request(AuthRefresh(token=token))
 
     async def join(self, board: str) -> BoardMirror:
@@ -285,9 +281,9 @@ class CollabClient:
         A join costs the server's rate limit by its size: one refused with
         `rate_limited` is asked again a second later, a few times.
         """
-        self._restore_only.discard(board)
+        self._state.restore_only.discard(board)
         future: asyncio.Future[BoardMirror] = asyncio.get_running_loop().create_future()
-        self._joins.setdefault(board, []).append(future)
+        self._state.joins.setdefault(board, []).append(future)
         try:
             for attempt in itertools.count(1):
                 mirror = self.joined.get(board)
@@ -301,8 +297,8 @@ class CollabClient:
                     continue
                 break
         except BaseException:
-            if future in self._joins.get(board, []):
-                self._joins[board].remove(future)
+            if future in self._state.joins.get(board, []):
+                self._state.joins[board].remove(future)
             raise
         assert isinstance(reply, BoardState)
         return await future
@@ -325,10 +321,10 @@ class CollabClient:
     ) -> None:
         """Set this user's status and activity; restored after every reconnect."""
         if status is not None:
-            self._status = status
+            self._state.status = status
         if activity is not None:
-            self._activity = activity
-        if self._outbox is not None:  # otherwise restored once connected
+            self._state.activity = activity
+        if self._state.send is not None:  # otherwise restored once connected
             await self._request(PresenceSet(status=status, activity=activity))
 
     async def query_presence(self, user: str | None = None) -> list[Presence]:
@@ -349,35 +345,14 @@ class CollabClient:
             raise NotConnected(f"join board {board!r} before editing it")
         if isinstance(self.state, Closed) and (self._task is None or self._task.done()):
             raise NotConnected(f"the client is closed ({self.state.reason})")
-        limit = self.welcome.limits.max_cell_chars if self.welcome else None
-        problem = cell_value_problem(value) if limit is None else cell_value_problem(value, limit)
-        if problem is not None:
-            raise ClientError(ErrorCode.BAD_REQUEST, f"value {problem}")
-        op_id = f"{self._op_prefix}{next(self._op_numbers)}"
-        try:
-            op = CellSet(
-                board=board, x=x, y=y, value=value, op=op_id, clock=mirror.next_clock(), id=op_id
-            )
-        except ValidationError as exc:
-            first = exc.errors(include_url=False, include_input=False)[0]
-            where = ".".join(str(part) for part in first["loc"]) or "cell"
-            raise ClientError(
-                ErrorCode.BAD_REQUEST, printable(f"{where}: {first['msg']}")
-            ) from None
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
-        self._keep(op)
-        mirror.pending[op_id] = op
-        self._op_futures[op_id] = future
-        self._op_boards[op_id] = board
-        self._bus.emit(PendingChanged(board))
-        if self._outbox is not None:
-            self._outbox.put_nowait(encode(op))
+        self._state.add_edit(board, x, y, value, future)
         return await future
 
     @property
     def unsaved_count(self) -> int:
         """Edits the server has not acknowledged yet, on every board."""
-        return len(self._op_boards)
+        return self._state.unsaved_count
 
     @property
     def has_outbox(self) -> bool:
@@ -389,7 +364,7 @@ class CollabClient:
         done = asyncio.Event()
 
         def check(_: object) -> None:
-            if not self._op_boards:
+            if not self._state.unsaved_count:
                 done.set()
 
         unsubscribe = self.on(PendingChanged, check)
@@ -405,23 +380,7 @@ class CollabClient:
         An edit already on the wire may still land; nothing is sent again. Callers
         awaiting one of them see it cancelled.
         """
-        dropped = list(self._op_boards.items())
-        for op_id, board in dropped:
-            mirror = self.joined.get(board)
-            if mirror is not None:
-                mirror.pending.pop(op_id, None)
-            future = self._op_futures.pop(op_id, None)
-            if future is not None and not future.done():
-                future.cancel()
-        self._op_boards.clear()
-        if self._outbox_file is not None:
-            try:
-                self._outbox_file.clear()
-            except OutboxError as exc:
-                self._outbox_failed(exc)
-        for board in {board for _, board in dropped}:
-            self._bus.emit(PendingChanged(board))
-        return len(dropped)
+        return self._state.discard_unsaved()
 
     @property
     def token_expires_at(self) -> float | None:
@@ -479,81 +438,27 @@ class CollabClient:
             self._send_typing(board, *position, True)
 
     def _send_typing(self, board: str, x: int, y: int, active: bool) -> None:
-        if self._outbox is not None:  # offline: a stale mark is worse than none
-            self._outbox.put_nowait(encode(TypingSet(board=board, x=x, y=y, active=active)))
-
-    def _restore_outbox(self) -> int:
-        """Queue the edits an earlier run left unacknowledged, on stand-in board mirrors.
-
-        Each board is joined on connect like any other (the stand-in is replaced by the
-        server's `board.state`), and left again once its edits are in, unless the
-        application joined it meanwhile.
-        """
-        if self._outbox_file is None:
-            return 0
-        try:
-            kept = self._outbox_file.load()
-        except OutboxError as exc:
-            self._outbox_failed(exc)
-            return 0
-        for op in kept:
-            mirror = self.joined.get(op.board)
-            if mirror is None:
-                # A stand-in until the server's board.state: nothing reads it before that.
-                meta = BoardMeta.model_construct(
-                    id=op.board, title=op.board, width=1, height=1, created_by="", version=0
-                )
-                mirror = self.joined[op.board] = BoardMirror(meta=meta)
-                self._restore_only.add(op.board)
-            mirror.pending[op.op] = op
-            self._op_boards[op.op] = op.board
-        if kept:
-            logger.info("re-sending %d edits kept from an earlier run", len(kept))
-        return len(kept)
-
-    def _keep(self, op: CellSet) -> None:
-        if self._outbox_file is None:
-            return
-        try:
-            self._outbox_file.add(op)
-        except OutboxError as exc:
-            self._outbox_failed(exc)
-
-    def _forget(self, op_id: str) -> None:
-        if self._outbox_file is None:
-            return
-        try:
-            self._outbox_file.remove(op_id)
-        except OutboxError as exc:
-            self._outbox_failed(exc)
-
-    def _outbox_failed(self, exc: OutboxError) -> None:
-        """The edit still goes to the server; only surviving this process is at risk."""
-        logger.warning("%s", exc)
-        self._bus.emit(OutboxFailed(str(exc)))
+        if self._state.send is not None:  # offline: a stale mark is worse than none
+            self._state.send(encode(TypingSet(board=board, x=x, y=y, active=active)))
 
     def _flush_cursor(self, board: str) -> None:
         self._cursor_timer.pop(board, None)
-        if self._outbox is None:
+        send = self._state.send
+        if send is None:
             return  # kept in _cursor_due: sent on reconnect
         position = self._cursor_due.pop(board, None)
         if position is None:
             return
         self._cursor_sent_at[board] = asyncio.get_running_loop().time()
-        self._outbox.put_nowait(encode(CursorMove(board=board, x=position[0], y=position[1])))
+        send(encode(CursorMove(board=board, x=position[0], y=position[1])))
 
     async def _request(self, message: Any) -> ServerMessage:
-        if self._outbox is None:
-            raise NotConnected("not connected to the server")
-        request_id = f"r{next(self._ids)}"
-        message.id = request_id
         future: asyncio.Future[ServerMessage] = asyncio.get_running_loop().create_future()
-        self._requests[request_id] = future
-        self._outbox.put_nowait(encode(message))
+        request_id = self._state.open_request(message, future)
         try:
             return await future
         finally:
-            self._requests.pop(request_id, None)
+            self._state.requests.pop(request_id, None)
 
     def _set_state(self, state: ConnectionState) -> None:
         self.state = state
@@ -569,9 +474,9 @@ class CollabClient:
             logger.exception("client stopped by an unexpected error")
             final, detail = FinalReason.ERROR, f"unexpected error: {type(exc).__name__}: {exc}"
         finally:
-            self._fail_requests(ConnectionError("client closed"))
+            self._state.fail_requests(ConnectionError("client closed"))
             if final != FinalReason.CLOSED or not self._closing:
-                self._fail_ops(ConnectionError(f"client closed: {detail or final}"))
+                self._state.fail_ops(ConnectionError(f"client closed: {detail or final}"))
             self._set_state(Closed(final.value, detail))
             self._bus.close()
 
@@ -665,7 +570,8 @@ class CollabClient:
             logger.warning("dropping connection: %s", exc)
             await ws.close()
         finally:
-            self._detach()
+            self._ws = None
+            self._state.detach()
         code = ws.close_code
         return welcomed, code, close_reason(code, ws.close_reason)
 
@@ -693,35 +599,13 @@ class CollabClient:
             return False
         if not isinstance(first, Welcome):
             raise ProtocolError(first.type, "expected welcome")  # type: ignore[arg-type]
-        self.welcome = first
         self.client_id = first.client_id
-        self.presence = {m.user: m for m in first.members}
-        self.boards = {b.id: b for b in first.boards}
-        self._bus.emit(first)
+        self._state.welcomed(first)
         return True
 
     async def _serve(self, ws: ClientConnection, url: str) -> None:
         outbox: asyncio.Queue[str] = asyncio.Queue()
-        # Restore, in the order the server must see it: status, boards, then every
-        # unacknowledged op, oldest first (the server handles a connection's frames in order).
-        if self._status is not None or self._activity is not None:
-            outbox.put_nowait(encode(PresenceSet(status=self._status, activity=self._activity)))
-        self._rejoins.clear()
-        for board, mirror in self.joined.items():
-            rejoin_id = f"rejoin-{next(self._ids)}"
-            self._rejoins[rejoin_id] = board
-            outbox.put_nowait(
-                encode(
-                    BoardJoin(
-                        board=board, since=mirror.version, epoch=mirror.epoch or None, id=rejoin_id
-                    )
-                )
-            )
-        for op_id, board in self._op_boards.items():
-            waiting = self.joined.get(board)
-            if waiting is not None and op_id in waiting.pending:
-                outbox.put_nowait(encode(waiting.pending[op_id]))
-        self._ws, self._outbox = ws, outbox
+        self._state.attach(outbox.put_nowait)  # restores status, boards and pending ops
         for board in list(self._cursor_due):
             self._flush_cursor(board)
         assert self.welcome is not None
@@ -739,7 +623,7 @@ class CollabClient:
                 except ProtocolError as exc:
                     logger.warning("ignoring a frame the client cannot read: %s", exc.message)
                     continue
-                self._handle(message)
+                self._state.handle(message)
         finally:
             for task in (writer, refresher):
                 if task is not None:
@@ -790,170 +674,6 @@ class CollabClient:
             bucket.charge(1.0)
             await ws.send(frame)
 
-    def _detach(self) -> None:
-        self._ws = None
-        self._outbox = None
-        for mirror in self.joined.values():
-            mirror.abandon_parts()
-        self._fail_requests(NotConnected("connection lost before the reply"))
 
-    def _fail_requests(self, exc: Exception) -> None:
-        for future in self._requests.values():
-            if not future.done():
-                future.set_exception(exc)
-        self._requests.clear()
-
-    def _handle(self, message: ServerMessage) -> None:
-        if isinstance(message, Presence):
-            self.presence[message.user] = message
-        elif isinstance(message, BoardState):
-            if not self._on_board_state(message):
-                return  # a part of a snapshot: nothing to tell until the last
-        elif isinstance(message, CellChanged):
-            mirror = self.joined.get(message.board)
-            if mirror is not None:
-                mirror.apply_change(message)
-        elif isinstance(message, Cursors):
-            mirror = self.joined.get(message.board)
-            if mirror is not None:
-                mirror.apply_cursors(message)
-        elif isinstance(message, ParticipantJoined):
-            mirror = self.joined.get(message.board)
-            if mirror is not None:
-                mirror.participants[message.user] = Participant(
-                    user=message.user, name=message.name, color=message.color
-                )
-        elif isinstance(message, ParticipantLeft):
-            mirror = self.joined.get(message.board)
-            if mirror is not None:
-                mirror.participants.pop(message.user, None)
-                mirror.cursors.pop(message.user, None)
-        elif isinstance(message, BoardCreated | BoardUpdated):
-            self.boards[message.board.id] = message.board
-            mirror = self.joined.get(message.board.id)
-            if mirror is not None:
-                mirror.meta = message.board
-        elif isinstance(message, PresenceSnapshot):
-            request = self._requests.get(message.re or "")
-            if request is not None and not request.done():
-                request.set_result(message)
-        elif isinstance(message, Ack | ErrorMessage):
-            self._on_reply(message)
-            if isinstance(message, ErrorMessage) and message.re is None:
-                logger.warning("server error: %s %s", message.code, message.message)
-        if not isinstance(message, Ack):
-            self._bus.emit(message)
-
-    def _on_board_state(self, state: BoardState) -> bool:
-        """Take one part; return True once the snapshot is whole and the join is done."""
-        mirror = self.joined.get(state.board.id)
-        if mirror is None:
-            mirror = self.joined[state.board.id] = BoardMirror(meta=state.board)
-        if not mirror.apply_state(state):
-            return False
-        self.boards[state.board.id] = state.board
-        for future in self._joins.pop(state.board.id, []):
-            if not future.done():
-                future.set_result(mirror)
-        self._rejoins.pop(state.re or "", None)
-        request = self._requests.get(state.re or "")
-        if request is not None and not request.done():
-            request.set_result(state)
-        return True
-
-    def _rejoin_later(self, rejoin_id: str, board: str) -> None:
-        """A rejoin the rate limit refused: ask again shortly, on the same connection."""
-
-        def resend() -> None:
-            mirror = self.joined.get(board)
-            if self._rejoins.get(rejoin_id) != board or mirror is None or self._outbox is None:
-                return
-            self._outbox.put_nowait(
-                encode(
-                    BoardJoin(
-                        board=board, since=mirror.version, epoch=mirror.epoch or None, id=rejoin_id
-                    )
-                )
-            )
-
-        asyncio.get_running_loop().call_later(RATE_LIMITED_RETRY_S, resend)
-
-    def _rejoin_failed(self, board: str, error: ErrorMessage) -> None:
-        """The board is gone or closed to us: drop its mirror and refuse its queued edits."""
-        logger.warning("could not rejoin %s: %s %s", board, error.code, error.message)
-        mirror = self.joined.pop(board, None)
-        self._restore_only.discard(board)
-        for op_id in [op for op, b in self._op_boards.items() if b == board]:
-            op = None if mirror is None else mirror.pending.get(op_id)
-            self._settle(op_id, op, error)
-        self._bus.emit(PendingChanged(board))
-
-    def _settle(self, op_id: str, op: CellSet | None, reply: Ack | ErrorMessage) -> None:
-        """An op is done (acknowledged, or refused for good): forget it everywhere."""
-        self._op_boards.pop(op_id, None)
-        self._forget(op_id)
-        future = self._op_futures.pop(op_id, None)
-        if isinstance(reply, ErrorMessage) and op is not None:
-            logger.warning("edit %s refused: %s %s", op_id, reply.code, reply.message)
-            self._bus.emit(
-                OpRefused(op.board, op_id, op.x, op.y, op.value, reply.code, reply.message)
-            )
-        if future is None or future.done():
-            return
-        if isinstance(reply, Ack):
-            future.set_result(reply)
-        else:
-            future.set_exception(ClientError(reply.code, reply.message))
-
-    def _retry_op_later(self, op_id: str, delay_s: float = 1.0) -> None:
-        """A server-side failure: the op stays pending and goes out again (resending is safe)."""
-
-        def resend() -> None:
-            board = self._op_boards.get(op_id)
-            mirror = self.joined.get(board or "")
-            if mirror is not None and op_id in mirror.pending and self._outbox is not None:
-                self._outbox.put_nowait(encode(mirror.pending[op_id]))
-
-        asyncio.get_running_loop().call_later(delay_s, resend)
-
-    def _leave_restored(self, board: str) -> None:
-        """A board joined only for kept edits has them all in: leave it quietly."""
-        self._restore_only.discard(board)
-        self.joined.pop(board, None)
-        if self._outbox is not None:
-            self._outbox.put_nowait(encode(BoardLeave(board=board, id=f"r{next(self._ids)}")))
-
-    def _fail_ops(self, exc: Exception) -> None:
-        for future in self._op_futures.values():
-            if not future.done():
-                future.set_exception(exc)
-
-    def _on_reply(self, message: Ack | ErrorMessage) -> None:
-        re = message.re
-        if re is None:
-            return
-        if re in self._rejoins and isinstance(message, ErrorMessage):
-            if message.code == ErrorCode.RATE_LIMITED:
-                self._rejoin_later(re, self._rejoins[re])
-            else:
-                self._rejoin_failed(self._rejoins.pop(re), message)
-            return
-        board = self._op_boards.get(re)
-        if board is not None:
-            if isinstance(message, ErrorMessage) and message.code in _RETRYABLE_ERRORS:
-                self._retry_op_later(re)
-                return
-            mirror = self.joined.get(board)
-            op = None if mirror is None else mirror.pending.pop(re, None)
-            self._settle(re, op, message)
-            self._bus.emit(PendingChanged(board))
-            if mirror is not None and not mirror.pending and board in self._restore_only:
-                self._leave_restored(board)
-            return
-        request = self._requests.get(re)
-        if request is None or request.done():
-            return
-        if isinstance(message, ErrorMessage):
-            request.set_exception(ClientError(message.code, message.message))
-        else:
-            request.set_result(message)
+def _call_later(delay_s: float, callback: Callable[[], None]) -> object:
+    return asyncio.get_running_loop().call_later(delay_s, callback)

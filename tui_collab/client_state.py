@@ -1,0 +1,434 @@
+"""What a `CollabClient` knows and owes, with no I/O: the client's sans-I/O core.
+
+`ClientState` holds the board mirrors, presence and the board list; the edits the
+server has not acknowledged (and the durable outbox that keeps them across runs); and
+the requests waiting for a reply. It changes only when the application asks for
+something or a server message is handed to `handle`. Frames go out through `send`,
+a plain callable the connection layer sets while connected (None while offline), and
+delayed resends through `later`; nothing here opens a socket, sleeps or reads a clock.
+The connection layer (`tui_collab.client`) owns the socket, the reconnect loop and
+the throttles; `tui_collab.retry` decides when to reconnect.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from pydantic import ValidationError
+
+from tui_collab.events import EventBus, OpRefused, OutboxFailed, PendingChanged
+from tui_collab.mirror import BoardMirror
+from tui_collab.outbox import Outbox, OutboxError
+from tui_collab.protocol import (
+    Ack,
+    Activity,
+    BoardCreated,
+    BoardJoin,
+    BoardLeave,
+    BoardMeta,
+    BoardState,
+    BoardUpdated,
+    CellChanged,
+    CellSet,
+    Cursors,
+    ErrorCode,
+    ErrorMessage,
+    Participant,
+    ParticipantJoined,
+    ParticipantLeft,
+    Presence,
+    PresenceSet,
+    PresenceSnapshot,
+    ServerMessage,
+    Status,
+    Welcome,
+    cell_value_problem,
+    encode,
+    printable,
+)
+
+if TYPE_CHECKING:
+    from asyncio import Future
+
+logger = logging.getLogger("tui_collab.client")  # one logger for the whole client
+
+Send = Callable[[str], None]
+"""Queues one frame for the server, in order."""
+Later = Callable[[float, Callable[[], None]], object]
+"""Calls a function after a delay in seconds (`loop.call_later`)."""
+
+RATE_LIMITED_RETRY_S: Final = 1.0
+"""The wait before asking again for a join the rate limit refused (a big board's join
+costs the limiter tokens by its size; see docs/protocol.md §9)."""
+OP_RETRY_S: Final = 1.0
+"""The wait before re-sending an edit the server failed on (`internal`, `rate_limited`)."""
+_RETRYABLE_ERRORS: Final = {ErrorCode.INTERNAL, ErrorCode.RATE_LIMITED}
+"""Op errors that are the server's or the moment's: the op stays pending and is re-sent."""
+
+
+class ClientError(Exception):
+    """The server answered a request with an `error`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class NotConnected(Exception):
+    """The request needs a live connection and there is none right now."""
+
+
+class ClientState:
+    """Mirrors, pending edits and requests in flight; see the module doc."""
+
+    def __init__(self, bus: EventBus, later: Later, outbox: Outbox | None = None) -> None:
+        self._bus = bus
+        self._later = later
+        self._outbox_file = outbox
+        self.send: Send | None = None
+        """Set while connected; None while offline."""
+
+        self.welcome: Welcome | None = None
+        self.presence: dict[str, Presence] = {}
+        self.boards: dict[str, BoardMeta] = {}
+        self.joined: dict[str, BoardMirror] = {}
+        self.status: Status | None = None
+        self.activity: Activity | None = None
+        """This user's status and activity, said again after every reconnect."""
+
+        self._ids = itertools.count(1)
+        self._op_prefix = f"o{secrets.token_hex(4)}-"  # op ids: unique for this client
+        self._op_numbers = itertools.count(1)
+        self.requests: dict[str, Future[ServerMessage]] = {}
+        self.joins: dict[str, list[Future[BoardMirror]]] = {}
+        self._rejoins: dict[str, str] = {}
+        self._op_futures: dict[str, Future[Ack]] = {}
+        self._op_boards: dict[str, str] = {}
+        self.restore_only: set[str] = set()
+        """Boards joined only to deliver edits kept from an earlier run; left once done."""
+        self.restored = self._restore_outbox()
+        """How many edits kept from an earlier run this client will send."""
+
+    # --- the connection comes and goes --------------------------------------------
+
+    def welcomed(self, welcome: Welcome) -> None:
+        self.welcome = welcome
+        self.presence = {m.user: m for m in welcome.members}
+        self.boards = {b.id: b for b in welcome.boards}
+        self._bus.emit(welcome)
+
+    def attach(self, send: Send) -> None:
+        """Connected: restore, in the order the server must see it, then send live.
+
+        Status first, then every joined board (asking only for what changed), then
+        every unacknowledged op, oldest first (the server handles a connection's
+        frames in order).
+        """
+        if self.status is not None or self.activity is not None:
+            send(encode(PresenceSet(status=self.status, activity=self.activity)))
+        self._rejoins.clear()
+        for board, mirror in self.joined.items():
+            rejoin_id = f"rejoin-{next(self._ids)}"
+            self._rejoins[rejoin_id] = board
+            send(encode(self._rejoin(board, mirror, rejoin_id)))
+        for op_id, board in self._op_boards.items():
+            waiting = self.joined.get(board)
+            if waiting is not None and op_id in waiting.pending:
+                send(encode(waiting.pending[op_id]))
+        self.send = send
+
+    def detach(self) -> None:
+        """The connection is gone: half-received snapshots and requests fail."""
+        self.send = None
+        for mirror in self.joined.values():
+            mirror.abandon_parts()
+        self.fail_requests(NotConnected("connection lost before the reply"))
+
+    # --- requests -----------------------------------------------------------------
+
+    def open_request(self, message: Any, future: Future[ServerMessage]) -> str:
+        """Give `message` an id, send it, and resolve `future` with the reply."""
+        if self.send is None:
+            raise NotConnected("not connected to the server")
+        request_id = f"r{next(self._ids)}"
+        message.id = request_id
+        self.requests[request_id] = future
+        self.send(encode(message))
+        return request_id
+
+    def fail_requests(self, exc: Exception) -> None:
+        for future in self.requests.values():
+            if not future.done():
+                future.set_exception(exc)
+        self.requests.clear()
+
+    # --- edits --------------------------------------------------------------------
+
+    def add_edit(self, board: str, x: int, y: int, value: str, future: Future[Ack]) -> None:
+        """Queue an edit on a joined board (sent now if connected); `future` gets its ack.
+
+        Raises `ClientError` (`bad_request`) for a value or position the protocol
+        refuses; nothing is queued then.
+        """
+        mirror = self.joined[board]
+        limit = self.welcome.limits.max_cell_chars if self.welcome else None
+        problem = cell_value_problem(value) if limit is None else cell_value_problem(value, limit)
+        if problem is not None:
+            raise ClientError(ErrorCode.BAD_REQUEST, f"value {problem}")
+        op_id = f"{self._op_prefix}{next(self._op_numbers)}"
+        try:
+            op = CellSet(
+                board=board, x=x, y=y, value=value, op=op_id, clock=mirror.next_clock(), id=op_id
+            )
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(part) for part in first["loc"]) or "cell"
+            raise ClientError(
+                ErrorCode.BAD_REQUEST, printable(f"{where}: {first['msg']}")
+            ) from None
+        self._keep(op)
+        mirror.pending[op_id] = op
+        self._op_futures[op_id] = future
+        self._op_boards[op_id] = board
+        self._bus.emit(PendingChanged(board))
+        if self.send is not None:
+            self.send(encode(op))
+
+    @property
+    def unsaved_count(self) -> int:
+        return len(self._op_boards)
+
+    def discard_unsaved(self) -> int:
+        """Forget every unacknowledged edit, here and in the outbox; returns how many."""
+        dropped = list(self._op_boards.items())
+        for op_id, board in dropped:
+            mirror = self.joined.get(board)
+            if mirror is not None:
+                mirror.pending.pop(op_id, None)
+            future = self._op_futures.pop(op_id, None)
+            if future is not None and not future.done():
+                future.cancel()
+        self._op_boards.clear()
+        if self._outbox_file is not None:
+            try:
+                self._outbox_file.clear()
+            except OutboxError as exc:
+                self._outbox_failed(exc)
+        for board in {board for _, board in dropped}:
+            self._bus.emit(PendingChanged(board))
+        return len(dropped)
+
+    def fail_ops(self, exc: Exception) -> None:
+        for future in self._op_futures.values():
+            if not future.done():
+                future.set_exception(exc)
+
+    # --- server messages ----------------------------------------------------------
+
+    def handle(self, message: ServerMessage) -> None:
+        """Apply one server message to the mirrors, settle what it answers, emit it."""
+        if isinstance(message, Presence):
+            self.presence[message.user] = message
+        elif isinstance(message, BoardState):
+            if not self._on_board_state(message):
+                return  # a part of a snapshot: nothing to tell until the last
+        elif isinstance(message, CellChanged):
+            mirror = self.joined.get(message.board)
+            if mirror is not None:
+                mirror.apply_change(message)
+        elif isinstance(message, Cursors):
+            mirror = self.joined.get(message.board)
+            if mirror is not None:
+                mirror.apply_cursors(message)
+        elif isinstance(message, ParticipantJoined):
+            mirror = self.joined.get(message.board)
+            if mirror is not None:
+                mirror.participants[message.user] = Participant(
+                    user=message.user, name=message.name, color=message.color
+                )
+        elif isinstance(message, ParticipantLeft):
+            mirror = self.joined.get(message.board)
+            if mirror is not None:
+                mirror.participants.pop(message.user, None)
+                mirror.cursors.pop(message.user, None)
+        elif isinstance(message, BoardCreated | BoardUpdated):
+            self.boards[message.board.id] = message.board
+            mirror = self.joined.get(message.board.id)
+            if mirror is not None:
+                mirror.meta = message.board
+        elif isinstance(message, PresenceSnapshot):
+            request = self.requests.get(message.re or "")
+            if request is not None and not request.done():
+                request.set_result(message)
+        elif isinstance(message, Ack | ErrorMessage):
+            self._on_reply(message)
+            if isinstance(message, ErrorMessage) and message.re is None:
+                logger.warning("server error: %s %s", message.code, message.message)
+        if not isinstance(message, Ack):
+            self._bus.emit(message)
+
+    def _on_board_state(self, state: BoardState) -> bool:
+        """Take one part; return True once the snapshot is whole and the join is done."""
+        mirror = self.joined.get(state.board.id)
+        if mirror is None:
+            mirror = self.joined[state.board.id] = BoardMirror(meta=state.board)
+        if not mirror.apply_state(state):
+            return False
+        self.boards[state.board.id] = state.board
+        for future in self.joins.pop(state.board.id, []):
+            if not future.done():
+                future.set_result(mirror)
+        self._rejoins.pop(state.re or "", None)
+        request = self.requests.get(state.re or "")
+        if request is not None and not request.done():
+            request.set_result(state)
+        return True
+
+    def _on_reply(self, message: Ack | ErrorMessage) -> None:
+        re = message.re
+        if re is None:
+            return
+        if re in self._rejoins and isinstance(message, ErrorMessage):
+            if message.code == ErrorCode.RATE_LIMITED:
+                self._rejoin_later(re, self._rejoins[re])
+            else:
+                self._rejoin_failed(self._rejoins.pop(re), message)
+            return
+        board = self._op_boards.get(re)
+        if board is not None:
+            if isinstance(message, ErrorMessage) and message.code in _RETRYABLE_ERRORS:
+                self._retry_op_later(re)
+                return
+            mirror = self.joined.get(board)
+            op = None if mirror is None else mirror.pending.pop(re, None)
+            self._settle(re, op, message)
+            self._bus.emit(PendingChanged(board))
+            if mirror is not None and not mirror.pending and board in self.restore_only:
+                self._leave_restored(board)
+            return
+        request = self.requests.get(re)
+        if request is None or request.done():
+            return
+        if isinstance(message, ErrorMessage):
+            request.set_exception(ClientError(message.code, message.message))
+        else:
+            request.set_result(message)
+
+    @staticmethod
+    def _rejoin(board: str, mirror: BoardMirror, rejoin_id: str) -> BoardJoin:
+        return BoardJoin(
+            board=board, since=mirror.version, epoch=mirror.epoch or None, id=rejoin_id
+        )
+
+    def _rejoin_later(self, rejoin_id: str, board: str) -> None:
+        """A rejoin the rate limit refused: ask again shortly, on the same connection."""
+
+        def resend() -> None:
+            mirror = self.joined.get(board)
+            if self._rejoins.get(rejoin_id) != board or mirror is None or self.send is None:
+                return
+            self.send(encode(self._rejoin(board, mirror, rejoin_id)))
+
+        self._later(RATE_LIMITED_RETRY_S, resend)
+
+    def _rejoin_failed(self, board: str, error: ErrorMessage) -> None:
+        """The board is gone or closed to us: drop its mirror and refuse its queued edits."""
+        logger.warning("could not rejoin %s: %s %s", board, error.code, error.message)
+        mirror = self.joined.pop(board, None)
+        self.restore_only.discard(board)
+        for op_id in [op for op, b in self._op_boards.items() if b == board]:
+            op = None if mirror is None else mirror.pending.get(op_id)
+            self._settle(op_id, op, error)
+        self._bus.emit(PendingChanged(board))
+
+    def _settle(self, op_id: str, op: CellSet | None, reply: Ack | ErrorMessage) -> None:
+        """An op is done (acknowledged, or refused for good): forget it everywhere."""
+        self._op_boards.pop(op_id, None)
+        self._forget(op_id)
+        future = self._op_futures.pop(op_id, None)
+        if isinstance(reply, ErrorMessage) and op is not None:
+            logger.warning("edit %s refused: %s %s", op_id, reply.code, reply.message)
+            self._bus.emit(
+                OpRefused(op.board, op_id, op.x, op.y, op.value, reply.code, reply.message)
+            )
+        if future is None or future.done():
+            return
+        if isinstance(reply, Ack):
+            future.set_result(reply)
+        else:
+            future.set_exception(ClientError(reply.code, reply.message))
+
+    def _retry_op_later(self, op_id: str, delay_s: float = OP_RETRY_S) -> None:
+        """A server-side failure: the op stays pending and goes out again (resending is safe)."""
+
+        def resend() -> None:
+            board = self._op_boards.get(op_id)
+            mirror = self.joined.get(board or "")
+            if mirror is not None and op_id in mirror.pending and self.send is not None:
+                self.send(encode(mirror.pending[op_id]))
+
+        self._later(delay_s, resend)
+
+    def _leave_restored(self, board: str) -> None:
+        """A board joined only for kept edits has them all in: leave it quietly."""
+        self.restore_only.discard(board)
+        self.joined.pop(board, None)
+        if self.send is not None:
+            self.send(encode(BoardLeave(board=board, id=f"r{next(self._ids)}")))
+
+    # --- the durable outbox -------------------------------------------------------
+
+    def _restore_outbox(self) -> int:
+        """Queue the edits an earlier run left unacknowledged, on stand-in board mirrors.
+
+        Each board is joined on connect like any other (the stand-in is replaced by the
+        server's `board.state`), and left again once its edits are in, unless the
+        application joined it meanwhile.
+        """
+        if self._outbox_file is None:
+            return 0
+        try:
+            kept = self._outbox_file.load()
+        except OutboxError as exc:
+            self._outbox_failed(exc)
+            return 0
+        for op in kept:
+            mirror = self.joined.get(op.board)
+            if mirror is None:
+                # A stand-in until the server's board.state: nothing reads it before that.
+                meta = BoardMeta.model_construct(
+                    id=op.board, title=op.board, width=1, height=1, created_by="", version=0
+                )
+                mirror = self.joined[op.board] = BoardMirror(meta=meta)
+                self.restore_only.add(op.board)
+            mirror.pending[op.op] = op
+            self._op_boards[op.op] = op.board
+        if kept:
+            logger.info("re-sending %d edits kept from an earlier run", len(kept))
+        return len(kept)
+
+    def _keep(self, op: CellSet) -> None:
+        if self._outbox_file is None:
+            return
+        try:
+            self._outbox_file.add(op)
+        except OutboxError as exc:
+            self._outbox_failed(exc)
+
+    def _forget(self, op_id: str) -> None:
+        if self._outbox_file is None:
+            return
+        try:
+            self._outbox_file.remove(op_id)
+        except OutboxError as exc:
+            self._outbox_failed(exc)
+
+    def _outbox_failed(self, exc: OutboxError) -> None:
+        """The edit still goes to the server; only surviving this process is at risk."""
+        logger.warning("%s", exc)
+        self._bus.emit(OutboxFailed(str(exc)))
