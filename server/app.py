@@ -1,4 +1,7 @@
-"""The server process: WebSocket endpoint, HTTP routes, handshake and dispatch.
+"""The server process: the glue between `websockets` and the core.
+
+Plain HTTP is answered by `server.http`, admission decided by `server.admission`, and
+messages handled by `server.dispatch`; here they are wired to sockets.
 
 A connection's life: `process_request` answers plain HTTP and checks an
 `Authorization` header before the upgrade; the handler then waits for `hello`, sends
@@ -10,18 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 import ssl
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from http import HTTPStatus
 from typing import Any, cast
-from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
@@ -30,7 +29,6 @@ from server.admission import Admission, AdmissionLimits, Refusal
 from server.audit import (
     AUTH_FAILED,
     CAP_REFUSED,
-    HTTP_REFUSED,
     audit,
     audit_logger,
     audit_record,
@@ -38,9 +36,7 @@ from server.audit import (
 from server.auth import (
     AuthError,
     Identity,
-    MalformedHeader,
     TokenVerifier,
-    authorization,
     bearer_token,
 )
 from server.boards import BoardRooms
@@ -52,19 +48,12 @@ from server.context import ServerContext
 from server.directory import BoardDirectory
 from server.dispatch import Dispatcher
 from server.forwarded import TrustedProxies
-from server.http import (
-    WS_PATH,
-    json_response,
-    loopback_host,
-    path_of,
-    text_response,
-    unauthorized,
-)
+from server.http import WS_PATH, HttpRoutes, path_of, text_response, unauthorized
 from server.hub import Hub, Session, close_reason
 from server.join_stream import stream_parts
 from server.limits import ConnectRate, FloodGuard, TokenBucket
 from server.logs import RateLimitedLog
-from server.metrics import CONTENT_TYPE_LATEST, Metrics
+from server.metrics import Metrics
 from server.outbound import BacklogPolicy, Outbound, peer_address, peer_ip, socket_ip
 from server.peer import Peer
 from server.presence import PresenceTracker
@@ -87,7 +76,6 @@ from tui_collab.protocol import (
     Welcome,
     decode,
     encode,
-    is_identifier,
     utc_now,
 )
 
@@ -168,6 +156,7 @@ class CollabServer:
             stream=self._stream_parts,
         )
         self.dispatcher = Dispatcher(self.context)
+        self.http = HttpRoutes(self.context, self.node, lambda: self.port)
         self._header_identity: weakref.WeakKeyDictionary[ServerConnection, Identity] = (
             weakref.WeakKeyDictionary()
         )
@@ -332,34 +321,11 @@ class CollabServer:
     ) -> Response | None:
         self._forwarded_for(connection, request)
         path = path_of(request.path)
-        refused = self._refuse_request(connection, request, path)
+        refused = self.http.refuse(connection, request, path)
         if refused is not None:
             return refused
-        if path == "/healthz":
-            return json_response(
-                HTTPStatus.OK,
-                {
-                    "status": "ok",
-                    "version": __version__,
-                    "node": self.node,
-                    "epoch": self.store.epoch,
-                    "connections": self.hub.connection_count,
-                },
-            )
-        if path == "/metrics":
-            body = self.metrics.exposition()
-            headers = Headers(
-                [
-                    ("Content-Type", CONTENT_TYPE_LATEST),
-                    ("Content-Length", str(len(body))),
-                    ("Connection", "close"),
-                ]
-            )
-            return Response(200, "OK", headers, body)
-        if path == "/api/presence":
-            return await self._presence_api(connection, request)
         if path != WS_PATH:
-            return text_response(connection, HTTPStatus.NOT_FOUND, "not found")
+            return await self.http.answer(connection, request, path)
         ip = peer_ip(connection)
         assert self._server is not None
         token = bearer_token(request.headers.get("Authorization"))
@@ -431,71 +397,6 @@ class CollabServer:
             team=None if identity is None else identity.team,
             cap=cap,
         )
-
-    def _refuse_request(
-        self, connection: ServerConnection, request: Request, path: str
-    ) -> Response | None:
-        """What no endpoint should read: a repeated `Authorization` header (400); and, in
-        open mode, plain HTTP (not the upgrade, which checks `Origin` itself) for a Host
-        other than loopback with this port, or from an `Origin` not allowed (403). A page
-        whose name was rebound to 127.0.0.1 must not read presence or metrics."""
-        headers = request.headers
-        try:
-            authorization(headers.get_all("Authorization"))
-        except MalformedHeader as exc:
-            return self._refuse_http(connection, HTTPStatus.BAD_REQUEST, str(exc), "header")
-        if self.config.auth != "open" or path == WS_PATH:
-            return None
-        hosts = headers.get_all("Host")
-        default_port = 443 if self.config.certfile else 80
-        if len(hosts) != 1 or not loopback_host(hosts[0], self.port, default_port):
-            return self._refuse_http(
-                connection,
-                HTTPStatus.FORBIDDEN,
-                f"open mode answers only for localhost:{self.port}",
-                "host",
-                host=",".join(hosts) or "-",
-            )
-        origins = headers.get_all("Origin")
-        if origins and (len(origins) > 1 or origins[0] not in self.config.allowed_origins):
-            return self._refuse_http(
-                connection,
-                HTTPStatus.FORBIDDEN,
-                "origin not allowed (see --allowed-origin)",
-                "origin",
-                origin=",".join(origins),
-            )
-        return None
-
-    def _refuse_http(
-        self,
-        connection: ServerConnection,
-        status: HTTPStatus,
-        text: str,
-        reason: str,
-        **extra: str,
-    ) -> Response:
-        audit(HTTP_REFUSED, ip=peer_ip(connection), status=status.value, reason=reason, **extra)
-        return text_response(connection, status, text)
-
-    async def _presence_api(self, connection: ServerConnection, request: Request) -> Response:
-        token = bearer_token(request.headers.get("Authorization"))
-        if token is None and self.config.auth == "open":
-            # An open server listens on loopback only and trusts whoever can reach it.
-            team = parse_qs(urlsplit(request.path).query).get("team", [""])[0]
-            if not is_identifier(team):
-                return text_response(
-                    connection, HTTPStatus.BAD_REQUEST, "open mode: pass ?team=TEAM"
-                )
-        else:
-            try:
-                team = self.verifier.verify(token or "").team
-            except AuthError as exc:
-                audit(AUTH_FAILED, ip=peer_ip(connection), stage="http", reason=exc)
-                return unauthorized(connection, str(exc))
-        # Read only: a query (in open mode, anyone's) must not make the server watch a team.
-        members = [json.loads(encode(m)) for m in await self.presence.view_team(team)]
-        return json_response(HTTPStatus.OK, {"team": team, "members": members})
 
     # --- WebSocket ----------------------------------------------------------------
 
