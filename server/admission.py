@@ -13,7 +13,7 @@ an await: however many handshakes run at once, none passes a cap.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import ClassVar, Final, Generic, TypeVar
@@ -29,6 +29,8 @@ GLOBAL: Final = "global"
 UNAUTHENTICATED_PER_IP: Final = "unauthenticated_per_ip"
 PER_USER: Final = "per_user"
 CONNECT_RATE: Final = "connect_rate"
+UPGRADING: Final = "upgrading"
+UPGRADING_PER_IP: Final = "upgrading_per_ip"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,3 +139,50 @@ class Admission(Generic[C]):
     def waiting(self, ip: str) -> int:
         """Sockets from `ip` upgraded without a token and still to say hello."""
         return len(self._unauthenticated.get(ip, ()))
+
+
+class UpgradeGuard(Generic[C]):
+    """Counts sockets in the HTTP phase, per IP and in total, and says when one is over.
+
+    `admit` and `leave` are synchronous and each socket is counted at most once, so the
+    counts cannot drift whatever order sockets open and end in. Trusted proxies carry
+    many clients on one address: they are held to the total only.
+    """
+
+    def __init__(
+        self, per_ip: int, total: int, exempt: Callable[[str], bool] = lambda ip: False
+    ) -> None:
+        self.per_ip = per_ip
+        self.total = total
+        self._exempt = exempt
+        self._by_ip: dict[str, int] = {}
+        self._counted: dict[C, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._counted)
+
+    def connections(self) -> list[C]:
+        """The sockets in the HTTP phase now (to drop them at shutdown)."""
+        return list(self._counted)
+
+    def admit(self, connection: C, ip: str) -> Refusal | None:
+        """Count `connection` from `ip`; or refuse it (drop it unread), counting nothing."""
+        if len(self._counted) >= self.total:
+            return Refusal(UPGRADING)
+        held = self._by_ip.get(ip, 0)
+        if held >= self.per_ip and not self._exempt(ip):
+            return Refusal(UPGRADING_PER_IP)
+        self._by_ip[ip] = held + 1
+        self._counted[connection] = ip
+        return None
+
+    def leave(self, connection: C) -> None:
+        """`connection` left the HTTP phase (or never was counted): give its place back."""
+        ip = self._counted.pop(connection, None)
+        if ip is None:
+            return
+        held = self._by_ip[ip] - 1
+        if held:
+            self._by_ip[ip] = held
+        else:
+            del self._by_ip[ip]

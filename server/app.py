@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from server import __version__
-from server.admission import Admission, AdmissionLimits, Refusal
+from server.admission import Admission, AdmissionLimits, Refusal, UpgradeGuard
 from server.audit import (
     AUTH_FAILED,
     CAP_REFUSED,
@@ -61,7 +61,7 @@ from server.startup import listen_error, load_tls
 from server.store import RedisStore, SQLiteStore, Store
 from server.store.base import SessionRetention
 from server.store.group_commit import StoreWriteFailed
-from server.upgrades import AcceptFailures, UpgradeGuard
+from server.upgrades import AcceptFailures
 from tui_collab.protocol import (
     PROTOCOL_VERSION,
     BoardState,
@@ -173,7 +173,7 @@ class CollabServer:
         # Behind these, X-Forwarded-For names the client (for per-IP caps and audit lines);
         # one address carries many clients, so they are held to the total upgrade cap only.
         self.proxies = TrustedProxies(config.forwarded_allow_ips)
-        self.upgrades = UpgradeGuard(
+        self.upgrades: UpgradeGuard[ServerConnection] = UpgradeGuard(
             config.max_upgrading_per_ip, config.max_upgrading, exempt=self.proxies.trusts
         )
         self._upgrade_refusals = RateLimitedLog(audit_logger)
@@ -362,10 +362,11 @@ class CollabServer:
     def opened(self, connection: CollabConnection) -> None:
         """A new socket: in the HTTP phase, within the caps, or dropped unread at once."""
         ip = socket_ip(connection)  # the request, and any X-Forwarded-For, is still to come
-        cap = self.upgrades.admit(connection, ip)
-        if cap is None:
+        refusal = self.upgrades.admit(connection, ip)
+        if refusal is None:
             return
         connection.transport.abort()
+        cap = refusal.cap
         self.metrics.refused.labels(cap).inc()
         # A flood would make one audit line per socket: one per IP and cap per interval.
         self._upgrade_refusals.log(

@@ -1,11 +1,11 @@
 """The HTTP phase of a connection: accepted, but not yet upgraded or answered.
 
 Such a socket costs a descriptor and a task before anything is known about who sent it,
-so it is bounded three ways: per IP and in total (`UpgradeGuard`: over a cap the socket
-is dropped at once, unread), and in time (websockets' `open_timeout`, which the server
-sets to its short upgrade deadline). When descriptors still run out, asyncio reports
-every failed `accept()`, with a traceback, up to a thousand times a wakeup;
-`AcceptFailures` turns that into one line per interval.
+so it is bounded three ways: per IP and in total (`server.admission.UpgradeGuard`: over
+a cap the socket is dropped at once, unread), and in time (websockets' `open_timeout`,
+which the server sets to its short upgrade deadline). When descriptors still run out,
+asyncio reports every failed `accept()`, with a traceback, up to a thousand times a
+wakeup; `AcceptFailures` turns that into one line per interval.
 """
 
 from __future__ import annotations
@@ -15,59 +15,10 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final
 
-from websockets.asyncio.server import ServerConnection
-
 from server.logs import RateLimitedLog
 
 ACCEPT_FAILED: Final = "socket.accept() out of system resource"
 """The message asyncio's selector loops give a failed accept (EMFILE, ENFILE, ENOBUFS)."""
-
-
-class UpgradeGuard:
-    """Counts sockets in the HTTP phase, per IP and in total, and says when one is over.
-
-    `admit` and `leave` are synchronous and each socket is counted at most once, so the
-    counts cannot drift whatever order sockets open and end in. Trusted proxies carry
-    many clients on one address: they are held to the total only.
-    """
-
-    def __init__(
-        self, per_ip: int, total: int, exempt: Callable[[str], bool] = lambda ip: False
-    ) -> None:
-        self.per_ip = per_ip
-        self.total = total
-        self._exempt = exempt
-        self._by_ip: dict[str, int] = {}
-        self._counted: dict[ServerConnection, str] = {}
-
-    def __len__(self) -> int:
-        return len(self._counted)
-
-    def connections(self) -> list[ServerConnection]:
-        """The sockets in the HTTP phase now (to drop them at shutdown)."""
-        return list(self._counted)
-
-    def admit(self, connection: ServerConnection, ip: str) -> str | None:
-        """Count `connection` from `ip`; or return the cap it would pass, counting nothing."""
-        if len(self._counted) >= self.total:
-            return "upgrading"
-        held = self._by_ip.get(ip, 0)
-        if held >= self.per_ip and not self._exempt(ip):
-            return "upgrading_per_ip"
-        self._by_ip[ip] = held + 1
-        self._counted[connection] = ip
-        return None
-
-    def leave(self, connection: ServerConnection) -> None:
-        """`connection` left the HTTP phase (or never was counted): give its place back."""
-        ip = self._counted.pop(connection, None)
-        if ip is None:
-            return
-        held = self._by_ip[ip] - 1
-        if held:
-            self._by_ip[ip] = held
-        else:
-            del self._by_ip[ip]
 
 
 class AcceptFailures:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from http import HTTPStatus
 
-from server.admission import Admission, AdmissionLimits, Refusal
+from server.admission import Admission, AdmissionLimits, Refusal, UpgradeGuard
 from server.auth import Identity
 from server.limits import ConnectRate
 from tests.unit.doubles import ManualClock
@@ -122,3 +122,29 @@ def test_the_user_cap_is_checked_before_the_rate_so_a_full_user_spends_no_tokens
         assert refused.cap == "per_user"
     admission.release(first)
     assert admission.take_slot(Conn(), ADA) is None  # the second token was never spent
+
+
+def test_sockets_in_the_http_phase_are_capped_per_ip_and_in_total() -> None:
+    guard: UpgradeGuard[Conn] = UpgradeGuard(per_ip=2, total=3)
+    a, b, c = Conn(), Conn(), Conn()
+    assert guard.admit(a, "10.0.0.1") is None
+    assert guard.admit(b, "10.0.0.1") is None
+    assert guard.admit(Conn(), "10.0.0.1") == Refusal("upgrading_per_ip")
+    assert guard.admit(c, "10.0.0.2") is None
+    assert guard.admit(Conn(), "10.0.0.3") == Refusal("upgrading")
+    assert len(guard) == 3
+    guard.leave(a)
+    guard.leave(a)  # counted once, given back once
+    guard.leave(Conn())  # never counted
+    assert sorted(map(id, guard.connections())) == sorted(map(id, [b, c]))
+    assert guard.admit(Conn(), "10.0.0.1") is None
+
+
+def test_a_trusted_proxy_is_held_to_the_total_only() -> None:
+    guard: UpgradeGuard[Conn] = UpgradeGuard(per_ip=1, total=3, exempt=lambda ip: ip == "10.9.9.9")
+    assert [guard.admit(Conn(), "10.9.9.9") for _ in range(4)] == [
+        None,
+        None,
+        None,
+        Refusal("upgrading"),
+    ]
