@@ -8,7 +8,8 @@ in order. Edits made while offline queue the same way. The application reads sta
 the client's mirrors and listens to typed events; it never touches the socket.
 
 This module is the asyncio layer: the socket, the reconnect loop, token renewal, write
-pacing and the cursor and typing throttles. What the client knows and owes (mirrors,
+pacing (`tui_collab.ratelimit`) and the timers of the cursor and typing throttles
+(`tui_collab.throttle`). What the client knows and owes (mirrors,
 pending edits and the durable outbox, requests waiting for a reply, the handling of
 each server message) is `tui_collab.client_state`, with no I/O; when to reconnect and
 when to give up is `tui_collab.retry`.
@@ -91,6 +92,7 @@ from tui_collab.retry import (
     RetryPolicy,
     close_reason,
 )
+from tui_collab.throttle import Throttle
 from tui_collab.tokens import token_lifetime
 
 __all__ = [
@@ -166,11 +168,9 @@ class CollabClient:
         self._closing = False
         self._wake = asyncio.Event()
         self._connected = asyncio.Event()
-        self._cursor_due: dict[str, tuple[int, int]] = {}
-        self._cursor_sent_at: dict[str, float] = {}
+        self._cursors = Throttle(CURSOR_INTERVAL_S)
         self._cursor_timer: dict[str, asyncio.TimerHandle] = {}
-        self._typing_sent_at: dict[str, float] = {}
-        self._typing_due: dict[str, tuple[int, int]] = {}
+        self._typing = Throttle(TYPING_REPEAT_S)
         self._typing_timer: dict[str, asyncio.TimerHandle] = {}
         self._state = ClientState(self._bus, _call_later, outbox)
 
@@ -390,11 +390,11 @@ class CollabClient:
 
     def move_cursor(self, board: str, x: int, y: int) -> None:
         """Never blocks; sends at most ~30 moves a second and always the last position."""
-        self._cursor_due[board] = (x, y)
+        self._cursors.due[board] = (x, y)
         if board in self._cursor_timer:
             return
         loop = asyncio.get_running_loop()
-        wait = self._cursor_sent_at.get(board, float("-inf")) + CURSOR_INTERVAL_S - loop.time()
+        wait = self._cursors.wait_s(board, loop.time())
         if wait <= 0:
             self._flush_cursor(board)
         else:
@@ -411,13 +411,12 @@ class CollabClient:
         if timer is not None:
             timer.cancel()
         if not active:
-            self._typing_due.pop(board, None)
-            if self._typing_sent_at.pop(board, None) is not None:
+            if self._typing.stop(board):
                 self._send_typing(board, x, y, False)
             return
-        self._typing_due[board] = (x, y)
+        self._typing.due[board] = (x, y)
         loop = asyncio.get_running_loop()
-        wait = self._typing_sent_at.get(board, float("-inf")) + TYPING_REPEAT_S - loop.time()
+        wait = self._typing.wait_s(board, loop.time())
         if wait <= 0:
             self._flush_typing(board)
         else:
@@ -432,9 +431,8 @@ class CollabClient:
 
     def _flush_typing(self, board: str) -> None:
         self._typing_timer.pop(board, None)
-        position = self._typing_due.pop(board, None)
+        position = self._typing.take(board, asyncio.get_running_loop().time())
         if position is not None:
-            self._typing_sent_at[board] = asyncio.get_running_loop().time()
             self._send_typing(board, *position, True)
 
     def _send_typing(self, board: str, x: int, y: int, active: bool) -> None:
@@ -445,11 +443,10 @@ class CollabClient:
         self._cursor_timer.pop(board, None)
         send = self._state.send
         if send is None:
-            return  # kept in _cursor_due: sent on reconnect
-        position = self._cursor_due.pop(board, None)
+            return  # kept due: sent on reconnect
+        position = self._cursors.take(board, asyncio.get_running_loop().time())
         if position is None:
             return
-        self._cursor_sent_at[board] = asyncio.get_running_loop().time()
         send(encode(CursorMove(board=board, x=position[0], y=position[1])))
 
     async def _request(self, message: Any) -> ServerMessage:
@@ -606,7 +603,7 @@ class CollabClient:
     async def _serve(self, ws: ClientConnection, url: str) -> None:
         outbox: asyncio.Queue[str] = asyncio.Queue()
         self._state.attach(outbox.put_nowait)  # restores status, boards and pending ops
-        for board in list(self._cursor_due):
+        for board in list(self._cursors.due):
             self._flush_cursor(board)
         assert self.welcome is not None
         self._set_state(Connected(url, self.welcome.session))
