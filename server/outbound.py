@@ -188,8 +188,8 @@ class Outbound:
         `frame` may be UTF-8 bytes already (a snapshot part): it still goes as text."""
         high_water = self.policy.high_water
         chosen = []
-        for target in targets:
-            ws = cast(ServerConnection, target)  # the asyncio layer's peers are its sockets
+        # The asyncio layer's peers are its sockets (one cast per call, not per peer).
+        for ws in cast(Iterable[ServerConnection], targets):
             transport = ws.transport
             if transport is None or transport.is_closing() or ws.protocol.state is not State.OPEN:
                 continue
