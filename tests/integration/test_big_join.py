@@ -18,6 +18,7 @@ from server.app import CollabServer
 from server.snapshot import PART_BYTES
 from tests.conftest import StartServer, token
 from tests.support.board import create_board
+from tests.support.metrics import sample
 from tests.support.mirror import mirror
 from tests.support.peer import Peer
 from tests.support.waiting import eventually
@@ -60,8 +61,7 @@ async def tight_socket(url: str, tok: str, rcvbuf: int = 4096) -> ClientConnecti
 
 
 def counter(server: CollabServer, name: str) -> float:
-    value = server.metrics.registry.get_sample_value(name)
-    return 0.0 if value is None else value
+    return sample(server.metrics, name)
 
 
 async def test_parts_stay_under_the_part_size_and_a_racing_edit_is_neither_missed_nor_doubled(
