@@ -24,7 +24,6 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from server import __version__
 from server.admission import Admission, AdmissionLimits, Refusal, UpgradeGuard
 from server.audit import (
     AUTH_FAILED,
@@ -71,12 +70,8 @@ from tui_collab.protocol import (
     Hello,
     Limits,
     ProtocolError,
-    ServerInfo,
-    UserRef,
-    Welcome,
     decode,
     encode,
-    utc_now,
 )
 
 logger = logging.getLogger(__name__)
@@ -140,6 +135,16 @@ class CollabServer:
         observe = getattr(self.store, "observe_commits", None)
         if observe is not None:
             observe(self.metrics.committed)
+        self.limits = Limits(
+            max_message_bytes=config.max_message_bytes,
+            rate_per_s=config.rate_per_s,
+            burst=config.burst,
+            max_cell_chars=config.max_cell_chars,
+            max_connections_per_user=config.max_connections_per_user,
+            max_board_participants=config.max_board_participants,
+            max_boards_per_team=config.max_boards_per_team,
+            max_cells_per_board=config.max_cells_per_board,
+        )
         self.verifier = TokenVerifier(config.secret)
         self.boards = BoardDirectory(self.store, self.rooms)
         self.context = ServerContext(
@@ -154,6 +159,9 @@ class CollabServer:
             boards=self.boards,
             verifier=self.verifier,
             stream=self._stream_parts,
+            spawn=self.spawn,
+            node=self.node,
+            limits=self.limits,
         )
         self.dispatcher = Dispatcher(self.context)
         self.http = HttpRoutes(self.context, self.node, lambda: self.port)
@@ -179,16 +187,6 @@ class CollabServer:
         self._upgrade_refusals = RateLimitedLog(audit_logger)
         self.accept_failures = AcceptFailures(logger)
         self._server: Server | None = None
-        self.limits = Limits(
-            max_message_bytes=config.max_message_bytes,
-            rate_per_s=config.rate_per_s,
-            burst=config.burst,
-            max_cell_chars=config.max_cell_chars,
-            max_connections_per_user=config.max_connections_per_user,
-            max_board_participants=config.max_board_participants,
-            max_boards_per_team=config.max_boards_per_team,
-            max_cells_per_board=config.max_cells_per_board,
-        )
 
     async def __aenter__(self) -> CollabServer:
         await self.start()
@@ -505,25 +503,7 @@ class CollabServer:
             team=identity.team,
             on_drained=lambda: self.dispatcher.resend_cursors(session),
         )
-        self.presence.connected(session)
-        welcome = Welcome(
-            session=session.id,
-            client_id=client_id,
-            user=UserRef(id=identity.user, name=identity.name),
-            team=identity.team,
-            server=ServerInfo(node=self.node, version=__version__, epoch=self.store.epoch),
-            limits=self.limits,
-            members=self.presence.members(identity.team),
-            boards=boards,
-        )
-        session.send(encode(welcome))
-        self.hub.add(session)
-        session.watch_expiry()
-        self.spawn(
-            self.store.session_started(
-                session.id, identity.team, identity.user, client_id, utc_now()
-            )
-        )
+        self.dispatcher.welcome(session, boards)
         logger.info(
             "connected %s user=%s team=%s client=%s peer=%s",
             session.id,
@@ -568,13 +548,8 @@ class CollabServer:
 
     async def _disconnect(self, session: Session, ws: ServerConnection) -> None:
         clean = ws.protocol.close_rcvd is not None
-        session.forget()
         self.outbound.forget(ws)
-        self.hub.remove(session)
-        for board in list(session.boards):
-            self.dispatcher.leave_board(session, board)
-        self.presence.disconnected(session, clean=clean)
-        self.spawn(self.store.session_ended(session.id, utc_now(), ws.close_code))
+        self.dispatcher.goodbye(session, clean, ws.close_code)
         logger.info(
             "disconnected %s user=%s team=%s code=%s clean=%s",
             session.id,

@@ -3,8 +3,9 @@ named one by one instead of the server object that owns them."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from server.auth import TokenVerifier
 from server.boards import BoardRooms
@@ -16,11 +17,14 @@ from server.metrics import Metrics
 from server.peer import Peer, Sender
 from server.presence import PresenceTracker
 from server.store.base import Store
-from tui_collab.protocol import BoardState
+from tui_collab.protocol import BoardState, Limits
 
 StreamParts = Callable[[Peer, BoardState, Sequence[bytes], Callable[[], bool]], Awaitable[int]]
 """Send a snapshot's parts after the first to a joiner, paced by how fast it reads;
 stop when the callable turns false. Returns how many were sent."""
+
+Spawn = Callable[[Coroutine[Any, Any, Any]], None]
+"""Run background work (a store write nobody waits for) and keep it referenced."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +42,8 @@ class ServerContext:
     boards: BoardDirectory
     verifier: TokenVerifier
     stream: StreamParts
+    spawn: Spawn
+    node: str
+    """This server process's name in a cluster."""
+    limits: Limits
+    """The limits `welcome` announces."""

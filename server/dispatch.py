@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from redis.exceptions import RedisError
 
+from server import __version__
 from server.audit import AUTH_FAILED, RATE_LIMIT_CLOSE, audit
 from server.auth import AuthError
 from server.boards import BoardRoom, board_meta, changed_frame
@@ -33,6 +34,7 @@ from tui_collab.protocol import (
     BoardCreated,
     BoardJoin,
     BoardLeave,
+    BoardMeta,
     BoardState,
     BoardUpdate,
     BoardUpdated,
@@ -46,10 +48,14 @@ from tui_collab.protocol import (
     PresenceSet,
     PresenceSnapshot,
     ProtocolError,
+    ServerInfo,
     Typing,
     TypingSet,
+    UserRef,
+    Welcome,
     decode,
     encode,
+    utc_now,
 )
 
 logger = logging.getLogger(__name__)
@@ -174,6 +180,44 @@ class Dispatcher:
         """A team event: to this node's members, and to the other nodes for theirs."""
         self._ctx.hub.to_team(team, frame)
         self._ctx.cluster.publish_team_frame(team, frame)
+
+    # --- a session's start and end -------------------------------------------------
+
+    def welcome(self, session: Session, boards: list[BoardMeta]) -> None:
+        """Start a session whose hello was accepted: online for the team, `welcome`
+        (listing `boards`), then the team's events. Nothing here awaits, so `welcome` is
+        its first frame and no event falls between the two."""
+        ctx = self._ctx
+        identity = session.identity
+        ctx.presence.connected(session)
+        welcome = Welcome(
+            session=session.id,
+            client_id=session.client_id,
+            user=UserRef(id=identity.user, name=identity.name),
+            team=identity.team,
+            server=ServerInfo(node=ctx.node, version=__version__, epoch=ctx.store.epoch),
+            limits=ctx.limits,
+            members=ctx.presence.members(identity.team),
+            boards=boards,
+        )
+        session.send(encode(welcome))
+        ctx.hub.add(session)
+        session.watch_expiry()
+        ctx.spawn(
+            ctx.store.session_started(
+                session.id, identity.team, identity.user, session.client_id, utc_now()
+            )
+        )
+
+    def goodbye(self, session: Session, clean: bool, close_code: int | None) -> None:
+        """End a session: out of the hub and its boards, offline (after the grace period
+        unless `clean`), and its record closed."""
+        session.forget()
+        self._ctx.hub.remove(session)
+        for board in list(session.boards):
+            self.leave_board(session, board)
+        self._ctx.presence.disconnected(session, clean=clean)
+        self._ctx.spawn(self._ctx.store.session_ended(session.id, utc_now(), close_code))
 
     # --- boards -------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from server.peer import Peer
 from server.presence import PresenceTracker
 from server.store import SQLiteStore
 from tests.unit.doubles import ManualClock, RecordingPeer, RecordingSender
-from tui_collab.protocol import BoardState
+from tui_collab.protocol import BoardState, Limits
 
 SECRET = "s" * 32
 
@@ -66,6 +66,9 @@ class Core:
             boards=self.boards,
             verifier=TokenVerifier(SECRET),
             stream=self._stream,
+            spawn=self.spawn,
+            node="n-test",
+            limits=Limits(),
         )
         self.dispatcher = Dispatcher(self.ctx)
 
@@ -89,7 +92,8 @@ class Core:
         await self.store.close()
 
     async def connect(self, user: str, team: str = "core") -> tuple[Session, RecordingPeer]:
-        """A session as the handshake leaves it: registered, announced, welcomed."""
+        """A session as the handshake leaves it: registered, announced, welcomed (the
+        `welcome` itself is taken off the peer's frames and checked)."""
         peer = RecordingPeer()
         session = Session(
             ws=peer,
@@ -102,15 +106,14 @@ class Core:
         )
         await self.store.record_user(team, user, session.identity.name)
         await self.presence.ensure_team(team)
-        self.presence.connected(session)
-        self.hub.add(session)
+        self.dispatcher.welcome(session, await self.boards.metas(team))
+        [welcome] = peer.take()
+        assert welcome["type"] == "welcome"
+        assert welcome["user"] == {"id": user, "name": user.title()}
         return session, peer
 
     def disconnect(self, session: Session, clean: bool = True) -> None:
-        self.hub.remove(session)
-        for board in list(session.boards):
-            self.dispatcher.leave_board(session, board)
-        self.presence.disconnected(session, clean=clean)
+        self.dispatcher.goodbye(session, clean, 1000 if clean else 1006)
 
     async def send(self, session: Session, message: dict[str, Any] | str) -> None:
         frame = message if isinstance(message, str) else json.dumps(message)

@@ -32,8 +32,8 @@ async def test_a_cell_event_from_another_node_reaches_the_boards_participants(
 ) -> None:
     async with Core(tmp_path) as core:
         sync = ClusterSync(core.ctx)
-        ada, peer = await core.connect("ada")
         await core.store.create_board(BoardRecord("core", "plan", "Plan", 4, 4, "ada"))
+        ada, peer = await core.connect("ada")
         await core.send(ada, {"type": "board.join", "id": "j", "board": "plan"})
         peer.take()
         op = CellOp(2, 3, "far", 1, "c-bob", "bob", 1)
