@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import ClassVar, Final, Generic, TypeVar
 
-from server.auth import Identity
+from server.auth import AuthError, Identity, TokenVerifier
 from server.limits import ConnectRate
-from tui_collab.protocol import CloseCode, ErrorCode
+from tui_collab.protocol import CloseCode, ErrorCode, Hello
 
 C = TypeVar("C", bound=Hashable)
 """A connection: anything hashable that can be weakly referenced."""
@@ -49,6 +49,37 @@ class Refusal:
     @property
     def http_message(self) -> str:
         return f"over the {self.cap} connection cap"
+
+
+@dataclass(frozen=True, slots=True)
+class HelloRefusal:
+    """A hello that does not say who it is: an `unauthorized` error, then close 4001."""
+
+    message: str
+    audit_reason: str | None = None
+    """Set for a failed authentication (audited); None for a malformed open-mode hello."""
+    warn: bool = False
+    """Whether the server log says so too (a token that did not verify)."""
+
+    close_code: ClassVar[int] = CloseCode.AUTH_FAILED
+    error_code: ClassVar[ErrorCode] = ErrorCode.UNAUTHORIZED
+
+
+def hello_identity(
+    hello: Hello, open_mode: bool, verifier: TokenVerifier
+) -> Identity | HelloRefusal:
+    """Who a hello speaks for, when no `Authorization` header said so before it: in
+    open mode the names it gives, unless it brings a token; else its token's."""
+    if open_mode and hello.token is None:
+        if hello.user is None or hello.team is None:
+            return HelloRefusal("open mode: hello needs user and team")
+        return Identity(user=hello.user, team=hello.team, name=hello.name or hello.user)
+    if hello.token is None:
+        return HelloRefusal("a token is required", audit_reason="no token")
+    try:
+        return verifier.verify(hello.token)
+    except AuthError as exc:
+        return HelloRefusal(str(exc), audit_reason=str(exc), warn=True)
 
 
 @dataclass(frozen=True, slots=True)

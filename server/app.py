@@ -24,7 +24,14 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from server.admission import Admission, AdmissionLimits, Refusal, UpgradeGuard
+from server.admission import (
+    Admission,
+    AdmissionLimits,
+    HelloRefusal,
+    Refusal,
+    UpgradeGuard,
+    hello_identity,
+)
 from server.audit import (
     AUTH_FAILED,
     CAP_REFUSED,
@@ -518,21 +525,13 @@ class CollabServer:
         from_header = self._header_identity.pop(ws, None)
         if from_header is not None:
             return from_header
-        if self.config.auth == "open" and hello.token is None:
-            if hello.user is None or hello.team is None:
-                raise ProtocolError(
-                    ErrorCode.UNAUTHORIZED, "open mode: hello needs user and team", hello.id
-                )
-            return Identity(user=hello.user, team=hello.team, name=hello.name or hello.user)
-        if hello.token is None:
-            audit(AUTH_FAILED, ip=peer_ip(ws), stage="hello", reason="no token")
-            raise ProtocolError(ErrorCode.UNAUTHORIZED, "a token is required", hello.id)
-        try:
-            identity = self.verifier.verify(hello.token)
-        except AuthError as exc:
-            logger.warning("refused hello from %s: %s", peer_address(ws), exc)
-            audit(AUTH_FAILED, ip=peer_ip(ws), stage="hello", reason=exc)
-            raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc), hello.id) from None
+        identity = hello_identity(hello, self.config.auth == "open", self.verifier)
+        if isinstance(identity, HelloRefusal):
+            if identity.warn:
+                logger.warning("refused hello from %s: %s", peer_address(ws), identity.message)
+            if identity.audit_reason is not None:
+                audit(AUTH_FAILED, ip=peer_ip(ws), stage="hello", reason=identity.audit_reason)
+            raise ProtocolError(identity.error_code, identity.message, hello.id)
         refusal = self.admission.take_slot(ws, identity)
         if refusal is not None:
             self._count_refusal(refusal.cap, peer_ip(ws), identity)

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import gc
+import json
 from http import HTTPStatus
 
-from server.admission import Admission, AdmissionLimits, Refusal, UpgradeGuard
-from server.auth import Identity
+from server.admission import (
+    Admission,
+    AdmissionLimits,
+    HelloRefusal,
+    Refusal,
+    UpgradeGuard,
+    hello_identity,
+)
+from server.auth import Identity, TokenVerifier, mint_token
 from server.limits import ConnectRate
 from tests.unit.doubles import ManualClock
-from tui_collab.protocol import CloseCode, ErrorCode
+from tui_collab.protocol import PROTOCOL_VERSION, CloseCode, ErrorCode, Hello, decode
 
 ADA = Identity(user="ada", team="core", name="Ada")
+SECRET = "k" * 32
 
 
 class Conn:
@@ -148,3 +157,37 @@ def test_a_trusted_proxy_is_held_to_the_total_only() -> None:
         None,
         Refusal("upgrading"),
     ]
+
+
+def _hello(**fields: object) -> Hello:
+    message = decode(json.dumps({"type": "hello", "v": PROTOCOL_VERSION, **fields}))
+    assert isinstance(message, Hello)
+    return message
+
+
+def test_open_mode_takes_the_names_a_hello_gives_unless_it_brings_a_token() -> None:
+    verifier = TokenVerifier(SECRET)
+    assert hello_identity(_hello(user="ada", team="core"), True, verifier) == Identity(
+        user="ada", team="core", name="ada"
+    )
+    refused = hello_identity(_hello(user="ada"), True, verifier)
+    assert refused == HelloRefusal("open mode: hello needs user and team")
+    token = mint_token(SECRET, "bob", "core", "Bob", 60)
+    identity = hello_identity(_hello(user="ada", team="core", token=token), True, verifier)
+    assert isinstance(identity, Identity)
+    assert identity.user == "bob"
+
+
+def test_with_tokens_a_hello_needs_one_that_verifies() -> None:
+    verifier = TokenVerifier(SECRET)
+    refused = hello_identity(_hello(user="ada", team="core"), False, verifier)
+    assert refused == HelloRefusal("a token is required", audit_reason="no token")
+    bad = mint_token("x" * 32, "ada", "core", None, 60)
+    refused = hello_identity(_hello(token=bad), False, verifier)
+    assert refused == HelloRefusal("invalid token", audit_reason="invalid token", warn=True)
+    assert refused.close_code == CloseCode.AUTH_FAILED
+    assert refused.error_code == ErrorCode.UNAUTHORIZED
+    good = mint_token(SECRET, "ada", "core", "Ada", 60)
+    identity = hello_identity(_hello(token=good), False, verifier)
+    assert isinstance(identity, Identity)
+    assert (identity.user, identity.team, identity.name) == ("ada", "core", "Ada")
