@@ -98,10 +98,14 @@ async def test_1100_half_open_upgrades_leave_a_normal_client_connecting_at_once(
             peer = await Peer.join(server.url, token("ada", "core"), header=True)
             connect_s = time.monotonic() - started
         assert connect_s < 1.0, connect_s
-        refused = sample(
-            server.metrics, "tui_collab_refused_connections_total", cap="upgrading_per_ip"
-        )
-        assert refused >= 1_000
+
+        def refused() -> float:
+            return sample(
+                server.metrics, "tui_collab_refused_connections_total", cap="upgrading_per_ip"
+            )
+
+        # The server may still be taking the last of them from the backlog.
+        await eventually(lambda: refused() >= 1_000, 5, "the half-open sockets refused")
         lines = [
             r.getMessage()
             for r in caplog.records
