@@ -68,10 +68,6 @@ class CollabConnection(ServerConnection):
         """Start the close handshake without waiting for it (`server.peer.Peer`)."""
         close_soon(self, code, reason)
 
-    @property
-    def in_http_phase(self) -> bool:
-        return self._in_http_phase
-
     def _end_http_phase(self) -> None:
         if self._in_http_phase:
             self._in_http_phase = False
