@@ -19,7 +19,7 @@ from http import HTTPStatus
 from typing import ClassVar, Final, Generic, TypeVar
 
 from server.auth import AuthError, Identity, TokenVerifier
-from server.limits import ConnectRate
+from server.limits import ConnectRate, count_down
 from tui_collab.protocol import CloseCode, ErrorCode, Hello
 
 C = TypeVar("C", bound=Hashable)
@@ -153,11 +153,7 @@ class Admission(Generic[C]):
         key = self._slot_holders.pop(connection, None)
         if key is None:
             return
-        held = self._user_slots[key] - 1
-        if held:
-            self._user_slots[key] = held
-        else:
-            del self._user_slots[key]
+        count_down(self._user_slots, key)
 
     def held_slots(self) -> dict[tuple[str, str], int]:
         """Every user's slots held now, by (team, user)."""
@@ -212,8 +208,4 @@ class UpgradeGuard(Generic[C]):
         ip = self._counted.pop(connection, None)
         if ip is None:
             return
-        held = self._by_ip[ip] - 1
-        if held:
-            self._by_ip[ip] = held
-        else:
-            del self._by_ip[ip]
+        count_down(self._by_ip, ip)

@@ -12,9 +12,18 @@ from typing import Generic, TypeVar
 
 from tui_collab.ratelimit import TokenBucket
 
-__all__ = ["ConnectRate", "FloodGuard", "InFlight", "TokenBucket"]
+__all__ = ["ConnectRate", "FloodGuard", "InFlight", "TokenBucket", "count_down"]
 
 K = TypeVar("K")
+
+
+def count_down(counts: dict[K, int], key: K) -> None:
+    """Take one from `counts[key]`, dropping the key when none is left."""
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
 
 
 @dataclass(slots=True)
@@ -101,8 +110,4 @@ class InFlight(Generic[K]):
         try:
             yield
         finally:
-            left = self._count[key] - 1
-            if left:
-                self._count[key] = left
-            else:
-                del self._count[key]
+            count_down(self._count, key)
