@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 import pytest
@@ -12,12 +13,52 @@ from textual.message import Message
 from textual.notifications import Notification, Notify
 from textual.pilot import Pilot
 
+from server.app import CollabServer
+from tests.conftest import StartServer
 from tests.support.waiting import eventually
 from tests.tui.scripted import NOW
 from tui_collab.app import Clock, CollabApp
+from tui_collab.backoff import Backoff
+from tui_collab.client import CollabClient
+from tui_collab.outbox import Outbox
 from tui_collab.widgets.grid import CELL_WIDTH, ROW_HEADER_WIDTH
 
 FIXED_CLOCK = Clock(now=lambda: NOW, monotonic=lambda: 1000.0)
+
+
+def live_app(url: str, board: str = "plan", outbox: Outbox | None = None) -> CollabApp:
+    """Alice against a real server, reconnecting within a fraction of a second."""
+    client = CollabClient(
+        url,
+        user="alice",
+        team="core",
+        name="Alice",
+        backoff=Backoff(base_s=0.05, cap_s=0.2),
+        outbox=outbox,
+    )
+    return CollabApp(client, board=board)
+
+
+async def open_server(start_server: StartServer) -> CollabServer:
+    """A real server in open mode: the app names itself in hello."""
+    return await start_server(auth="open", secret=None)
+
+
+def snapshot_app(url: str, outbox: Outbox | None = None) -> CollabApp:
+    """Alice as the snapshots show her: fixed names, clock, theme, place and a slow,
+    seeded backoff (so a reconnect countdown reads the same every run)."""
+    client = CollabClient(
+        url,
+        user="alice",
+        team="core",
+        name="Alice Ng",
+        client_id="c-alice",
+        backoff=Backoff(base_s=8.0, cap_s=10.0, rng=random.Random(4)),
+        outbox=outbox,
+    )
+    app = CollabApp(client, board="plan", clock=FIXED_CLOCK, where="ws://team.example:9001/ws")
+    app.theme = "textual-dark"
+    return app
 
 
 @pytest.fixture

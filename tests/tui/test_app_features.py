@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from server.app import CollabServer
 from tests.conftest import StartServer
-from tests.tui.conftest import wait_for
-from tui_collab.app import CollabApp
+from tests.tui.conftest import live_app, open_server, wait_for
 from tui_collab.client import CollabClient
 from tui_collab.screens import PickScreen
 
 
-def make_app(url: str) -> CollabApp:
-    return CollabApp(CollabClient(url, user="alice", team="core", name="Alice"), board="plan")
-
-
-async def open_server(start_server: StartServer) -> CollabServer:
-    return await start_server(auth="open", secret=None)
-
-
 async def test_follow_keeps_a_teammate_in_view_until_a_key(start_server: StartServer) -> None:
     server = await open_server(start_server)
-    app = make_app(server.url)
+    app = live_app(server.url)
     async with app.run_test(size=(80, 20)) as pilot:
         await wait_for(pilot, lambda: app.grid.mirror is not None)
         async with CollabClient(server.url, user="bob", team="core", name="Bob") as bob:
@@ -48,7 +38,7 @@ async def test_follow_keeps_a_teammate_in_view_until_a_key(start_server: StartSe
 
 async def test_b_creates_and_switches_boards(start_server: StartServer) -> None:
     server = await open_server(start_server)
-    app = make_app(server.url)
+    app = live_app(server.url)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.grid.mirror is not None)
         await pilot.press("b")
@@ -84,7 +74,7 @@ async def test_b_creates_and_switches_boards(start_server: StartServer) -> None:
 
 async def test_user_text_is_never_markup(start_server: StartServer) -> None:
     server = await open_server(start_server)
-    app = make_app(server.url)
+    app = live_app(server.url)
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_for(pilot, lambda: app.grid.mirror is not None)
         async with CollabClient(

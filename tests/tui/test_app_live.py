@@ -5,30 +5,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from server.app import CollabServer
 from tests.conftest import StartServer
-from tests.tui.conftest import wait_for
-from tui_collab.app import CollabApp
-from tui_collab.backoff import Backoff
+from tests.tui.conftest import live_app, open_server, wait_for
 from tui_collab.client import CollabClient
 from tui_collab.events import Connected, Reconnecting
 from tui_collab.widgets.grid import CELL_WIDTH, ROW_HEADER_WIDTH
 
 
-def make_app(url: str, board: str = "plan") -> CollabApp:
-    client = CollabClient(
-        url, user="alice", team="core", name="Alice", backoff=Backoff(base_s=0.05, cap_s=0.2)
-    )
-    return CollabApp(client, board=board)
-
-
-async def open_server(start_server: StartServer) -> CollabServer:
-    return await start_server(auth="open", secret=None)
-
-
 async def test_arrow_keys_move_the_cursor_for_everyone(start_server: StartServer) -> None:
     server = await open_server(start_server)
-    app = make_app(server.url)
+    app = live_app(server.url)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for(pilot, lambda: app.grid.mirror is not None)
         async with CollabClient(server.url, user="bob", team="core") as bob:
@@ -44,7 +30,7 @@ async def test_a_teammates_cursor_shows_in_their_colour_with_a_label(
     start_server: StartServer,
 ) -> None:
     server = await open_server(start_server)
-    app = make_app(server.url)
+    app = live_app(server.url)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for(pilot, lambda: app.grid.mirror is not None)
         async with CollabClient(server.url, user="bob", team="core", name="Bob") as bob:
@@ -80,7 +66,7 @@ async def test_a_teammates_cursor_shows_in_their_colour_with_a_label(
 
 async def test_enter_value_enter_reaches_the_other_client(start_server: StartServer) -> None:
     server = await open_server(start_server)
-    app = make_app(server.url)
+    app = live_app(server.url)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for(pilot, lambda: app.grid.mirror is not None)
         async with CollabClient(server.url, user="bob", team="core") as bob:
@@ -102,7 +88,7 @@ async def test_enter_value_enter_reaches_the_other_client(start_server: StartSer
 
 async def test_s_changes_status_on_the_server(start_server: StartServer) -> None:
     server = await open_server(start_server)
-    app = make_app(server.url)
+    app = live_app(server.url)
 
     def status() -> str | None:
         member = server.presence.member("core", "alice")
@@ -121,7 +107,7 @@ async def test_survives_the_server_going_away_and_coming_back(
 ) -> None:
     server = await start_server(auth="open", secret=None, data_dir=tmp_path / "d")
     port = server.port
-    app = make_app(server.url)
+    app = live_app(server.url)
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for(pilot, lambda: app.grid.mirror is not None)
         await pilot.press("enter", *"before", "enter")

@@ -8,18 +8,9 @@ from textual.widgets import Input, Label
 
 from server.app import CollabServer
 from tests.conftest import StartServer
-from tests.tui.conftest import Notices, wait_for
-from tui_collab.app import CollabApp
+from tests.tui.conftest import Notices, live_app, open_server, wait_for
 from tui_collab.client import CollabClient
 from tui_collab.editing import clean_paste
-
-
-def make_app(url: str) -> CollabApp:
-    return CollabApp(CollabClient(url, user="alice", team="core", name="Alice"), board="plan")
-
-
-async def open_server(start_server: StartServer) -> CollabServer:
-    return await start_server(auth="open", secret=None)
 
 
 async def stored(server: CollabServer, x: int, y: int) -> str:
@@ -53,7 +44,7 @@ async def test_a_pasted_tab_and_line_break_become_spaces_and_say_so(
     start_server: StartServer,
 ) -> None:
     server = await open_server(start_server)
-    app = make_app(server.url)
+    app = live_app(server.url)
     notices = Notices()
     async with app.run_test(size=(120, 36), message_hook=notices) as pilot:
         await wait_for(pilot, lambda: app.grid.mirror is not None)
@@ -80,7 +71,7 @@ async def test_other_control_characters_in_a_paste_are_removed_and_said(
     start_server: StartServer,
 ) -> None:
     server = await open_server(start_server)
-    app = make_app(server.url)
+    app = live_app(server.url)
     notices = Notices()
     async with app.run_test(size=(120, 36), message_hook=notices) as pilot:
         await wait_for(pilot, lambda: app.grid.mirror is not None)
@@ -99,7 +90,7 @@ async def test_a_300_character_value_is_kept_in_the_editor_and_refused_with_the_
     start_server: StartServer,
 ) -> None:
     server = await open_server(start_server)
-    app = make_app(server.url)
+    app = live_app(server.url)
     notices = Notices()
     async with app.run_test(size=(120, 36), message_hook=notices) as pilot:
         await wait_for(pilot, lambda: app.grid.mirror is not None)
@@ -152,7 +143,7 @@ async def test_a_value_the_client_refuses_is_never_dropped_in_silence(
 ) -> None:
     """Past the editor (a script, a future code path): the client's refusal still shows."""
     server = await open_server(start_server)
-    app = make_app(server.url)
+    app = live_app(server.url)
     notices = Notices()
     async with app.run_test(size=(120, 36), message_hook=notices) as pilot:
         await wait_for(pilot, lambda: app.grid.mirror is not None)

@@ -6,36 +6,18 @@ edits stay unsaved for exactly as long as a test wants.
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 from syrupy.assertion import SnapshotAssertion
 from textual.widgets import Button, Label
 
 from tests.support.waiting import eventually
-from tests.tui.conftest import FIXED_CLOCK, Notices, wait_for
+from tests.tui.conftest import Notices, snapshot_app, wait_for
 from tests.tui.scripted import ScriptedServer, scripted_server
 from tui_collab import protocol as p
 from tui_collab.app import CollabApp
-from tui_collab.backoff import Backoff
-from tui_collab.client import CollabClient
 from tui_collab.outbox import Outbox
 from tui_collab.screens import QuitScreen
-
-
-def make_app(url: str, outbox: Outbox | None = None) -> CollabApp:
-    client = CollabClient(
-        url,
-        user="alice",
-        team="core",
-        name="Alice Ng",
-        client_id="c-alice",
-        backoff=Backoff(base_s=8.0, cap_s=10.0, rng=random.Random(4)),
-        outbox=outbox,
-    )
-    app = CollabApp(client, board="plan", clock=FIXED_CLOCK, where="ws://team.example:9001/ws")
-    app.theme = "textual-dark"
-    return app
 
 
 async def three_edits(app: CollabApp, pilot) -> None:  # type: ignore[no-untyped-def]
@@ -57,7 +39,7 @@ def headline(app: CollabApp) -> str:
 
 async def test_q_with_nothing_unsaved_quits_at_once() -> None:
     async with scripted_server() as script:
-        app = make_app(script.url)
+        app = snapshot_app(script.url)
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_for(pilot, lambda: app.grid.mirror is not None)
             await pilot.press("q")
@@ -68,7 +50,7 @@ async def test_q_with_nothing_unsaved_quits_at_once() -> None:
 
 async def test_quit_prompt(svg_snapshot: SnapshotAssertion, tmp_path: Path) -> None:
     async with scripted_server() as script:
-        app = make_app(script.url, Outbox(tmp_path / "outbox.sqlite3", "k"))
+        app = snapshot_app(script.url, Outbox(tmp_path / "outbox.sqlite3", "k"))
         async with app.run_test(size=(100, 30)) as pilot:
             await three_edits(app, pilot)
             await pilot.press("q")
@@ -87,7 +69,7 @@ async def test_quit_prompt(svg_snapshot: SnapshotAssertion, tmp_path: Path) -> N
 async def test_discard_drops_them_and_says_how_many(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "outbox.sqlite3", "k")
     async with scripted_server() as script:
-        app = make_app(script.url, outbox)
+        app = snapshot_app(script.url, outbox)
         notices = Notices()
         async with app.run_test(size=(100, 30), message_hook=notices) as pilot:
             await three_edits(app, pilot)
@@ -105,7 +87,7 @@ async def test_discard_drops_them_and_says_how_many(tmp_path: Path) -> None:
 async def test_keep_quits_with_them_in_the_outbox(tmp_path: Path) -> None:
     path = tmp_path / "outbox.sqlite3"
     async with scripted_server() as script:
-        app = make_app(script.url, Outbox(path, "k"))
+        app = snapshot_app(script.url, Outbox(path, "k"))
         async with app.run_test(size=(100, 30)) as pilot:
             await three_edits(app, pilot)
             await pilot.press("q")
@@ -120,7 +102,7 @@ async def test_keep_quits_with_them_in_the_outbox(tmp_path: Path) -> None:
 
 async def test_without_an_outbox_keeping_is_not_offered() -> None:
     async with scripted_server() as script:
-        app = make_app(script.url)
+        app = snapshot_app(script.url)
         async with app.run_test(size=(100, 30)) as pilot:
             await three_edits(app, pilot)
             await pilot.press("q")
@@ -135,7 +117,7 @@ async def test_without_an_outbox_keeping_is_not_offered() -> None:
 
 async def test_wait_counts_down_and_quits_once_all_are_saved() -> None:
     async with scripted_server() as script:
-        app = make_app(script.url)
+        app = snapshot_app(script.url)
         notices = Notices()
         async with app.run_test(size=(100, 30), message_hook=notices) as pilot:
             await three_edits(app, pilot)
@@ -164,7 +146,7 @@ async def test_wait_counts_down_and_quits_once_all_are_saved() -> None:
 
 async def test_escape_goes_back_to_the_board_and_stops_waiting() -> None:
     async with scripted_server() as script:
-        app = make_app(script.url)
+        app = snapshot_app(script.url)
         async with app.run_test(size=(100, 30)) as pilot:
             await three_edits(app, pilot)
             await pilot.press("q")
@@ -183,7 +165,7 @@ async def test_escape_goes_back_to_the_board_and_stops_waiting() -> None:
 
 async def test_an_edit_refused_while_waiting_is_in_the_exit_message() -> None:
     async with scripted_server() as script:
-        app = make_app(script.url)
+        app = snapshot_app(script.url)
         async with app.run_test(size=(100, 30)) as pilot:
             await three_edits(app, pilot)
             await pilot.press("q")

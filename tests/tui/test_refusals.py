@@ -8,7 +8,7 @@ from textual.widgets import Input
 
 from server.app import CollabServer
 from tests.conftest import StartServer
-from tests.tui.conftest import FIXED_CLOCK, Notices, cell_segments, wait_for
+from tests.tui.conftest import FIXED_CLOCK, Notices, cell_segments, live_app, wait_for
 from tests.tui.scripted import scripted_server
 from tui_collab import protocol as p
 from tui_collab.app import CollabApp
@@ -17,11 +17,6 @@ from tui_collab.outbox import Outbox
 from tui_collab.widgets.grid import REFUSED_MARK
 
 QUOTA = "board 'plan' already has 1 non-empty cells; clear some first"
-
-
-def make_app(url: str, outbox: Outbox | None = None) -> CollabApp:
-    client = CollabClient(url, user="alice", team="core", name="Alice", outbox=outbox)
-    return CollabApp(client, board="plan")
 
 
 def red_mark(app: CollabApp, x: int, y: int) -> bool:
@@ -46,7 +41,7 @@ async def edit(pilot, app: CollabApp, keys: list[str], value: str) -> None:  # t
 
 async def test_a_refused_edit_marks_the_cell_until_it_changes(start_server: StartServer) -> None:
     server: CollabServer = await start_server(auth="open", secret=None, max_cells_per_board=1)
-    app = make_app(server.url)
+    app = live_app(server.url)
     notices = Notices()
     async with app.run_test(size=(120, 36), message_hook=notices) as pilot:
         await wait_for(pilot, lambda: app.grid.mirror is not None)
@@ -126,7 +121,7 @@ async def test_an_edit_from_the_outbox_refused_after_a_restart_shows_too(
     outbox.add(
         p.CellSet(board="plan", x=1, y=0, value="kept", op="o-earlier-1", clock=2, id="o-earlier-1")
     )
-    app = make_app(server.url, outbox)
+    app = live_app(server.url, outbox=outbox)
     notices = Notices()
     async with app.run_test(size=(120, 36), message_hook=notices) as pilot:
         await wait_for(pilot, lambda: app.grid.mirror is not None and (1, 0) in app.grid.refused)

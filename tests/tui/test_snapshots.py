@@ -6,31 +6,13 @@ SVG before committing it.
 
 from __future__ import annotations
 
-import random
-
 from syrupy.assertion import SnapshotAssertion
 
-from tests.tui.conftest import FIXED_CLOCK, wait_for
+from tests.tui.conftest import snapshot_app, wait_for
 from tests.tui.scripted import scripted_server
 from tui_collab import protocol as p
 from tui_collab.app import CollabApp
-from tui_collab.backoff import Backoff
-from tui_collab.client import CollabClient
 from tui_collab.events import Reconnecting
-
-
-def make_app(url: str) -> CollabApp:
-    client = CollabClient(
-        url,
-        user="alice",
-        team="core",
-        name="Alice Ng",
-        client_id="c-alice",
-        backoff=Backoff(base_s=8.0, cap_s=10.0, rng=random.Random(4)),
-    )
-    app = CollabApp(client, board="plan", clock=FIXED_CLOCK, where="ws://team.example:9001/ws")
-    app.theme = "textual-dark"
-    return app
 
 
 async def _busy_board(app: CollabApp, pilot, script) -> None:  # type: ignore[no-untyped-def]
@@ -47,7 +29,7 @@ async def _busy_board(app: CollabApp, pilot, script) -> None:  # type: ignore[no
 async def test_main_screen(svg_snapshot: SnapshotAssertion) -> None:
     """7 members at a height that needs '+N more', 3 cursors, a typing mark, a pending edit."""
     async with scripted_server() as script:
-        app = make_app(script.url)
+        app = snapshot_app(script.url)
         async with app.run_test(size=(120, 20)) as pilot:
             await _busy_board(app, pilot, script)
             assert svg_snapshot == app.export_screenshot()
@@ -59,7 +41,7 @@ async def test_main_screen(svg_snapshot: SnapshotAssertion) -> None:
 
 async def test_narrow_terminal(svg_snapshot: SnapshotAssertion) -> None:
     async with scripted_server() as script:
-        app = make_app(script.url)
+        app = snapshot_app(script.url)
         async with app.run_test(size=(80, 24)) as pilot:
             await _busy_board(app, pilot, script)
             assert svg_snapshot == app.export_screenshot()
@@ -67,7 +49,7 @@ async def test_narrow_terminal(svg_snapshot: SnapshotAssertion) -> None:
 
 async def test_help_screen(svg_snapshot: SnapshotAssertion) -> None:
     async with scripted_server() as script:
-        app = make_app(script.url)
+        app = snapshot_app(script.url)
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_for(pilot, lambda: len(app.grid.remote) == 3)
             await pilot.press("question_mark")
@@ -77,7 +59,7 @@ async def test_help_screen(svg_snapshot: SnapshotAssertion) -> None:
 
 async def test_reconnecting_status_bar(svg_snapshot: SnapshotAssertion) -> None:
     async with scripted_server() as script:
-        app = make_app(script.url)
+        app = snapshot_app(script.url)
         pilot_cm = app.run_test(size=(100, 24))
         pilot = await pilot_cm.__aenter__()
         await wait_for(pilot, lambda: len(app.grid.remote) == 3)
