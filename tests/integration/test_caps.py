@@ -10,13 +10,12 @@ import asyncio
 import logging
 
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
 
 from tests.conftest import StartServer, token
 from tests.support.board import create_board, join_board
 from tests.support.metrics import sample
 from tests.support.peer import Peer
+from tests.support.refusals import audit_lines, refused_status
 from tests.support.waiting import eventually
 from tui_collab.backoff import Backoff
 from tui_collab.client import CollabClient
@@ -24,16 +23,6 @@ from tui_collab.client import CollabClient
 
 def bearer(user: str, team: str = "core") -> dict[str, str]:
     return {"Authorization": f"Bearer {token(user, team)}"}
-
-
-async def refused_status(url: str, headers: dict[str, str] | None = None) -> int:
-    with pytest.raises(InvalidStatus) as refused:
-        await connect(url, additional_headers=headers, compression=None)
-    return refused.value.response.status_code
-
-
-def audit_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "tui_collab.audit"]
 
 
 async def test_a_user_over_eight_connections_gets_503_and_the_ninth_fits_after_one_leaves(

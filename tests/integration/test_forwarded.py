@@ -7,26 +7,15 @@ import logging
 import socket
 
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
 
 from tests.conftest import StartServer, token
 from tests.support.peer import Peer
+from tests.support.refusals import audit_lines, refused_status
 from tests.support.waiting import eventually
 
 
 def forwarded(address: str) -> dict[str, str]:
     return {"X-Forwarded-For": address}
-
-
-async def refused_status(url: str, headers: dict[str, str]) -> int:
-    with pytest.raises(InvalidStatus) as refused:
-        await connect(url, additional_headers=headers, compression=None)
-    return refused.value.response.status_code
-
-
-def audit_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "tui_collab.audit"]
 
 
 async def test_behind_a_trusted_proxy_the_unauthenticated_cap_is_per_client(

@@ -22,6 +22,7 @@ import pytest
 from server.app import CollabServer
 from tests.conftest import SECRET, StartServer, token
 from tests.support.peer import Peer
+from tests.support.refusals import audit_lines
 
 
 async def http(port: int, path: str, *headers: tuple[str, str], host: str | None = None) -> int:
@@ -37,10 +38,6 @@ async def http(port: int, path: str, *headers: tuple[str, str], host: str | None
     finally:
         writer.close()
     return int(status_line.split()[1])
-
-
-def audit_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "tui_collab.audit"]
 
 
 @pytest.fixture(autouse=True)
