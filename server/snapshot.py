@@ -52,17 +52,23 @@ class _Chunk:
 def pack(fragments: Iterable[bytes], limit: int = PART_BYTES) -> list[bytes]:
     """Comma-joined runs of `fragments`, in order, each at most `limit` bytes (one
     fragment alone may be longer)."""
+    return _pack(((fragment, len(fragment) + 1) for fragment in fragments), limit)
+
+
+def _pack(pieces: Iterable[tuple[bytes, int]], limit: int) -> list[bytes]:
+    """Comma-joined runs of `pieces` (each a body and its size counting one comma), in
+    order, each run's sizes summing to at most `limit` (one piece alone may be more)."""
     parts: list[bytes] = []
     run: list[bytes] = []
     size = 0
-    for fragment in fragments:
-        if run and size + len(fragment) + 1 > limit:
-            parts.append(b",".join(run))
+    for body, body_size in pieces:
+        if run and size + body_size > limit:
+            parts.append(run[0] if len(run) == 1 else b",".join(run))
             run, size = [], 0
-        run.append(fragment)
-        size += len(fragment) + 1
+        run.append(body)
+        size += body_size
     if run:
-        parts.append(b",".join(run))
+        parts.append(run[0] if len(run) == 1 else b",".join(run))
     return parts
 
 
@@ -155,18 +161,8 @@ class EncodedCells(CellMap):
         assert not self._stale, "refresh() first"
         if self._parts is None:
             self._chunks = [c for c in self._chunks if c.cells or c is self._tail]
-            parts: list[bytes] = []
-            run: list[bytes] = []
-            size = 0
-            for chunk in self._chunks:
-                if not chunk.cells:
-                    continue
-                if run and size + chunk.size > self._limit:
-                    parts.append(run[0] if len(run) == 1 else b",".join(run))
-                    run, size = [], 0
-                run.append(chunk.joined())
-                size += chunk.size
-            if run:
-                parts.append(run[0] if len(run) == 1 else b",".join(run))
-            self._parts = parts
+            self._parts = _pack(
+                ((chunk.joined(), chunk.size) for chunk in self._chunks if chunk.cells),
+                self._limit,
+            )
         return self._parts
