@@ -60,13 +60,11 @@ from tui_collab.widgets.editor import CellEditor
 from tui_collab.widgets.feed import ActivityFeed
 from tui_collab.widgets.grid import BoardGrid
 from tui_collab.widgets.presence import BoardList, PresenceList
-from tui_collab.widgets.status import StatusBar
+from tui_collab.widgets.status import StatusBar, closed_line
 
 AWAY_AFTER_S = 300.0
 STATUS_CYCLE: dict[str, Status] = {"online": "busy", "busy": "away", "away": "online"}
 DEFAULT_BOARD_SIZE = (26, 40)
-FATAL_CLOSES = FATAL_REASONS
-"""Closed reasons no retry can fix: the person must change something first."""
 ACTIVITY_EVENTS = (
     events.Key,
     events.MouseDown,
@@ -273,9 +271,9 @@ class CollabApp(App[None]):
             # until it is back, and each retry is not news.
             self._outage_since = self.clock.monotonic()
             self.feed.add(f"connection lost ({printable(state.reason, 60)}); retrying")
-        elif isinstance(state, Closed) and state.reason in FATAL_CLOSES:
+        elif isinstance(state, Closed) and state.reason in FATAL_REASONS:
             self._outage_since = None
-            detail = state.detail or f"disconnected: {state.reason.replace('_', ' ')}"
+            detail = closed_line(state)
             self.feed.add(detail)
             self.notify(detail, title="Cannot connect", severity="error", timeout=30, markup=False)
             if not self._ever_connected:

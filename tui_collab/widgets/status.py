@@ -13,8 +13,11 @@ from tui_collab.retry import FATAL_REASONS
 
 TOKEN_WARNING_S = 300.0
 """Say when the token runs out this soon."""
-FINAL_REASONS = FATAL_REASONS
-"""Closes that `r` (reconnect) cannot fix."""
+
+
+def closed_line(state: Closed) -> str:
+    """What a close says to a person: its detail, or else its reason in words."""
+    return state.detail or f"disconnected: {state.reason.replace('_', ' ')}"
 
 
 def token_notice(expires_at: float | None, now: float) -> str | None:
@@ -79,9 +82,8 @@ class StatusBar(Widget):
             text.append(f"◌ reconnecting in {wait} s (attempt {state.attempt})", "bold yellow")
             text.append("  offline — edits will sync", "yellow")
         elif isinstance(state, Closed):
-            reason = state.detail or f"disconnected: {state.reason.replace('_', ' ')}"
-            text.append(f"✕ {reason}", "bold red")
-            if state.reason not in FINAL_REASONS:
+            text.append(f"✕ {closed_line(state)}", "bold red")
+            if state.reason not in FATAL_REASONS:  # `r` (reconnect) cannot fix these
                 text.append("  r reconnects", "dim")
         token = token_notice(self.token_expires_at(), self._now().timestamp())
         if token is not None:
