@@ -98,7 +98,7 @@ class Dispatcher:
 
     async def dispatch(self, session: Session, frame: str | bytes) -> None:
         """Handle one frame; every failure becomes an `error` to the sender, never a crash."""
-        if session.closing or self._ctx.outbound.is_closing(session.ws):
+        if session.ending:
             # Read and dropped, so the peer's close frame can arrive; work queued behind
             # a rate-limit or slow-consumer close (a pipeline of joins) never runs.
             self._ctx.metrics.dropped_closing.inc()
@@ -325,7 +325,7 @@ class Dispatcher:
             encoded = room.cells.refresh(ENCODE_SLICE, JOIN_SLICE)
             self._ctx.metrics.cells_encoded.inc(encoded)
             await asyncio.sleep(0)
-            if session.closing or self._ctx.outbound.is_closing(session.ws):
+            if session.ending:
                 self._ctx.rooms.discard_if_empty(room)
                 return
         # No await from here until part 0 is sent: the snapshot and the joiner's

@@ -72,6 +72,12 @@ class Session:
         self.closing = True
         self.ws.end(code, close_reason(reason))
 
+    @property
+    def ending(self) -> bool:
+        """Whether this session is being closed, by `close` or by the sender (a slow
+        consumer): work for it is moot."""
+        return self.closing or self.outbound.is_closing(self.ws)
+
     def forget(self) -> None:
         if self.expiry is not None:
             self.expiry.cancel()
