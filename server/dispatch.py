@@ -366,7 +366,7 @@ class Dispatcher:
             cursors=room.cursor_list(),
         )
         frame = part_frame(first, bodies[0])
-        self._ctx.outbound.send((session.ws,), frame)
+        session.send(frame)
         self._ctx.metrics.joins.inc()
         if fresh:
             room.announce(room.joined_frame(participant), exclude=session.ws)

@@ -91,7 +91,7 @@ class Session:
     def user(self) -> str:
         return self.identity.user
 
-    def send(self, frame: str) -> None:
+    def send(self, frame: str | bytes) -> None:
         self.outbound.send((self.ws,), frame)
 
     def send_error(self, code: ErrorCode, message: str, re: str | None = None) -> None:
