@@ -313,11 +313,15 @@ class CollabServer:
         if isinstance(exc, StoreWriteFailed):
             # Bookkeeping writes (presence, sessions) under a full disk: the store has
             # already said why, once per kind per interval; a traceback each adds nothing.
-            self._background_failures.log(
-                logging.WARNING, "store", "background store write failed: %s", exc
-            )
+            self._write_failed(exc)
             return
         logger.error("background task failed", exc_info=exc)
+
+    def _write_failed(self, exc: StoreWriteFailed) -> None:
+        """A bookkeeping write nobody waits for failed: one line per interval."""
+        self._background_failures.log(
+            logging.WARNING, "store", "background store write failed: %s", exc
+        )
 
     # --- HTTP ---------------------------------------------------------------------
 
@@ -496,9 +500,7 @@ class CollabServer:
         except StoreWriteFailed as exc:
             # A full disk must not lock people out: the member list catches up on the
             # next connection once there is room; the store has said why already.
-            self._background_failures.log(
-                logging.WARNING, "store", "background store write failed: %s", exc
-            )
+            self._write_failed(exc)
         await self.presence.ensure_team(identity.team)
         boards = await self.boards.metas(identity.team)
         # From here until the session is registered nothing awaits: the joiner's snapshot
