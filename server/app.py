@@ -171,7 +171,7 @@ class CollabServer:
             limits=self.limits,
         )
         self.dispatcher = Dispatcher(self.context)
-        self.http = HttpRoutes(self.context, self.node, lambda: self.port)
+        self.http = HttpRoutes(self.context, lambda: self.port)
         self._header_identity: weakref.WeakKeyDictionary[ServerConnection, Identity] = (
             weakref.WeakKeyDictionary()
         )

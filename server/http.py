@@ -82,9 +82,8 @@ def loopback_host(host: str, port: int, default_port: int = 80) -> bool:
 class HttpRoutes:
     """Answers every plain HTTP request; `refuse` comes first, for the upgrade too."""
 
-    def __init__(self, ctx: ServerContext, node: str, port: Callable[[], int]) -> None:
+    def __init__(self, ctx: ServerContext, port: Callable[[], int]) -> None:
         self._ctx = ctx
-        self._node = node
         self._port = port
 
     async def answer(self, connection: ServerConnection, request: Request, path: str) -> Response:
@@ -95,7 +94,7 @@ class HttpRoutes:
                 {
                     "status": "ok",
                     "version": __version__,
-                    "node": self._node,
+                    "node": self._ctx.node,
                     "epoch": self._ctx.store.epoch,
                     "connections": self._ctx.hub.connection_count,
                 },
