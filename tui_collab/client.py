@@ -93,7 +93,7 @@ from tui_collab.retry import (
     close_reason,
 )
 from tui_collab.throttle import Throttle
-from tui_collab.tokens import token_lifetime
+from tui_collab.tokens import token_expiry, token_lifetime
 
 __all__ = [
     "ClientError",
@@ -385,8 +385,7 @@ class CollabClient:
     @property
     def token_expires_at(self) -> float | None:
         """When the current token runs out (Unix time); None without a token or `exp`."""
-        lifetime = None if self._token is None else token_lifetime(self._token)
-        return None if lifetime is None else lifetime[1]
+        return None if self._token is None else token_expiry(self._token)
 
     def move_cursor(self, board: str, x: int, y: int) -> None:
         """Never blocks; sends at most ~30 moves a second and always the last position."""

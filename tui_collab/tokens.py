@@ -6,6 +6,7 @@ token provider for a new token before the server would close the connection (400
 
 from __future__ import annotations
 
+import functools
 import time
 
 import jwt
@@ -26,3 +27,13 @@ def token_lifetime(token: str) -> tuple[float, float] | None:
     if not isinstance(issued, int | float):
         issued = time.time()
     return float(issued), float(expiry)
+
+
+@functools.lru_cache(maxsize=4)
+def token_expiry(token: str) -> float | None:
+    """The token's `exp` as a Unix time; None without one or if not a JWT.
+
+    Cached: the status bar asks every second, and a token's `exp` never changes.
+    """
+    lifetime = token_lifetime(token)
+    return None if lifetime is None else lifetime[1]
