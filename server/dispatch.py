@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import sqlite3
@@ -432,13 +431,15 @@ class Dispatcher:
                 f"clock {message.clock} is too far ahead of the board (at most {limit})",
                 message.op,
             )
-        # A value for an empty cell holds a place from this check until its result is
-        # counted in `filled`: sets running at once stop at the cap exactly.
-        scope = (session.team, room.id)
-        filling = self._filling.setdefault(scope, InFlight())
         cell = (message.x, message.y)
-        fills = bool(message.value) and not room.cells.value(*cell)
-        if fills:
+        if not message.value or room.cells.value(*cell):
+            # Fills no empty cell: the cap cannot be reached by it.
+            result = await self._apply_cell(session, room, message)
+        else:
+            # A value for an empty cell holds a place from this check until its result is
+            # counted in `filled`: sets running at once stop at the cap exactly.
+            scope = (session.team, room.id)
+            filling = self._filling.setdefault(scope, InFlight())
             others = sum(1 for c in filling if c != cell and not room.cells.value(*c))
             cap = self._ctx.config.max_cells_per_board
             if room.cells.filled + others >= cap:
@@ -448,11 +449,11 @@ class Dispatcher:
                     f"board {room.id!r} already has {cap} non-empty cells; clear some first",
                     message.op,
                 )
-        try:
-            with filling.holding(cell) if fills else contextlib.nullcontext():
-                result = await self._apply_cell(session, room, message)
-        finally:
-            _forget_if_idle(self._filling, scope)
+            try:
+                with filling.holding(cell):
+                    result = await self._apply_cell(session, room, message)
+            finally:
+                _forget_if_idle(self._filling, scope)
         session.send(encode(Ack(re=message.op, version=result.version, applied=result.applied)))
 
     async def _apply_cell(self, session: Session, room: BoardRoom, message: CellSet) -> AppliedOp:
