@@ -40,7 +40,8 @@ class BoardDirectory:
         return metas
 
     def remember(self, record: BoardRecord) -> None:
-        """Another node created or renamed a board: keep the directory current."""
+        """A board was created or renamed (here or on another node): keep the directory,
+        and its open room, current."""
         boards = self._boards.get(record.team)
         if boards is not None:
             boards[record.id] = record

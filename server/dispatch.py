@@ -305,8 +305,7 @@ class Dispatcher:
             record = await self._ctx.store.update_board(session.team, message.board, message.title)
             if record is None:
                 raise ProtocolError(ErrorCode.NOT_FOUND, f"no board {message.board!r}", message.id)
-            (await self._ctx.boards.team(session.team))[record.id] = record
-            self._ctx.rooms.update_record(record)
+            self._ctx.boards.remember(record)
             room = self._ctx.rooms.get(session.team, record.id)
             meta = room.meta() if room is not None else board_meta(record)
             self._to_team(session.team, encode(BoardUpdated(board=meta)))
