@@ -32,12 +32,12 @@ class BoardDirectory:
 
     async def metas(self, team: str) -> list[BoardMeta]:
         """The team's boards as sent in `welcome`: live versions for open rooms."""
-        boards = await self.team(team)
-        metas = []
-        for record in boards.values():
-            room = self._rooms.get(team, record.id)
-            metas.append(room.meta() if room is not None else board_meta(record))
-        return metas
+        return [self.meta(record) for record in (await self.team(team)).values()]
+
+    def meta(self, record: BoardRecord) -> BoardMeta:
+        """The board as announced: with its open room's live version, if it has one."""
+        room = self._rooms.get(record.team, record.id)
+        return room.meta() if room is not None else board_meta(record)
 
     def remember(self, record: BoardRecord) -> None:
         """A board was created or renamed (here or on another node): keep the directory,

@@ -306,8 +306,7 @@ class Dispatcher:
             if record is None:
                 raise ProtocolError(ErrorCode.NOT_FOUND, f"no board {message.board!r}", message.id)
             self._ctx.boards.remember(record)
-            room = self._ctx.rooms.get(session.team, record.id)
-            meta = room.meta() if room is not None else board_meta(record)
+            meta = self._ctx.boards.meta(record)
             self._to_team(session.team, encode(BoardUpdated(board=meta)))
         _ack(session, message.id)
 
