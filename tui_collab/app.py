@@ -61,6 +61,7 @@ from tui_collab.widgets.feed import ActivityFeed
 from tui_collab.widgets.grid import BoardGrid
 from tui_collab.widgets.presence import BoardList, PresenceList
 from tui_collab.widgets.status import StatusBar, closed_line
+from tui_collab.words import plural
 
 AWAY_AFTER_S = 300.0
 STATUS_CYCLE: dict[str, Status] = {"online": "busy", "busy": "away", "away": "online"}
@@ -75,10 +76,6 @@ ACTIVITY_EVENTS = (
     events.Paste,
 )
 """What counts as the person being here (auto-away); mouse moves do not."""
-
-
-def plural(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from tui_collab.protocol import CELL_REFUSED
+from tui_collab.words import plural
 
 _LINE_BREAK: Final = re.compile("\r\n|\r|\n|\u2028|\u2029")
 """Line breaks, including Unicode's line and paragraph separators."""
@@ -27,10 +28,6 @@ class Cleaned:
     when the text was already fine."""
 
 
-def _count(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
-
-
 def clean_paste(text: str) -> Cleaned:
     """Make pasted text fit a cell: tabs and line breaks to spaces, other controls out."""
     text, breaks = _LINE_BREAK.subn(" ", text)
@@ -40,8 +37,8 @@ def clean_paste(text: str) -> Cleaned:
     spaced = [
         part
         for part in (
-            _count(tabs, "tab", "tabs") if tabs else "",
-            _count(breaks, "line break", "line breaks") if breaks else "",
+            plural(tabs, "tab") if tabs else "",
+            plural(breaks, "line break") if breaks else "",
         )
         if part
     ]
@@ -50,5 +47,5 @@ def clean_paste(text: str) -> Cleaned:
         verb = "became a space" if tabs + breaks == 1 else "became spaces"
         said.append(f"{' and '.join(spaced)} {verb}")
     if removed:
-        said.append(f"{_count(removed, 'control character', 'control characters')} removed")
+        said.append(f"{plural(removed, 'control character')} removed")
     return Cleaned(text, "; ".join(said) if said else None)

@@ -13,6 +13,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from tui_collab.words import plural
+
 HELP = """\
 Move             arrows or h j k l, or click a cell
 Edit a cell      Enter or F2, type, Enter saves, Esc cancels
@@ -88,10 +90,6 @@ class PickScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-def _edits(n: int) -> str:
-    return f"{n} edit" if n == 1 else f"{n} edits"
-
-
 class QuitScreen(ModalScreen[str | None]):
     """Quitting with edits the server has not acknowledged: wait, keep, or discard.
 
@@ -127,7 +125,7 @@ class QuitScreen(ModalScreen[str | None]):
     def _headline(self) -> str:
         if self.waiting:
             return f"Waiting for the server: {self.count} left"
-        return f"{_edits(self.count)} not saved yet"
+        return f"{plural(self.count, 'edit')} not saved yet"
 
     def _explanation(self) -> Text:
         if not self.can_keep:
@@ -144,7 +142,7 @@ class QuitScreen(ModalScreen[str | None]):
         return "Keep for next time" if self.can_keep else f"Quit anyway (loses {self.count})"
 
     def _discard_label(self) -> str:
-        return f"Discard {_edits(self.count)}"
+        return f"Discard {plural(self.count, 'edit')}"
 
     def show_count(self, count: int) -> None:
         """How many are still unsaved (the app calls this as acks arrive)."""
