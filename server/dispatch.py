@@ -279,15 +279,14 @@ class Dispatcher:
         # From the quota check until the store's answer is counted, this board holds a
         # place: creates running at once stop at the cap exactly.
         creating = self._creating.setdefault(session.team, InFlight())
-        if record.id not in boards:
-            others = sum(1 for board in creating if board != record.id and board not in boards)
-            cap = self._ctx.config.max_boards_per_team
-            if len(boards) + others >= cap:
-                _forget_if_idle(self._creating, session.team)
-                raise ProtocolError(
-                    ErrorCode.QUOTA_EXCEEDED, f"team already has {cap} boards", message.id
-                )
         try:
+            if record.id not in boards:
+                others = sum(1 for board in creating if board != record.id and board not in boards)
+                cap = self._ctx.config.max_boards_per_team
+                if len(boards) + others >= cap:
+                    raise ProtocolError(
+                        ErrorCode.QUOTA_EXCEEDED, f"team already has {cap} boards", message.id
+                    )
             with creating.holding(record.id):
                 created = await self._ctx.store.create_board(record)
                 if created:
@@ -438,16 +437,15 @@ class Dispatcher:
             # counted in `filled`: sets running at once stop at the cap exactly.
             scope = (session.team, room.id)
             filling = self._filling.setdefault(scope, InFlight())
-            others = sum(1 for c in filling if c != cell and not room.cells.value(*c))
-            cap = self._ctx.config.max_cells_per_board
-            if room.cells.filled + others >= cap:
-                _forget_if_idle(self._filling, scope)
-                raise ProtocolError(
-                    ErrorCode.QUOTA_EXCEEDED,
-                    f"board {room.id!r} already has {cap} non-empty cells; clear some first",
-                    message.op,
-                )
             try:
+                others = sum(1 for c in filling if c != cell and not room.cells.value(*c))
+                cap = self._ctx.config.max_cells_per_board
+                if room.cells.filled + others >= cap:
+                    raise ProtocolError(
+                        ErrorCode.QUOTA_EXCEEDED,
+                        f"board {room.id!r} already has {cap} non-empty cells; clear some first",
+                        message.op,
+                    )
                 with filling.holding(cell):
                     result = await self._apply_cell(session, room, message)
             finally:
