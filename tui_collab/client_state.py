@@ -214,11 +214,7 @@ class ClientState:
             if future is not None and not future.done():
                 future.cancel()
         self._op_boards.clear()
-        if self._outbox_file is not None:
-            try:
-                self._outbox_file.clear()
-            except OutboxError as exc:
-                self._outbox_failed(exc)
+        self._write_outbox(Outbox.clear)
         for board in {board for _, board in dropped}:
             self._bus.emit(PendingChanged(board))
         return len(dropped)
@@ -413,18 +409,17 @@ class ClientState:
         return len(kept)
 
     def _keep(self, op: CellSet) -> None:
-        if self._outbox_file is None:
-            return
-        try:
-            self._outbox_file.add(op)
-        except OutboxError as exc:
-            self._outbox_failed(exc)
+        self._write_outbox(lambda outbox: outbox.add(op))
 
     def _forget(self, op_id: str) -> None:
+        self._write_outbox(lambda outbox: outbox.remove(op_id))
+
+    def _write_outbox(self, write: Callable[[Outbox], None]) -> None:
+        """Apply `write` to the outbox, if there is one; a failure is reported, not raised."""
         if self._outbox_file is None:
             return
         try:
-            self._outbox_file.remove(op_id)
+            write(self._outbox_file)
         except OutboxError as exc:
             self._outbox_failed(exc)
 
