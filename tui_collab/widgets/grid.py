@@ -167,12 +167,14 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         if stale:
             self.refresh()
 
-    def _typing_here(self, x: int, y: int) -> bool:
+    def _typing_cells(self) -> set[tuple[int, int]]:
+        """The cells that show a ✎ mark: a teammate typed there within `TYPING_EXPIRES_S`."""
         now = self._clock()
-        return any(
-            pos == (x, y) and now - self.typing_at.get(user, now) < TYPING_EXPIRES_S
+        return {
+            pos
             for user, pos in self.typing.items()
-        )
+            if now - self.typing_at.get(user, now) < TYPING_EXPIRES_S
+        }
 
     def _place(self, user: str, x: int, y: int, now: float) -> None:
         if user == self.own_user or self.mirror is None:
@@ -257,10 +259,11 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
             if row >= mirror.meta.height:
                 return Strip.blank(width, base)
             labels = self._labels_for_row(row)
+            typing = self._typing_cells()
             cells = [
                 segment
                 for c in range(first_col, cols)
-                for segment in self._cell(mirror, c, row, labels.get(c))
+                for segment in self._cell(mirror, c, row, labels.get(c), typing)
             ]
             gutter = Segment(f"{row + 1:>4} ", header)
         body = Strip(cells).crop(shift, shift + max(0, width - ROW_HEADER_WIDTH))
@@ -284,7 +287,12 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         return labels
 
     def _cell(
-        self, mirror: BoardMirror, x: int, y: int, label: RemoteCursor | None
+        self,
+        mirror: BoardMirror,
+        x: int,
+        y: int,
+        label: RemoteCursor | None,
+        typing: set[tuple[int, int]],
     ) -> list[Segment]:
         """One cell, `CELL_WIDTH` wide: value, `*` if not saved yet, then `!` (refused)
         and `✎` (a teammate typing) at the right. Marks are never cut; the value is."""
@@ -309,7 +317,7 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         if (x, y) in self.refused:
             refused = self.get_component_rich_style("grid--refused")
             badges.append(Segment(REFUSED_MARK, style + Style(color=refused.color, bold=True)))
-        if self._typing_here(x, y):
+        if (x, y) in typing:
             badges.append(Segment(TYPING_MARK, style))
         badge_cells = sum(s.cell_length for s in badges)
         text = _fit(value, CELL_WIDTH, len(inline) + badge_cells + (1 if badges else 0))
