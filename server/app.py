@@ -209,11 +209,6 @@ class CollabServer:
         return int(sockets[0].getsockname()[1])
 
     @property
-    def _user_slots(self) -> dict[tuple[str, str], int]:
-        """The connection slots held per (team, user), as the admission counts them."""
-        return self.admission.held_slots()
-
-    @property
     def url(self) -> str:
         host = self.config.host
         shown = f"[{host}]" if ":" in host else host

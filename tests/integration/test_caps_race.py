@@ -57,13 +57,13 @@ async def test_a_handshake_that_fails_after_the_slot_was_taken_gives_it_back(
             server.url, headers={"Authorization": f"Bearer {token('ada', 'c')}"}
         )
         dropped.abort()
-    await eventually(lambda: server._user_slots == {}, what="every slot given back")
-    assert server._user_slots == {}
+    await eventually(lambda: server.admission.held_slots() == {}, what="every slot given back")
+    assert server.admission.held_slots() == {}
     peers = [await Peer.join(server.url, token("ada", "c")) for _ in range(2)]
     for peer in peers:
         await peer.close()
-    await eventually(lambda: server._user_slots == {}, what="every slot given back")
-    assert server._user_slots == {}
+    await eventually(lambda: server.admission.held_slots() == {}, what="every slot given back")
+    assert server.admission.held_slots() == {}
 
 
 async def test_concurrent_board_creates_stop_at_the_quota_exactly(
