@@ -164,6 +164,7 @@ async def run_app(args: argparse.Namespace) -> int:
     from tui_collab.client import CollabClient
     from tui_collab.outbox import Outbox, OutboxError
     from tui_collab.private_files import create_private_file
+    from tui_collab.tokens import token_identity
 
     data_dir = prepare_data_dir(args.data_dir)
     log_file = data_dir / "tui-collab.log"
@@ -309,20 +310,6 @@ async def first_token(provider: TokenProvider) -> str:
         return await provider()
     except TokenSourceError as exc:
         raise StartupFailure(str(exc)) from exc
-
-
-def token_identity(token: str) -> tuple[str, str] | None:
-    """The (user, team) a token names, read without its secret: only to key the outbox."""
-    import jwt
-
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return None
-    user, team = claims.get("sub"), claims.get("team")
-    if isinstance(user, str) and isinstance(team, str):
-        return user, team
-    return None
 
 
 async def _start_local_server(args: argparse.Namespace) -> Any:

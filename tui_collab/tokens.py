@@ -12,14 +12,33 @@ import time
 import jwt
 
 
+def _claims(token: str) -> dict[str, object] | None:
+    """The token's claims, read without checking its signature; None if not a JWT."""
+    try:
+        claims: dict[str, object] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    return claims
+
+
+def token_identity(token: str) -> tuple[str, str] | None:
+    """The (user, team) a token names, read without its secret: only to key the outbox."""
+    claims = _claims(token)
+    if claims is None:
+        return None
+    user, team = claims.get("sub"), claims.get("team")
+    if isinstance(user, str) and isinstance(team, str):
+        return user, team
+    return None
+
+
 def token_lifetime(token: str) -> tuple[float, float] | None:
     """The token's (`iat`, `exp`) as Unix times; None without `exp` or if not a JWT.
 
     Without `iat` the issue time is taken as now: the life left is all that is known.
     """
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
+    claims = _claims(token)
+    if claims is None:
         return None
     expiry, issued = claims.get("exp"), claims.get("iat")
     if not isinstance(expiry, int | float):
