@@ -337,15 +337,14 @@ class Dispatcher:
         session.boards.add(room.id)
         epoch = self._ctx.store.epoch
         since = message.since
-        resumable = (
-            since is not None
-            and message.epoch == epoch
-            and since <= room.version
-            # A long delta is built per joiner; the kept full snapshot is shared.
-            and sum(op.version > since for op in room.cells) <= MAX_DELTA_CELLS
+        changed = (
+            room.cells.since(since)
+            if since is not None and message.epoch == epoch and since <= room.version
+            else None
         )
-        if resumable:
-            changed = room.cells.since(since or 0)
+        # A long delta is built per joiner; the kept full snapshot is shared.
+        resumable = changed is not None and len(changed) <= MAX_DELTA_CELLS
+        if changed is not None and resumable:
             bodies = pack(room.cells.fragment(op.x, op.y) for op in changed) or [b""]
         else:
             bodies = room.cells.parts() or [b""]
