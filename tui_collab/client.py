@@ -392,12 +392,7 @@ class CollabClient:
         self._cursors.due[board] = (x, y)
         if board in self._cursor_timer:
             return
-        loop = asyncio.get_running_loop()
-        wait = self._cursors.wait_s(board, loop.time())
-        if wait <= 0:
-            self._flush_cursor(board)
-        else:
-            self._cursor_timer[board] = loop.call_later(wait, self._flush_cursor, board)
+        self._flush_when_due(self._cursors, self._cursor_timer, board, self._flush_cursor)
 
     def set_typing(self, board: str, x: int, y: int, active: bool) -> None:
         """Say this user is (still) typing at a cell; call on every keystroke.
@@ -414,12 +409,7 @@ class CollabClient:
                 self._send_typing(board, x, y, False)
             return
         self._typing.due[board] = (x, y)
-        loop = asyncio.get_running_loop()
-        wait = self._typing.wait_s(board, loop.time())
-        if wait <= 0:
-            self._flush_typing(board)
-        else:
-            self._typing_timer[board] = loop.call_later(wait, self._flush_typing, board)
+        self._flush_when_due(self._typing, self._typing_timer, board, self._flush_typing)
 
     def pending(self, board: str) -> list[CellSet]:
         """This client's ops on `board` not yet acknowledged, oldest first."""
@@ -427,6 +417,21 @@ class CollabClient:
         return [] if mirror is None else list(mirror.pending.values())
 
     # --- internals ------------------------------------------------------------------
+
+    @staticmethod
+    def _flush_when_due(
+        throttle: Throttle,
+        timers: dict[str, asyncio.TimerHandle],
+        board: str,
+        flush: Callable[[str], None],
+    ) -> None:
+        """Call `flush(board)` now if `throttle` allows it, else once it does."""
+        loop = asyncio.get_running_loop()
+        wait = throttle.wait_s(board, loop.time())
+        if wait <= 0:
+            flush(board)
+        else:
+            timers[board] = loop.call_later(wait, flush, board)
 
     def _flush_typing(self, board: str) -> None:
         self._typing_timer.pop(board, None)
