@@ -53,8 +53,7 @@ _CELL_TEXT = rf"^[^{_CONTROL}{_BIDI}{_INVISIBLE}{_SEPARATORS}]*$"
 """Cell values: as plain text, but the two joiners are allowed (see `_JOINERS`)."""
 _CONTROL_RE = re.compile(rf"[{_CONTROL}]")
 _REFUSED_RE = re.compile(rf"[{_CONTROL}{_BIDI}{_INVISIBLE}{_JOINERS}{_SEPARATORS}]")
-_CELL_REFUSED_RE = re.compile(rf"[{_CONTROL}{_BIDI}{_INVISIBLE}{_SEPARATORS}]")
-CELL_REFUSED: Final = _CELL_REFUSED_RE
+CELL_REFUSED: Final = re.compile(rf"[{_CONTROL}{_BIDI}{_INVISIBLE}{_SEPARATORS}]")
 """Every character a cell value may not hold (an editor strips them from a paste)."""
 
 Identifier = Annotated[
@@ -495,7 +494,7 @@ def cell_value_problem(value: str, max_chars: int = MAX_CELL_CHARS) -> str | Non
     """
     if len(value) > max_chars:
         return f"too long: {len(value)} characters, a cell holds at most {max_chars}"
-    found = _CELL_REFUSED_RE.search(value)
+    found = CELL_REFUSED.search(value)
     if found is not None:
         return f"contains {_char_name(found.group())}, which a cell cannot hold"
     return None
@@ -547,7 +546,7 @@ def _describe(exc: ValidationError) -> str:
         # Characters refused everywhere first: a joiner is allowed in a cell value.
         found = None
         if isinstance(text, str):
-            found = _CELL_REFUSED_RE.search(text) or _REFUSED_RE.search(text)
+            found = CELL_REFUSED.search(text) or _REFUSED_RE.search(text)
         if found is not None:
             return f"{location}: contains {_char_name(found.group())}, which is not allowed"
         return f"{location}: contains characters that are not allowed"
