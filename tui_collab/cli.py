@@ -268,9 +268,10 @@ def exit_report(client: Any, return_code: int | None, *, app_said: bool = False)
     `app_said`: the app printed its own closing words (the quit prompt's outcome).
     """
     from tui_collab.events import Closed
+    from tui_collab.retry import FinalReason
 
     state = client.state
-    if isinstance(state, Closed) and state.reason not in ("closed", ""):
+    if isinstance(state, Closed) and state.reason not in (FinalReason.CLOSED, ""):
         print(f"tui-collab: {final_words(state)}", file=sys.stderr)
         return return_code or 1
     if client.unsaved_count and not app_said:
@@ -348,6 +349,8 @@ def tls_context(cafile: Path | None) -> ssl.SSLContext | None:
 
 
 def who(args: argparse.Namespace) -> int:
+    from tui_collab.retry import FinalReason, final_detail, tls_failure
+
     url = args.server or f"ws://127.0.0.1:{DEFAULT_PORT}/ws"
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("ws", "wss"):
@@ -371,12 +374,8 @@ def who(args: argparse.Namespace) -> int:
     except urllib.error.URLError as exc:
         reason = exc.reason
         if isinstance(reason, ssl.SSLCertVerificationError):
-            print(
-                f"tui-collab who: cannot verify the certificate of {parts.netloc}: "
-                f"{reason.verify_message or reason.reason} (trust the server's CA with "
-                "--cafile or SSL_CERT_FILE)",
-                file=sys.stderr,
-            )
+            line = final_detail(FinalReason.TLS, url, tls_failure(parts.netloc, reason))
+            print(f"tui-collab who: {line}", file=sys.stderr)
         else:
             print(f"tui-collab who: cannot reach {url}: {reason}", file=sys.stderr)
         return 1

@@ -85,12 +85,12 @@ from tui_collab.protocol import (
 )
 from tui_collab.ratelimit import TokenBucket
 from tui_collab.retry import (
-    TLS_FAILURE,
     FinalReason,
     GiveUp,
     RenewToken,
     RetryPolicy,
     close_reason,
+    tls_failure,
 )
 from tui_collab.throttle import Throttle
 from tui_collab.tokens import token_expiry, token_lifetime
@@ -552,9 +552,7 @@ class CollabClient:
         except InvalidStatus as exc:
             return False, None, f"HTTP {exc.response.status_code}"
         except ssl.SSLCertVerificationError as exc:
-            host = urlsplit(url).netloc
-            why = exc.verify_message or exc.reason or str(exc)
-            return False, None, f"{TLS_FAILURE} {host}: {why}"
+            return False, None, tls_failure(urlsplit(url).netloc, exc)
         except (OSError, TimeoutError, WebSocketException) as exc:
             return False, None, f"{type(exc).__name__}: {exc}"
         self._ws = ws  # from now on close() can reach it

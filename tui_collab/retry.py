@@ -10,6 +10,7 @@ protocol version are final at once: retrying cannot change them.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -47,6 +48,13 @@ FATAL_REASONS: Final[frozenset[str]] = frozenset(
 
 TLS_FAILURE: Final = "cannot verify the certificate of"
 """How a failure reason for a certificate that does not verify starts."""
+
+
+def tls_failure(host: str, error: ssl.SSLCertVerificationError) -> str:
+    """The failure reason for a certificate of `host` that does not verify."""
+    why = error.verify_message or error.reason or str(error)
+    return f"{TLS_FAILURE} {host}: {why}"
+
 
 _FATAL_CLOSES: Final = {
     CloseCode.AUTH_FAILED: FinalReason.UNAUTHORIZED,
