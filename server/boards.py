@@ -13,7 +13,9 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Final
 
 from server.cluster import Cluster, LocalCluster, RosterEntry
@@ -26,6 +28,9 @@ from tui_collab.cells import CellOp
 from tui_collab.protocol import (
     BoardMeta,
     CellChanged,
+    CellsChanged,
+    ChangedCell,
+    ColumnWidth,
     CursorPosition,
     Cursors,
     Participant,
@@ -66,8 +71,37 @@ def changed_frame(board: str, op: CellOp) -> str:
             client=op.client,
             by=op.by,
             version=op.version,
+            at=op_time(op),
         )
     )
+
+
+def cells_changed_frame(board: str, ops: Sequence[CellOp]) -> str:
+    """The `cells.changed` event for the ops of one batch that won (`version` set), in order."""
+    return encode(
+        CellsChanged(
+            board=board,
+            version=max(op.version for op in ops),
+            cells=[
+                ChangedCell(
+                    x=op.x,
+                    y=op.y,
+                    value=op.value,
+                    clock=op.clock,
+                    client=op.client,
+                    by=op.by,
+                    version=op.version,
+                    at=op_time(op),
+                )
+                for op in ops
+            ],
+        )
+    )
+
+
+def op_time(op: CellOp) -> datetime | None:
+    """`op.at` (Unix ms) as the protocol's `at`; None when not recorded."""
+    return datetime.fromtimestamp(op.at / 1000, UTC) if op.at else None
 
 
 def board_meta(record: BoardRecord, version: int | None = None) -> BoardMeta:
@@ -78,6 +112,7 @@ def board_meta(record: BoardRecord, version: int | None = None) -> BoardMeta:
         height=record.height,
         created_by=record.created_by,
         version=record.version if version is None else version,
+        widths=[ColumnWidth(x=x, width=w) for x, w in record.widths] or None,
     )
 
 

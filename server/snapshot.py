@@ -10,6 +10,7 @@ for the chunks an op touched and shared by every joiner of the same version.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
@@ -29,10 +30,17 @@ def encode_cell(op: CellOp) -> bytes:
     Client and user ids are identifiers (ASCII letters, digits and `._@-`), so only the
     value needs escaping.
     """
+    at = f',"at":"{_iso(op.at)}"' if op.at else ""
     return (
         f'{{"x":{op.x},"y":{op.y},"value":{_dumps(op.value)},"clock":{op.clock},'
-        f'"client":"{op.client}","by":"{op.by}"}}'
+        f'"client":"{op.client}","by":"{op.by}"{at}}}'
     ).encode()
+
+
+def _iso(at_ms: int) -> str:
+    """Unix milliseconds as pydantic writes a UTC datetime ("2026-11-28T11:30:00.123000Z")."""
+    moment = datetime.fromtimestamp(at_ms / 1000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(eq=False, slots=True)

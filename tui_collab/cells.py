@@ -17,7 +17,11 @@ Coord = tuple[int, int]
 
 @dataclass(frozen=True, slots=True)
 class CellOp:
-    """One write to one cell; `version` is the board version the store gave it (0 if none yet)."""
+    """One write to one cell; `version` is the board version the store gave it (0 if none yet).
+
+    `at` is the server's time when it took the op, in Unix milliseconds (0: not recorded).
+    It is for people ("by Ada, 2 min ago"), never for ordering: that is `stamp`.
+    """
 
     x: int
     y: int
@@ -26,6 +30,7 @@ class CellOp:
     client: str
     by: str
     version: int = 0
+    at: int = 0
 
     @property
     def stamp(self) -> tuple[int, str, str]:

@@ -28,6 +28,14 @@ MAX_CLOCK: Final = 2**62
 CLOCK_AHEAD_LIMIT: Final = 100_000
 """A clock may run at most this far ahead of the board's highest clock (checked by the server)."""
 MAX_TOKEN_CHARS: Final = 8192
+MAX_BATCH_OPS: Final = 1_000
+"""Ops one `cells.set` may carry: a pasted or imported block lands as one request."""
+DEFAULT_COLUMN_WIDTH: Final = 10
+MIN_COLUMN_WIDTH: Final = 3
+MAX_COLUMN_WIDTH: Final = 64
+"""Column widths a board may set, in terminal cells (the default is `DEFAULT_COLUMN_WIDTH`)."""
+HISTORY_PER_CELL: Final = 50
+"""Applied ops a store keeps per cell, newest first, for `cell.history`."""
 
 _CONTROL = r"\x00-\x1f\x7f-\x9f"
 """C0, DEL and C1 characters: they could drive another user's terminal."""
@@ -169,10 +177,20 @@ class BoardCreate(_Request):
     height: Annotated[int, Field(ge=1, le=MAX_BOARD_HEIGHT)]
 
 
+class ColumnWidth(_Message):
+    """One column's width; a board lists only columns not at `DEFAULT_COLUMN_WIDTH`."""
+
+    x: Column
+    width: Annotated[int, Field(ge=MIN_COLUMN_WIDTH, le=MAX_COLUMN_WIDTH)]
+
+
 class BoardUpdate(_Request):
+    """Change a board's title and/or some column widths (merged: other columns keep theirs)."""
+
     type: Literal["board.update"] = "board.update"
     board: Identifier
     title: Title | None = None
+    widths: Annotated[list[ColumnWidth], Field(max_length=MAX_BOARD_WIDTH)] | None = None
 
 
 class BoardJoin(_Request):
@@ -204,6 +222,36 @@ class CellSet(_Request):
     clock: Clock
 
 
+class CellEdit(_Message):
+    """One op of a `cells.set`: a `cell.set` without its board."""
+
+    x: Column
+    y: Row
+    value: CellValue
+    op: OpId
+    clock: Clock
+
+
+class CellsSet(_Request):
+    """Up to `MAX_BATCH_OPS` ops on one board: one request, one commit, one event.
+
+    Checked whole before anything is applied: one bad op refuses the batch. Replies
+    cite `id` (required here), and the ack carries one result per op, in order.
+    """
+
+    type: Literal["cells.set"] = "cells.set"
+    id: MessageId
+    board: Identifier
+    ops: Annotated[list[CellEdit], Field(min_length=1, max_length=MAX_BATCH_OPS)]
+
+
+class CellHistoryQuery(_Request):
+    type: Literal["cell.history"] = "cell.history"
+    board: Identifier
+    x: Column
+    y: Row
+
+
 class TypingSet(_Request):
     type: Literal["typing"] = "typing"
     board: Identifier
@@ -227,6 +275,8 @@ ClientMessage: TypeAlias = Annotated[
     | BoardLeave
     | CursorMove
     | CellSet
+    | CellsSet
+    | CellHistoryQuery
     | TypingSet
     | AuthRefresh,
     Field(discriminator="type"),
@@ -264,6 +314,8 @@ class BoardMeta(_Message):
     height: int
     created_by: Identifier
     version: Version = 0
+    widths: list[ColumnWidth] | None = None
+    """Columns not at `DEFAULT_COLUMN_WIDTH`, by `x`; absent when every column is."""
 
 
 class Presence(_Message):
@@ -312,6 +364,12 @@ class Cell(_Message):
     clock: Clock
     client: Identifier
     by: Identifier
+    at: datetime | None = None
+    """Server time the op was applied; absent for ops stored before it was recorded."""
+
+
+class ChangedCell(Cell):
+    version: Version
 
 
 class Participant(_Message):
@@ -383,6 +441,37 @@ class CellChanged(_Message):
     client: Identifier
     by: Identifier
     version: Version
+    at: datetime | None = None
+
+
+class CellsChanged(_Message):
+    """Every op of one `cells.set` that won its cell, in one frame; `version` is the last."""
+
+    type: Literal["cells.changed"] = "cells.changed"
+    board: Identifier
+    version: Version
+    cells: list[ChangedCell]
+
+
+class HistoryEntry(_Message):
+    value: StoredCellValue
+    clock: Clock
+    client: Identifier
+    by: Identifier
+    version: Version
+    at: datetime | None = None
+
+
+class CellHistory(_Message):
+    """The reply to `cell.history`: the cell's applied ops, newest first (at most
+    `HISTORY_PER_CELL`)."""
+
+    type: Literal["cell.history"] = "cell.history"
+    re: MessageId | None = None
+    board: Identifier
+    x: Column
+    y: Row
+    entries: list[HistoryEntry]
 
 
 class Typing(_Message):
@@ -394,11 +483,20 @@ class Typing(_Message):
     active: bool
 
 
+class OpResult(_Message):
+    """One op of a `cells.set`: whether it won, and the board version after it."""
+
+    version: Version
+    applied: bool
+
+
 class Ack(_Message):
     type: Literal["ack"] = "ack"
     re: MessageId
     version: Version | None = None
     applied: bool | None = None
+    ops: list[OpResult] | None = None
+    """For `cells.set`: one result per op, in the request's order."""
 
 
 class ErrorMessage(_Message):
@@ -419,6 +517,8 @@ ServerMessage: TypeAlias = Annotated[
     | ParticipantLeft
     | Cursors
     | CellChanged
+    | CellsChanged
+    | CellHistory
     | Typing
     | Ack
     | ErrorMessage,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Protocol
@@ -62,6 +62,8 @@ class BoardRecord:
     height: int
     created_by: str
     version: int = 0
+    widths: tuple[tuple[int, int], ...] = ()
+    """(column, width) for columns not at the default width, by column."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +114,16 @@ class Store(Protocol):
         """Insert a board; False when the team already has one with that id."""
         ...
 
-    async def update_board(self, team: str, board: str, title: str) -> BoardRecord | None: ...
+    async def update_board(
+        self,
+        team: str,
+        board: str,
+        title: str | None = None,
+        widths: Mapping[int, int] | None = None,
+    ) -> BoardRecord | None:
+        """Set the title and/or merge column widths (a default width removes the entry);
+        None when there is no such board."""
+        ...
 
     async def get_board(self, team: str, board: str) -> BoardRecord | None: ...
 
@@ -120,6 +131,15 @@ class Store(Protocol):
 
     async def apply_cell_op(self, team: str, board: str, op: CellOp) -> AppliedOp:
         """Merge one op durably under last-writer-wins; bump the version if it won."""
+        ...
+
+    async def apply_cell_ops(self, team: str, board: str, ops: Sequence[CellOp]) -> list[AppliedOp]:
+        """Merge a batch in order, all in one commit (all or nothing); one result per op."""
+        ...
+
+    async def cell_history(self, team: str, board: str, x: int, y: int) -> list[CellOp]:
+        """The cell's applied ops with `version` and `at`, newest first; the store keeps at
+        least the last `protocol.HISTORY_PER_CELL`."""
         ...
 
     async def load_cells(self, team: str, board: str, since: int = 0) -> list[CellOp]:
