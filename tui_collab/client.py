@@ -28,10 +28,11 @@ import logging
 import secrets
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
+from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
@@ -66,11 +67,16 @@ from tui_collab.protocol import (
     BoardLeave,
     BoardMeta,
     BoardState,
+    BoardUpdate,
+    CellHistory,
+    CellHistoryQuery,
     CellSet,
+    ColumnWidth,
     CursorMove,
     ErrorCode,
     ErrorMessage,
     Hello,
+    HistoryEntry,
     Presence,
     PresenceQuery,
     PresenceSet,
@@ -82,6 +88,7 @@ from tui_collab.protocol import (
     Welcome,
     decode_server,
     encode,
+    printable,
 )
 from tui_collab.ratelimit import TokenBucket
 from tui_collab.retry import (
@@ -348,6 +355,57 @@ class CollabClient:
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         self._state.add_edit(board, x, y, value, future)
         return await future
+
+    async def set_cells(self, board: str, edits: Iterable[tuple[int, int, str]]) -> list[Ack]:
+        """Write a block of cells (a paste, an import): one ack per edit, in order.
+
+        Each `(x, y, value)` becomes a pending op exactly as with `set_cell` (the
+        outbox, `PendingChanged`, an `OpRefused` per op), but they travel as `cells.set`
+        frames of up to `MAX_BATCH_OPS` ops and under the server's frame size: a
+        thousand cells cost a frame or two, not a thousand. Every edit is checked
+        first; one the protocol refuses raises `ClientError` (`bad_request`) naming its
+        cell, and nothing is queued. A refused batch refuses each of its edits: the
+        first refusal is raised, after every op has settled.
+        """
+        mirror = self.joined.get(board)
+        if mirror is None:
+            raise NotConnected(f"join board {board!r} before editing it")
+        if isinstance(self.state, Closed) and (self._task is None or self._task.done()):
+            raise NotConnected(f"the client is closed ({self.state.reason})")
+        edits = list(edits)
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Ack]] = [loop.create_future() for _ in edits]
+        self._state.add_edits(board, edits, futures)
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return [result for result in results if isinstance(result, Ack)]
+
+    async def cell_history(self, board: str, x: int, y: int) -> list[HistoryEntry]:
+        """The ops that won this cell, newest first (the server keeps `HISTORY_PER_CELL`)."""
+        try:
+            query = CellHistoryQuery(board=board, x=x, y=y)
+        except ValidationError as exc:
+            raise _bad_request(exc) from None
+        reply = await self._request(query)
+        assert isinstance(reply, CellHistory)
+        return reply.entries
+
+    async def set_column_widths(self, board: str, widths: Mapping[int, int]) -> None:
+        """Set some columns' widths (merged; `DEFAULT_COLUMN_WIDTH` resets a column).
+
+        Every client sees the change as `board.updated` (and in `mirror.meta.widths`);
+        a width out of range or an unknown board raises `ClientError`.
+        """
+        try:
+            update = BoardUpdate(
+                board=board,
+                widths=[ColumnWidth(x=x, width=width) for x, width in sorted(widths.items())],
+            )
+        except ValidationError as exc:
+            raise _bad_request(exc) from None
+        await self._request(update)
 
     @property
     def unsaved_count(self) -> int:
@@ -672,6 +730,13 @@ class CollabClient:
                 await asyncio.sleep(wait)
             bucket.charge(1.0)
             await ws.send(frame)
+
+
+def _bad_request(exc: ValidationError) -> ClientError:
+    """A request the protocol refuses, said before sending it."""
+    first = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "request"
+    return ClientError(ErrorCode.BAD_REQUEST, printable(f"{where}: {first['msg']}"))
 
 
 def _call_later(delay_s: float, callback: Callable[[], None]) -> object:

@@ -15,15 +15,18 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import ValidationError
 
+from tui_collab.cells import cell_name
 from tui_collab.events import EventBus, OpRefused, OutboxFailed, PendingChanged
 from tui_collab.mirror import BoardMirror
 from tui_collab.outbox import Outbox, OutboxError
 from tui_collab.protocol import (
+    MAX_BATCH_OPS,
+    MAX_MESSAGE_BYTES,
     Ack,
     Activity,
     BoardCreated,
@@ -33,10 +36,15 @@ from tui_collab.protocol import (
     BoardState,
     BoardUpdated,
     CellChanged,
+    CellEdit,
+    CellHistory,
+    CellsChanged,
     CellSet,
+    CellsSet,
     Cursors,
     ErrorCode,
     ErrorMessage,
+    OpResult,
     Participant,
     ParticipantJoined,
     ParticipantLeft,
@@ -61,6 +69,9 @@ Send = Callable[[str], None]
 Later = Callable[[float, Callable[[], None]], object]
 """Calls a function after a delay in seconds (`loop.call_later`)."""
 
+BATCHED_OP: Final = "p"
+"""The first letter of the op id of an edit queued by `add_edits` (a paste, an import):
+those are re-sent as `cells.set` batches; `add_edit`'s ("o…") go out one by one."""
 RATE_LIMITED_RETRY_S: Final = 1.0
 """The wait before asking again for a join the rate limit refused (a big board's join
 costs the limiter tokens by its size; see docs/protocol.md §9)."""
@@ -68,6 +79,9 @@ OP_RETRY_S: Final = 1.0
 """The wait before re-sending an edit the server failed on (`internal`, `rate_limited`)."""
 _RETRYABLE_ERRORS: Final = {ErrorCode.INTERNAL, ErrorCode.RATE_LIMITED}
 """Op errors that are the server's or the moment's: the op stays pending and is re-sent."""
+FRAME_MARGIN_BYTES: Final = 1024
+"""Room left under the server's `max_message_bytes` when packing a `cells.set`: the
+size is measured, but a frame that is one byte over closes the connection (1009)."""
 
 
 class ClientError(Exception):
@@ -102,13 +116,22 @@ class ClientState:
         """This user's status and activity, said again after every reconnect."""
 
         self._ids = itertools.count(1)
-        self._op_prefix = f"o{secrets.token_hex(4)}-"  # op ids: unique for this client
+        token = secrets.token_hex(4)
+        self._op_prefix = f"o{token}-"  # op ids: unique for this client
+        self._batch_op_prefix = f"{BATCHED_OP}{token}-"  # the ops of `add_edits`
         self._op_numbers = itertools.count(1)
         self.requests: dict[str, Future[ServerMessage]] = {}
         self.joins: dict[str, list[Future[BoardMirror]]] = {}
         self._rejoins: dict[str, str] = {}
         self._op_futures: dict[str, Future[Ack]] = {}
         self._op_boards: dict[str, str] = {}
+        self._batch_prefix = f"b{secrets.token_hex(4)}-"
+        self._batch_numbers = itertools.count(1)
+        self.batches: dict[str, list[str]] = {}
+        """`cells.set` frames on the wire on this connection: batch id -> its op ids, in order."""
+        self._connection = 0
+        """Counts attaches, so a resend scheduled on an old connection does not repeat the
+        resend every attach makes."""
         self.restore_only: set[str] = set()
         """Boards joined only to deliver edits kept from an earlier run; left once done."""
         self.restored = self._restore_outbox()
@@ -136,10 +159,9 @@ class ClientState:
             rejoin_id = f"rejoin-{next(self._ids)}"
             self._rejoins[rejoin_id] = board
             send(encode(self._rejoin(board, mirror, rejoin_id)))
-        for op_id, board in self._op_boards.items():
-            waiting = self.joined.get(board)
-            if waiting is not None and op_id in waiting.pending:
-                send(encode(waiting.pending[op_id]))
+        self.batches.clear()
+        self._connection += 1
+        self._send_ops(send, list(self._op_boards))
         self.send = send
 
     def detach(self) -> None:
@@ -176,8 +198,7 @@ class ClientState:
         refuses; nothing is queued then.
         """
         mirror = self.joined[board]
-        limit = self.welcome.limits.max_cell_chars if self.welcome else None
-        problem = cell_value_problem(value) if limit is None else cell_value_problem(value, limit)
+        problem = self._value_problem(value)
         if problem is not None:
             raise ClientError(ErrorCode.BAD_REQUEST, f"value {problem}")
         op_id = f"{self._op_prefix}{next(self._op_numbers)}"
@@ -199,6 +220,103 @@ class ClientState:
         if self.send is not None:
             self.send(encode(op))
 
+    def add_edits(
+        self, board: str, edits: Iterable[tuple[int, int, str]], futures: Sequence[Future[Ack]]
+    ) -> None:
+        """Queue a block of edits on a joined board, sent as `cells.set` batches.
+
+        Each edit is a pending op like `add_edit`'s, with its own future (`futures`, one
+        per edit, in order) and its own `OpRefused`; only the frames differ. Every edit
+        is checked first: one the protocol refuses raises `ClientError` (`bad_request`)
+        naming its cell ("B4: value contains a tab, …"), and nothing is queued.
+        """
+        mirror = self.joined[board]
+        edits = list(edits)
+        if len(edits) != len(futures):
+            raise ValueError("one future per edit")
+        meta = mirror.meta
+        sized = board not in self.restore_only  # a stand-in's size is not the board's
+        for x, y, value in edits:
+            if x < 0 or y < 0 or (sized and (x >= meta.width or y >= meta.height)):
+                where = cell_name(x, y) if x >= 0 and y >= 0 else f"({x}, {y})"
+                raise ClientError(
+                    ErrorCode.BAD_REQUEST,
+                    f"{where}: outside the board ({meta.width} columns, {meta.height} rows)",
+                )
+            problem = self._value_problem(value)
+            if problem is not None:
+                raise ClientError(ErrorCode.BAD_REQUEST, f"{cell_name(x, y)}: value {problem}")
+        clock = mirror.next_clock()
+        ops: list[CellSet] = []
+        try:
+            for index, (x, y, value) in enumerate(edits):
+                op_id = f"{self._batch_op_prefix}{next(self._op_numbers)}"
+                # One clock each, in order: a cell written twice in a block keeps the later.
+                ops.append(
+                    CellSet(
+                        board=board, x=x, y=y, value=value, op=op_id, clock=clock + index, id=op_id
+                    )
+                )
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(part) for part in first["loc"]) or "cell"
+            raise ClientError(
+                ErrorCode.BAD_REQUEST, printable(f"{where}: {first['msg']}")
+            ) from None
+        if not ops:
+            return
+        self._write_outbox(lambda outbox: outbox.add_many(ops))
+        for op, future in zip(ops, futures, strict=True):
+            mirror.pending[op.op] = op
+            self._op_futures[op.op] = future
+            self._op_boards[op.op] = board
+        self._bus.emit(PendingChanged(board))
+        if self.send is not None:
+            self._send_ops(self.send, [op.op for op in ops])
+
+    def _value_problem(self, value: str) -> str | None:
+        limit = self.welcome.limits.max_cell_chars if self.welcome else None
+        return cell_value_problem(value) if limit is None else cell_value_problem(value, limit)
+
+    def _send_ops(self, send: Send, op_ids: list[str]) -> None:
+        """Send pending ops in order: each run of one board's batched ops (`add_edits`'s,
+        told by their op id, also after a restart) as `cells.set` frames; `set_cell`'s
+        ops, and a batched op alone in its run, as a plain `cell.set` each."""
+        pending: list[CellSet] = []
+        for op_id in op_ids:
+            mirror = self.joined.get(self._op_boards.get(op_id, ""))
+            if mirror is not None and op_id in mirror.pending:
+                pending.append(mirror.pending[op_id])
+        for run in _runs(pending):
+            if len(run) == 1:
+                send(encode(run[0]))
+                continue
+            for batch in self._pack(run):
+                batch_id = f"{self._batch_prefix}{next(self._batch_numbers)}"
+                self.batches[batch_id] = [op.op for op in batch]
+                send(_batch_frame(batch_id, batch))
+
+    def _pack(self, run: list[CellSet]) -> list[list[CellSet]]:
+        """Cut one board's ops into batches of at most `MAX_BATCH_OPS` ops and at most
+        the server's frame size, by measuring each op as it will be encoded."""
+        limit = self.welcome.limits.max_message_bytes if self.welcome else MAX_MESSAGE_BYTES
+        # The envelope with an id as long as any batch id gets, and room to spare.
+        envelope = len(_batch_frame("b" * 64, []).encode()) + FRAME_MARGIN_BYTES
+        budget = max(limit - envelope, 1)
+        batches: list[list[CellSet]] = []
+        current: list[CellSet] = []
+        size = 0
+        for op in run:
+            op_bytes = len(_edit(op).model_dump_json().encode()) + 1  # and its comma
+            if current and (len(current) >= MAX_BATCH_OPS or size + op_bytes > budget):
+                batches.append(current)
+                current, size = [], 0
+            current.append(op)
+            size += op_bytes
+        if current:
+            batches.append(current)
+        return batches
+
     @property
     def unsaved_count(self) -> int:
         return len(self._op_boards)
@@ -206,6 +324,7 @@ class ClientState:
     def discard_unsaved(self) -> int:
         """Forget every unacknowledged edit, here and in the outbox; returns how many."""
         dropped = list(self._op_boards.items())
+        self.batches.clear()
         for op_id, board in dropped:
             mirror = self.joined.get(board)
             if mirror is not None:
@@ -237,6 +356,10 @@ class ClientState:
             mirror = self.joined.get(message.board)
             if mirror is not None:
                 mirror.apply_change(message)
+        elif isinstance(message, CellsChanged):
+            mirror = self.joined.get(message.board)
+            if mirror is not None:
+                mirror.apply_changes(message)
         elif isinstance(message, Cursors):
             mirror = self.joined.get(message.board)
             if mirror is not None:
@@ -257,7 +380,7 @@ class ClientState:
             mirror = self.joined.get(message.board.id)
             if mirror is not None:
                 mirror.meta = message.board
-        elif isinstance(message, PresenceSnapshot):
+        elif isinstance(message, PresenceSnapshot | CellHistory):
             request = self.requests.get(message.re or "")
             if request is not None and not request.done():
                 request.set_result(message)
@@ -295,6 +418,9 @@ class ClientState:
             else:
                 self._rejoin_failed(self._rejoins.pop(re), message)
             return
+        if re in self.batches:
+            self._on_batch_reply(re, message)
+            return
         board = self._op_boards.get(re)
         if board is not None:
             if isinstance(message, ErrorMessage) and message.code in _RETRYABLE_ERRORS:
@@ -314,6 +440,53 @@ class ClientState:
             request.set_exception(ClientError(message.code, message.message))
         else:
             request.set_result(message)
+
+    def _on_batch_reply(self, batch_id: str, message: Ack | ErrorMessage) -> None:
+        """Settle every op of one `cells.set`: the ack's result per op, or the batch's
+        error for each (a retryable one re-sends the ops still pending, later)."""
+        op_ids = self.batches.pop(batch_id)
+        if isinstance(message, ErrorMessage) and message.code in _RETRYABLE_ERRORS:
+            self._retry_ops_later(op_ids)
+            return
+        results: list[OpResult | None] = list(message.ops or []) if isinstance(message, Ack) else []
+        results += [None] * (len(op_ids) - len(results))
+        boards: set[str] = set()
+        settled: list[str] = []
+        for op_id, result in zip(op_ids, results, strict=False):
+            board = self._op_boards.get(op_id)
+            if board is None:
+                continue  # discarded, or settled by an earlier copy of this batch
+            mirror = self.joined.get(board)
+            op = None if mirror is None else mirror.pending.pop(op_id, None)
+            reply: Ack | ErrorMessage = message
+            if isinstance(message, Ack):
+                reply = Ack(
+                    re=op_id,
+                    version=message.version if result is None else result.version,
+                    applied=message.applied if result is None else result.applied,
+                )
+            self._settle(op_id, op, reply, forget=False)
+            settled.append(op_id)
+            boards.add(board)
+        self._write_outbox(lambda outbox: outbox.remove_many(settled))
+        for board in boards:
+            self._bus.emit(PendingChanged(board))
+            mirror = self.joined.get(board)
+            if mirror is not None and not mirror.pending and board in self.restore_only:
+                self._leave_restored(board)
+
+    def _retry_ops_later(self, op_ids: list[str], delay_s: float = OP_RETRY_S) -> None:
+        """A batch the server failed on: its ops stay pending and go out again, batched.
+
+        Skipped if the connection changed meanwhile: every attach re-sends all pending ops.
+        """
+        connection = self._connection
+
+        def resend() -> None:
+            if self.send is not None and self._connection == connection:
+                self._send_ops(self.send, op_ids)
+
+        self._later(delay_s, resend)
 
     @staticmethod
     def _rejoin(board: str, mirror: BoardMirror, rejoin_id: str) -> BoardJoin:
@@ -342,10 +515,16 @@ class ClientState:
             self._settle(op_id, op, error)
         self._bus.emit(PendingChanged(board))
 
-    def _settle(self, op_id: str, op: CellSet | None, reply: Ack | ErrorMessage) -> None:
-        """An op is done (acknowledged, or refused for good): forget it everywhere."""
+    def _settle(
+        self, op_id: str, op: CellSet | None, reply: Ack | ErrorMessage, *, forget: bool = True
+    ) -> None:
+        """An op is done (acknowledged, or refused for good): forget it everywhere.
+
+        `forget=False`: the caller removes it from the outbox, with the rest of its batch.
+        """
         self._op_boards.pop(op_id, None)
-        self._forget(op_id)
+        if forget:
+            self._forget(op_id)
         future = self._op_futures.pop(op_id, None)
         if isinstance(reply, ErrorMessage) and op is not None:
             logger.warning("edit %s refused: %s %s", op_id, reply.code, reply.message)
@@ -427,3 +606,34 @@ class ClientState:
         """The edit still goes to the server; only surviving this process is at risk."""
         logger.warning("%s", exc)
         self._bus.emit(OutboxFailed(str(exc)))
+
+
+def _edit(op: CellSet) -> CellEdit:
+    return CellEdit(x=op.x, y=op.y, value=op.value, op=op.op, clock=op.clock)
+
+
+def _batch_frame(batch_id: str, ops: list[CellSet]) -> str:
+    """One `cells.set` frame; built unvalidated, since every op was checked when queued
+    (and an empty one only measures the envelope)."""
+    batch = CellsSet.model_construct(
+        id=batch_id, board=ops[0].board if ops else "b" * 64, ops=[_edit(op) for op in ops]
+    )
+    return encode(batch)
+
+
+def _runs(ops: list[CellSet]) -> list[list[CellSet]]:
+    """Consecutive batched ops of one board, in order, each run to go out as batches;
+    any other op is a run of its own."""
+    runs: list[list[CellSet]] = []
+    for op in ops:
+        batched = op.op.startswith(BATCHED_OP)
+        if (
+            runs
+            and batched
+            and runs[-1][-1].op.startswith(BATCHED_OP)
+            and runs[-1][0].board == op.board
+        ):
+            runs[-1].append(op)
+        else:
+            runs.append([op])
+    return runs

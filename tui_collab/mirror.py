@@ -8,9 +8,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from tui_collab.cells import CellMap, CellOp
-from tui_collab.protocol import BoardMeta, BoardState, CellChanged, CellSet, Cursors, Participant
+from tui_collab.protocol import (
+    DEFAULT_COLUMN_WIDTH,
+    BoardMeta,
+    BoardState,
+    CellChanged,
+    CellsChanged,
+    CellSet,
+    Cursors,
+    Participant,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +37,7 @@ class BoardMirror:
     pending: dict[str, CellSet] = field(default_factory=dict)
     """Ops sent (or queued) but not yet acknowledged, by op id, in send order."""
     _parts: list[BoardState] | None = field(default=None, repr=False)
-    _held: list[CellChanged] = field(default_factory=list, repr=False)
+    _held: list[CellChanged | CellsChanged] = field(default_factory=list, repr=False)
 
     @property
     def id(self) -> str:
@@ -36,6 +46,13 @@ class BoardMirror:
     @property
     def version(self) -> int:
         return self.cells.version
+
+    def column_width(self, x: int) -> int:
+        """Column `x`'s width in terminal cells: the board's own, else the default."""
+        for entry in self.meta.widths or ():
+            if entry.x == x:
+                return entry.width
+        return DEFAULT_COLUMN_WIDTH
 
     @property
     def assembling(self) -> bool:
@@ -71,7 +88,10 @@ class BoardMirror:
         self.abandon_parts()
         self._apply_whole(parts)
         for change in held:
-            self.apply_change(change)
+            if isinstance(change, CellsChanged):
+                self.apply_changes(change)
+            else:
+                self.apply_change(change)
         return True
 
     def abandon_parts(self) -> None:
@@ -88,7 +108,14 @@ class BoardMirror:
             for cell in part.cells:
                 self.cells.apply(
                     CellOp(
-                        cell.x, cell.y, cell.value, cell.clock, cell.client, cell.by, first.version
+                        cell.x,
+                        cell.y,
+                        cell.value,
+                        cell.clock,
+                        cell.client,
+                        cell.by,
+                        first.version,
+                        unix_ms(cell.at),
                     )
                 )
         self.cells.version = max(self.cells.version, first.version)
@@ -108,8 +135,29 @@ class BoardMirror:
                 change.client,
                 change.by,
                 change.version,
+                unix_ms(change.at),
             )
         )
+
+    def apply_changes(self, changes: CellsChanged) -> None:
+        """Every cell one `cells.set` won, held like a `cell.changed` during a snapshot."""
+        if self._parts is not None:
+            self._held.append(changes)
+            return
+        for cell in changes.cells:
+            self.cells.apply(
+                CellOp(
+                    cell.x,
+                    cell.y,
+                    cell.value,
+                    cell.clock,
+                    cell.client,
+                    cell.by,
+                    cell.version,
+                    unix_ms(cell.at),
+                )
+            )
+        self.cells.version = max(self.cells.version, changes.version)
 
     def apply_cursors(self, frame: Cursors) -> None:
         for cursor in frame.cursors:
@@ -126,3 +174,8 @@ class BoardMirror:
             if op.x == x and op.y == y:
                 return op
         return None
+
+
+def unix_ms(at: datetime | None) -> int:
+    """The server's time as `CellOp.at` keeps it: Unix milliseconds, 0 when unknown."""
+    return 0 if at is None else round(at.timestamp() * 1000)

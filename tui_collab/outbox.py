@@ -18,6 +18,7 @@ import hashlib
 import logging
 import secrets
 import sqlite3
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -107,8 +108,18 @@ class Outbox:
             (self.key, op.op, op.model_dump_json(exclude_none=True)),
         )
 
+    def add_many(self, ops: Iterable[CellSet]) -> None:
+        """Keep a pasted block in one transaction: one write for a thousand edits."""
+        rows = [(self.key, op.op, op.model_dump_json(exclude_none=True)) for op in ops]
+        self._write_many("INSERT OR REPLACE INTO ops (key, op, frame) VALUES (?, ?, ?)", rows)
+
     def remove(self, op_id: str) -> None:
         self._write("DELETE FROM ops WHERE key = ? AND op = ?", (self.key, op_id))
+
+    def remove_many(self, op_ids: Iterable[str]) -> None:
+        """Forget a batch's edits in one transaction, once its ack settled them all."""
+        rows = [(self.key, op_id) for op_id in op_ids]
+        self._write_many("DELETE FROM ops WHERE key = ? AND op = ?", rows)
 
     def clear(self) -> None:
         self._write("DELETE FROM ops WHERE key = ?", (self.key,))
@@ -123,5 +134,15 @@ class Outbox:
     def _write(self, sql: str, params: tuple[str, ...]) -> None:
         try:
             self._db.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot write the outbox {self.path}: {exc}") from exc
+
+    def _write_many(self, sql: str, rows: Sequence[tuple[str, ...]]) -> None:
+        if not rows:
+            return
+        try:
+            with self._db:  # one transaction: committed, or rolled back on failure
+                self._db.execute("BEGIN")
+                self._db.executemany(sql, rows)
         except sqlite3.Error as exc:
             raise OutboxError(f"cannot write the outbox {self.path}: {exc}") from exc
