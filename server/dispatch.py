@@ -6,7 +6,9 @@ import asyncio
 import logging
 import secrets
 import sqlite3
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import replace
 from typing import Any, Final
 
@@ -15,7 +17,7 @@ from redis.exceptions import RedisError
 from server import __version__
 from server.audit import AUTH_FAILED, RATE_LIMIT_CLOSE, audit
 from server.auth import AuthError
-from server.boards import BoardRoom, board_meta, changed_frame
+from server.boards import BoardRoom, board_meta, cells_changed_frame, changed_frame, op_time
 from server.context import ServerContext
 from server.hub import Session
 from server.join_stream import cost_tokens, part_frame
@@ -27,6 +29,7 @@ from server.store.group_commit import StoreWriteFailed
 from tui_collab.cells import CellOp
 from tui_collab.protocol import (
     CLOCK_AHEAD_LIMIT,
+    HISTORY_PER_CELL,
     Ack,
     AuthRefresh,
     BoardCreate,
@@ -37,12 +40,18 @@ from tui_collab.protocol import (
     BoardState,
     BoardUpdate,
     BoardUpdated,
+    CellEdit,
+    CellHistory,
+    CellHistoryQuery,
     CellSet,
+    CellsSet,
     ClientMessage,
     CloseCode,
     CursorMove,
     ErrorCode,
     Hello,
+    HistoryEntry,
+    OpResult,
     PresenceQuery,
     PresenceSet,
     PresenceSnapshot,
@@ -92,6 +101,8 @@ class Dispatcher:
             CursorMove: self._cursor_move,
             TypingSet: self._typing,
             CellSet: self._cell_set,
+            CellsSet: self._cells_set,
+            CellHistoryQuery: self._cell_history,
             AuthRefresh: self._auth_refresh,
         }
 
@@ -235,11 +246,11 @@ class Dispatcher:
         raise ProtocolError(ErrorCode.FORBIDDEN, f"join board {board!r} first", re)
 
     @staticmethod
-    def _check_inside(room: BoardRoom, x: int, y: int, re: str | None) -> None:
-        if x >= room.record.width or y >= room.record.height:
+    def _check_inside(record: BoardRecord, x: int, y: int, re: str | None, where: str = "") -> None:
+        if x >= record.width or y >= record.height:
             raise ProtocolError(
                 ErrorCode.BAD_REQUEST,
-                f"cell ({x}, {y}) is outside the {room.record.width}x{room.record.height} board",
+                f"{where}cell ({x}, {y}) is outside the {record.width}x{record.height} board",
                 re,
             )
 
@@ -299,9 +310,24 @@ class Dispatcher:
         _ack(session, message.id, version=0 if created else None, applied=created)
 
     async def _board_update(self, session: Session, message: BoardUpdate) -> None:
-        await self._record(session, message.board, message.id)
-        if message.title is not None:
-            record = await self._ctx.store.update_board(session.team, message.board, message.title)
+        current = await self._record(session, message.board, message.id)
+        widths: dict[int, int] = {}
+        for index, column in enumerate(message.widths or ()):
+            if column.x >= current.width:
+                raise ProtocolError(
+                    ErrorCode.BAD_REQUEST,
+                    f"widths[{index}]: column {column.x} is outside the "
+                    f"{current.width}-column board",
+                    message.id,
+                )
+            widths[column.x] = column.width  # a column given twice: the last one counts
+        if message.title is not None or widths:
+            store = self._ctx.store
+            record = await (
+                store.update_board(session.team, message.board, message.title, widths)
+                if widths
+                else store.update_board(session.team, message.board, message.title)
+            )
             if record is None:
                 raise ProtocolError(ErrorCode.NOT_FOUND, f"no board {message.board!r}", message.id)
             self._ctx.boards.remember(record)
@@ -404,12 +430,12 @@ class Dispatcher:
 
     async def _cursor_move(self, session: Session, message: CursorMove) -> None:
         room = await self._joined_room(session, message.board, message.id)
-        self._check_inside(room, message.x, message.y, message.id)
+        self._check_inside(room.record, message.x, message.y, message.id)
         room.move_cursor(session.user, message.x, message.y)
 
     async def _typing(self, session: Session, message: TypingSet) -> None:
         room = await self._joined_room(session, message.board, message.id)
-        self._check_inside(room, message.x, message.y, message.id)
+        self._check_inside(room.record, message.x, message.y, message.id)
         frame = encode(
             Typing(
                 board=room.id, user=session.user, x=message.x, y=message.y, active=message.active
@@ -419,59 +445,131 @@ class Dispatcher:
 
     async def _cell_set(self, session: Session, message: CellSet) -> None:
         room = await self._joined_room(session, message.board, message.op)
-        self._check_inside(room, message.x, message.y, message.op)
-        limit = room.cells.max_clock + CLOCK_AHEAD_LIMIT
-        if message.clock > limit:
-            raise ProtocolError(
-                ErrorCode.BAD_REQUEST,
-                f"clock {message.clock} is too far ahead of the board (at most {limit})",
-                message.op,
-            )
-        cell = (message.x, message.y)
-        if not message.value or room.cells.value(*cell):
-            # Fills no empty cell: the cap cannot be reached by it.
-            result = await self._apply_cell(session, room, message)
-        else:
-            # A value for an empty cell holds a place from this check until its result is
-            # counted in `filled`: sets running at once stop at the cap exactly.
-            scope = (session.team, room.id)
-            filling = self._filling.setdefault(scope, InFlight())
-            try:
-                others = sum(1 for c in filling if c != cell and not room.cells.value(*c))
-                cap = self._ctx.config.max_cells_per_board
-                if room.cells.filled + others >= cap:
-                    raise ProtocolError(
-                        ErrorCode.QUOTA_EXCEEDED,
-                        f"board {room.id!r} already has {cap} non-empty cells; clear some first",
-                        message.op,
-                    )
-                with filling.holding(cell):
-                    result = await self._apply_cell(session, room, message)
-            finally:
-                _forget_if_idle(self._filling, scope)
+        edit = CellEdit(
+            x=message.x, y=message.y, value=message.value, op=message.op, clock=message.clock
+        )
+        (result,) = await self._apply_edits(session, room, [edit], message.op, batch=False)
         session.send(encode(Ack(re=message.op, version=result.version, applied=result.applied)))
 
-    async def _apply_cell(self, session: Session, room: BoardRoom, message: CellSet) -> AppliedOp:
-        """Store the op and, if it won, count it in the live room before returning."""
-        op = CellOp(
-            x=message.x,
-            y=message.y,
-            value=message.value,
-            clock=message.clock,
-            client=session.client_id,
-            by=session.user,
+    async def _cells_set(self, session: Session, message: CellsSet) -> None:
+        """A batch: one token, one commit, one `cells.changed`; checked whole first."""
+        room = await self._joined_room(session, message.board, message.id)
+        results = await self._apply_edits(session, room, message.ops, message.id, batch=True)
+        session.send(
+            encode(
+                Ack(
+                    re=message.id,
+                    version=max(result.version for result in results),
+                    ops=[OpResult(version=r.version, applied=r.applied) for r in results],
+                )
+            )
         )
-        result = await self._ctx.store.apply_cell_op(session.team, room.id, op)
-        if result.applied:
-            stored = CellOp(op.x, op.y, op.value, op.clock, op.client, op.by, result.version)
-            live = self._ctx.rooms.get(session.team, room.id)
-            if live is not None:
+
+    async def _apply_edits(
+        self,
+        session: Session,
+        room: BoardRoom,
+        edits: Sequence[CellEdit],
+        re: str,
+        *,
+        batch: bool,
+    ) -> list[AppliedOp]:
+        """Check every edit, hold the cells it fills against the quota, store them in one
+        commit, and tell the room; return one result per edit. A refusal refuses all."""
+        limit = room.cells.max_clock + CLOCK_AHEAD_LIMIT
+        for index, edit in enumerate(edits):
+            where = f"ops[{index}]: " if batch else ""
+            self._check_inside(room.record, edit.x, edit.y, re, where)
+            if edit.clock > limit:
+                raise ProtocolError(
+                    ErrorCode.BAD_REQUEST,
+                    f"{where}clock {edit.clock} is too far ahead of the board (at most {limit})",
+                    re,
+                )
+        # Once per request: every op of a batch was taken at the same moment.
+        at = time.time_ns() // 1_000_000
+        ops = [
+            CellOp(e.x, e.y, e.value, e.clock, session.client_id, session.user, at=at)
+            for e in edits
+        ]
+        fills = {(e.x, e.y) for e in edits if e.value and not room.cells.value(e.x, e.y)}
+        if not fills:
+            # Fills no empty cell: the cap cannot be reached by it.
+            return await self._store_ops(session, room, ops, batch=batch)
+        # Each empty cell given a value holds a place from this check until its result is
+        # counted in `filled` (no await in between): requests running at once stop at the
+        # cap exactly.
+        scope = (session.team, room.id)
+        filling = self._filling.setdefault(scope, InFlight())
+        try:
+            others = sum(1 for c in filling if c not in fills and not room.cells.value(*c))
+            cap = self._ctx.config.max_cells_per_board
+            if room.cells.filled + others + len(fills) > cap:
+                held = room.cells.filled + others
+                raise ProtocolError(
+                    ErrorCode.QUOTA_EXCEEDED,
+                    f"board {room.id!r} has {held} of {cap} non-empty cells and this batch "
+                    f"would fill {len(fills)} more; clear some first"
+                    if batch
+                    else f"board {room.id!r} already has {cap} non-empty cells; clear some first",
+                    re,
+                )
+            with ExitStack() as holds:
+                for cell in fills:
+                    holds.enter_context(filling.holding(cell))
+                return await self._store_ops(session, room, ops, batch=batch)
+        finally:
+            _forget_if_idle(self._filling, scope)
+
+    async def _store_ops(
+        self, session: Session, room: BoardRoom, ops: list[CellOp], *, batch: bool
+    ) -> list[AppliedOp]:
+        """Store the ops in one commit and count those that won in the live room before
+        returning; their event goes out before the caller's ack."""
+        store = self._ctx.store
+        if batch:
+            results = await store.apply_cell_ops(session.team, room.id, ops)
+        else:
+            results = [await store.apply_cell_op(session.team, room.id, ops[0])]
+        live = self._ctx.rooms.get(session.team, room.id)
+        if live is None:
+            return results
+        news = []
+        for op, result in zip(ops, results, strict=True):
+            if result.applied:
+                stored = replace(op, version=result.version)
                 live.saw(result.version)
                 # Not news if the room already has it: with several nodes, a gap refill
                 # may have brought this very op in while the store's answer was on its way.
                 if live.cells.apply(stored):
-                    live.broadcast(changed_frame(room.id, stored))
-        return result
+                    news.append(stored)
+        if news:
+            live.broadcast(
+                cells_changed_frame(room.id, news) if batch else changed_frame(room.id, news[0])
+            )
+        return results
+
+    async def _cell_history(self, session: Session, message: CellHistoryQuery) -> None:
+        record = await self._record(session, message.board, message.id)
+        self._check_inside(record, message.x, message.y, message.id)
+        ops = await self._ctx.store.cell_history(session.team, record.id, message.x, message.y)
+        entries = [
+            HistoryEntry(
+                value=op.value,
+                clock=op.clock,
+                client=op.client,
+                by=op.by,
+                version=op.version,
+                at=op_time(op),
+            )
+            for op in ops[:HISTORY_PER_CELL]
+        ]
+        frame = encode(
+            CellHistory(re=message.id, board=record.id, x=message.x, y=message.y, entries=entries)
+        )
+        session.send(frame)
+        if session.bucket is not None:
+            session.bucket.charge(cost_tokens(len(frame)))  # by size, like presence.query
 
     async def _auth_refresh(self, session: Session, message: AuthRefresh) -> None:
         try:

@@ -9,6 +9,16 @@ from __future__ import annotations
 
 from typing import Final
 
+HISTORY_KEPT: Final = 50
+"""Ops kept per cell in `cell_history` by migration 5's triggers (`protocol.HISTORY_PER_CELL`).
+
+Fifty answers "who changed this, and what did it say before" for a busy cell over a
+working day, and fifty of the largest entries (about 1.2 KiB each) still fit one 64 KiB
+reply, so a `cell.history` costs one rate-limit token. The bound is per cell, so the
+table is at most fifty times the cells a board ever had. The triggers write the number
+out (a migration is never edited): another one needs a new step replacing them.
+"""
+
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # 1: identity, presence, sessions, boards
     (
@@ -79,6 +89,51 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     (
         """CREATE INDEX sessions_by_end ON collaboration_sessions (ended_at)
             WHERE ended_at IS NOT NULL""",
+    ),
+    # 5: op time, each cell's recent history, column widths
+    (
+        # Unix ms of the op that holds the cell (0: stored before it was recorded): an
+        # integer, so loading 10,000 cells parses no dates.
+        "ALTER TABLE cells ADD COLUMN at INTEGER NOT NULL DEFAULT 0",
+        # (column, width) pairs for columns not at the default width, as JSON.
+        "ALTER TABLE boards ADD COLUMN widths TEXT NOT NULL DEFAULT '[]'",
+        # Keyed so that a cell's newest rows, and its HISTORY_KEPT-th newest, are one seek.
+        """CREATE TABLE cell_history (
+            team TEXT NOT NULL,
+            board TEXT NOT NULL,
+            x INTEGER NOT NULL,
+            y INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            value TEXT NOT NULL,
+            clock INTEGER NOT NULL,
+            client TEXT NOT NULL,
+            author TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            PRIMARY KEY (team, board, x, y, version)) WITHOUT ROWID""",
+        # Every applied op is kept, and the cell's 51st newest and older go, in the same
+        # statement's transaction (OFFSET 50 is HISTORY_KEPT, written out: see its note).
+        """CREATE TRIGGER cells_history_on_insert AFTER INSERT ON cells BEGIN
+            INSERT INTO cell_history
+                (team, board, x, y, version, value, clock, client, author, at)
+            VALUES (NEW.team, NEW.board, NEW.x, NEW.y, NEW.version, NEW.value,
+                    NEW.clock, NEW.client, NEW.author, NEW.at);
+            DELETE FROM cell_history
+            WHERE team = NEW.team AND board = NEW.board AND x = NEW.x AND y = NEW.y
+              AND version <= (SELECT version FROM cell_history
+                  WHERE team = NEW.team AND board = NEW.board AND x = NEW.x AND y = NEW.y
+                  ORDER BY version DESC LIMIT 1 OFFSET 50);
+        END""",
+        """CREATE TRIGGER cells_history_on_update AFTER UPDATE ON cells BEGIN
+            INSERT INTO cell_history
+                (team, board, x, y, version, value, clock, client, author, at)
+            VALUES (NEW.team, NEW.board, NEW.x, NEW.y, NEW.version, NEW.value,
+                    NEW.clock, NEW.client, NEW.author, NEW.at);
+            DELETE FROM cell_history
+            WHERE team = NEW.team AND board = NEW.board AND x = NEW.x AND y = NEW.y
+              AND version <= (SELECT version FROM cell_history
+                  WHERE team = NEW.team AND board = NEW.board AND x = NEW.x AND y = NEW.y
+                  ORDER BY version DESC LIMIT 1 OFFSET 50);
+        END""",
     ),
 )
 

@@ -9,12 +9,13 @@ at the cost of one fsync per group.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,9 +32,10 @@ from server.store.base import (
     SessionRetention,
 )
 from server.store.group_commit import GroupCommitWriter
-from server.store.migrations import LATEST, MIGRATIONS
+from server.store.migrations import HISTORY_KEPT, LATEST, MIGRATIONS
 from tui_collab.cells import CellOp
 from tui_collab.private_files import create_private_file
+from tui_collab.protocol import DEFAULT_COLUMN_WIDTH
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +47,12 @@ PRUNE_BATCH: Final = 1_000
 """Ended sessions deleted at most per prune, so one never holds the writer for long."""
 
 _UPSERT_CELL: Final = """
-INSERT INTO cells (team, board, x, y, value, clock, client, author, version, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, (SELECT version + 1 FROM boards WHERE team = ? AND id = ?), ?)
+INSERT INTO cells (team, board, x, y, value, clock, client, author, version, updated_at, at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, (SELECT version + 1 FROM boards WHERE team = ? AND id = ?), ?, ?)
 ON CONFLICT (team, board, x, y) DO UPDATE SET
     value = excluded.value, clock = excluded.clock, client = excluded.client,
-    author = excluded.author, version = excluded.version, updated_at = excluded.updated_at
+    author = excluded.author, version = excluded.version, updated_at = excluded.updated_at,
+    at = excluded.at
 WHERE (excluded.clock, excluded.client, excluded.value) > (cells.clock, cells.client, cells.value)
 """
 
@@ -74,15 +77,36 @@ _APPLIED_LOG: Final = (
 
 
 @dataclass(frozen=True, slots=True)
+class _CellBatch:
+    """One `apply_cell_ops` call: one group-commit item, so a group retried piece by piece
+    still commits each batch whole or not at all."""
+
+    team: str
+    board: str
+    ops: tuple[CellOp, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _CellWrite:
     team: str
     board: str
     op: CellOp
-    at: str
+
+
+def _apply_cell_batches(
+    db: sqlite3.Connection, batches: Sequence[_CellBatch]
+) -> list[list[AppliedOp]]:
+    """Apply a group's batches in order, as one run of writes; one result list per batch."""
+    writes = [_CellWrite(b.team, b.board, op) for b in batches for op in b.ops]
+    results = iter(_apply_cell_writes(db, writes))
+    return [[next(results) for _ in b.ops] for b in batches]
 
 
 def _apply_cell_writes(db: sqlite3.Connection, writes: Sequence[_CellWrite]) -> list[AppliedOp]:
-    """Apply a group's cell ops in order; each result says whether that op won its cell."""
+    """Apply cell ops in order; each result says whether that op won its cell.
+
+    The history rows and their pruning come with the upsert, from migration 5's triggers.
+    """
     versions: dict[tuple[str, str], int] = {}
     for team, board in {(w.team, w.board) for w in writes}:
         row = db.execute(
@@ -91,6 +115,7 @@ def _apply_cell_writes(db: sqlite3.Connection, writes: Sequence[_CellWrite]) -> 
         if row is None:
             raise LookupError(f"no board {board!r}")
         versions[(team, board)] = int(row[0])
+    now = _iso(datetime.now(UTC))
     db.executemany(
         _UPSERT_CELL,
         [
@@ -105,7 +130,8 @@ def _apply_cell_writes(db: sqlite3.Connection, writes: Sequence[_CellWrite]) -> 
                 w.op.by,
                 w.team,
                 w.board,
-                w.at,
+                _iso_ms(w.op.at) if w.op.at else now,
+                w.op.at,
             )
             for w in writes
         ],
@@ -146,6 +172,10 @@ def _iso(moment: datetime) -> str:
 
 def _parse(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
+
+
+def _iso_ms(at_ms: int) -> str:
+    return _iso(datetime.fromtimestamp(at_ms / 1000, UTC))
 
 
 class SQLiteStore:
@@ -484,12 +514,28 @@ class SQLiteStore:
 
         return await self._require_writer().submit(job)
 
-    async def update_board(self, team: str, board: str, title: str) -> BoardRecord | None:
+    async def update_board(
+        self,
+        team: str,
+        board: str,
+        title: str | None = None,
+        widths: Mapping[int, int] | None = None,
+    ) -> BoardRecord | None:
+        changes = dict(widths or {})
+
         def job(db: sqlite3.Connection) -> BoardRecord | None:
+            # Read and written in the writer's transaction: two merges cannot lose each other.
+            row = db.execute(
+                "SELECT widths FROM boards WHERE team = ? AND id = ?", (team, board)
+            ).fetchone()
+            if row is None:
+                return None
+            merged = _merge_widths(_widths(row[0]), changes)
             rows = db.execute(
-                """UPDATE boards SET title = ? WHERE team = ? AND id = ?
-                   RETURNING id, title, width, height, created_by, version""",
-                (title, team, board),
+                """UPDATE boards SET title = COALESCE(?, title), widths = ?
+                   WHERE team = ? AND id = ?
+                   RETURNING id, title, width, height, created_by, version, widths""",
+                (title, json.dumps(merged), team, board),
             ).fetchall()
             return _board(team, rows[0]) if rows else None
 
@@ -497,7 +543,7 @@ class SQLiteStore:
 
     async def get_board(self, team: str, board: str) -> BoardRecord | None:
         async with self._require_reader().execute(
-            """SELECT id, title, width, height, created_by, version FROM boards
+            """SELECT id, title, width, height, created_by, version, widths FROM boards
                WHERE team = ? AND id = ?""",
             (team, board),
         ) as cursor:
@@ -506,7 +552,7 @@ class SQLiteStore:
 
     async def list_boards(self, team: str) -> list[BoardRecord]:
         async with self._require_reader().execute(
-            """SELECT id, title, width, height, created_by, version FROM boards
+            """SELECT id, title, width, height, created_by, version, widths FROM boards
                WHERE team = ? ORDER BY created_at, id""",
             (team,),
         ) as cursor:
@@ -516,19 +562,47 @@ class SQLiteStore:
     # --- cells ----------------------------------------------------------------------
 
     async def apply_cell_op(self, team: str, board: str, op: CellOp) -> AppliedOp:
-        write = _CellWrite(team, board, op, _iso(datetime.now(UTC)))
-        result: AppliedOp = await self._require_writer().submit_item(_apply_cell_writes, write)
-        return result
+        """A batch of one: it shares its group's statements with every other write."""
+        return (await self.apply_cell_ops(team, board, (op,)))[0]
+
+    async def apply_cell_ops(self, team: str, board: str, ops: Sequence[CellOp]) -> list[AppliedOp]:
+        """One group-commit item: the batch commits whole, in one transaction, or fails whole.
+
+        `at` is stored as given: the dispatcher stamps it once per request.
+        """
+        if not ops:
+            return []
+        batch = _CellBatch(team, board, tuple(ops))
+        results: list[AppliedOp] = await self._require_writer().submit_item(
+            _apply_cell_batches, batch
+        )
+        return results
+
+    async def cell_history(self, team: str, board: str, x: int, y: int) -> list[CellOp]:
+        """Newest first, from the primary key: one seek and at most `HISTORY_KEPT` rows."""
+        async with self._require_reader().execute(
+            """SELECT value, clock, client, author, version, at FROM cell_history
+               WHERE team = ? AND board = ? AND x = ? AND y = ?
+               ORDER BY version DESC LIMIT ?""",
+            (team, board, x, y, HISTORY_KEPT),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            CellOp(x, y, value=r[0], clock=r[1], client=r[2], by=r[3], version=r[4], at=r[5])
+            for r in rows
+        ]
 
     async def load_cells(self, team: str, board: str, since: int = 0) -> list[CellOp]:
         async with self._require_reader().execute(
-            """SELECT x, y, value, clock, client, author, version FROM cells
+            """SELECT x, y, value, clock, client, author, version, at FROM cells
                WHERE team = ? AND board = ? AND version > ? ORDER BY version""",
             (team, board, since),
         ) as cursor:
             rows = await cursor.fetchall()
         return [
-            CellOp(x=r[0], y=r[1], value=r[2], clock=r[3], client=r[4], by=r[5], version=r[6])
+            CellOp(
+                x=r[0], y=r[1], value=r[2], clock=r[3], client=r[4], by=r[5], version=r[6], at=r[7]
+            )
             for r in rows
         ]
 
@@ -552,4 +626,19 @@ def _board(team: str, row: Sequence[Any]) -> BoardRecord:
         height=int(row[3]),
         created_by=str(row[4]),
         version=int(row[5]),
+        widths=tuple(_widths(row[6])),
     )
+
+
+def _widths(text: str) -> list[tuple[int, int]]:
+    """The stored JSON `[[x, width], ...]` as pairs."""
+    return [(int(x), int(w)) for x, w in json.loads(text)]
+
+
+def _merge_widths(
+    current: Sequence[tuple[int, int]], changes: Mapping[int, int]
+) -> list[tuple[int, int]]:
+    """`current` with `changes` laid over it, by column; a default width drops the entry."""
+    merged = dict(current)
+    merged.update(changes)
+    return sorted((x, w) for x, w in merged.items() if w != DEFAULT_COLUMN_WIDTH)
