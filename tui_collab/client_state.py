@@ -465,10 +465,18 @@ class ClientState:
                     version=message.version if result is None else result.version,
                     applied=message.applied if result is None else result.applied,
                 )
-            self._settle(op_id, op, reply, forget=False)
+            self._settle(op_id, op, reply, batch=True)
             settled.append(op_id)
             boards.add(board)
         self._write_outbox(lambda outbox: outbox.remove_many(settled))
+        if isinstance(message, ErrorMessage):
+            logger.warning(
+                "batch %s of %d edits refused: %s %s",
+                batch_id,
+                len(op_ids),
+                message.code,
+                message.message,
+            )
         for board in boards:
             self._bus.emit(PendingChanged(board))
             mirror = self.joined.get(board)
@@ -516,18 +524,20 @@ class ClientState:
         self._bus.emit(PendingChanged(board))
 
     def _settle(
-        self, op_id: str, op: CellSet | None, reply: Ack | ErrorMessage, *, forget: bool = True
+        self, op_id: str, op: CellSet | None, reply: Ack | ErrorMessage, *, batch: bool = False
     ) -> None:
         """An op is done (acknowledged, or refused for good): forget it everywhere.
 
-        `forget=False`: the caller removes it from the outbox, with the rest of its batch.
+        `batch`: one op of a `cells.set`; the caller removes it from the outbox and logs
+        a refusal once, for the whole batch.
         """
         self._op_boards.pop(op_id, None)
-        if forget:
+        if not batch:
             self._forget(op_id)
         future = self._op_futures.pop(op_id, None)
         if isinstance(reply, ErrorMessage) and op is not None:
-            logger.warning("edit %s refused: %s %s", op_id, reply.code, reply.message)
+            if not batch:
+                logger.warning("edit %s refused: %s %s", op_id, reply.code, reply.message)
             self._bus.emit(
                 OpRefused(op.board, op_id, op.x, op.y, op.value, reply.code, reply.message)
             )
