@@ -23,9 +23,10 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Input, Label
 
-from tui_collab.cells import cell_name
+from tui_collab.cells import cell_name, column_name
 from tui_collab.client import ClientError, CollabClient, NotConnected
 from tui_collab.events import (
     Closed,
@@ -40,11 +41,14 @@ from tui_collab.events import (
 from tui_collab.mirror import BoardMirror
 from tui_collab.protocol import (
     MAX_CELL_CHARS,
+    MAX_COLUMN_WIDTH,
+    MIN_COLUMN_WIDTH,
     Activity,
     BoardCreated,
     BoardState,
     BoardUpdated,
     CellChanged,
+    CellsChanged,
     Cursors,
     ParticipantJoined,
     ParticipantLeft,
@@ -56,12 +60,18 @@ from tui_collab.protocol import (
 )
 from tui_collab.retry import FATAL_REASONS
 from tui_collab.screens import HelpScreen, PickScreen, QuitScreen
+from tui_collab.search import Search, find
+from tui_collab.selection import Rect, parse_tsv, plan_paste, to_tsv
+from tui_collab.undo import Change, Current, Step, UndoHistory, skipped_notice
 from tui_collab.widgets.editor import CellEditor
 from tui_collab.widgets.feed import ActivityFeed
 from tui_collab.widgets.grid import BoardGrid
 from tui_collab.widgets.presence import BoardList, PresenceList
 from tui_collab.widgets.status import StatusBar, closed_line
 from tui_collab.words import plural
+
+NOTE_SECONDS = 10.0
+"""How long a status bar note (an undo that skipped cells, say) stays."""
 
 AWAY_AFTER_S = 300.0
 STATUS_CYCLE: dict[str, Status] = {"online": "busy", "busy": "away", "away": "online"}
@@ -84,6 +94,27 @@ class Clock:
 
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     monotonic: Callable[[], float] = time.monotonic
+
+
+class NotedStatusBar(StatusBar):
+    """The status bar with one more slot, at its end: the latest note about what this
+    person just did ('match 2 of 7 for 'foo'', 'B4 changed by Ada since — not undone')."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        id: str | None = None,
+    ) -> None:
+        super().__init__(clock, now=now, id=id)
+        self.note: str | None = None
+
+    def render(self) -> Text:
+        text = super().render()
+        if self.note:
+            text.append(f"   {self.note}", "bold")
+        return text
 
 
 def board_id_from(name: str) -> str:
@@ -132,6 +163,13 @@ class CollabApp(App[None]):
         self._refused_while_quitting: list[str] = []
         self.exit_message = ""
         """What the app said as it quit ('discarded 3 unsaved edits'); also printed."""
+        self.histories: dict[str, UndoHistory] = {}
+        """This user's undo and redo steps, by board: kept across reconnects."""
+        self.clipboard_text = ""
+        """What `y` copied last, for `p` (the terminal's clipboard may not be readable)."""
+        self.search: Search | None = None
+        self._titles: dict[str, str] = {}
+        self._note_timer: Timer | None = None
 
     # --- layout ---------------------------------------------------------------------
 
@@ -148,8 +186,11 @@ class CollabApp(App[None]):
                 with Horizontal(id="editor"):
                     yield Label("", id="editor-cell")
                     yield CellEditor(id="editor-input")
+                with Horizontal(id="search"):
+                    yield Label("/", id="search-label")
+                    yield Input(placeholder="find in cells · Enter · Esc", id="search-input")
                 yield ActivityFeed(self.clock.now, id="feed")
-        yield StatusBar(self.clock.monotonic, now=self.clock.now, id="status")
+        yield NotedStatusBar(self.clock.monotonic, now=self.clock.now, id="status")
         yield Footer()
 
     @property
@@ -161,11 +202,12 @@ class CollabApp(App[None]):
         return self.query_one(ActivityFeed)
 
     @property
-    def status_bar(self) -> StatusBar:
-        return self.query_one(StatusBar)
+    def status_bar(self) -> NotedStatusBar:
+        return self.query_one(NotedStatusBar)
 
     def on_mount(self) -> None:
         self.query_one("#editor").display = False
+        self.query_one("#search").display = False
         self.status_bar.where = self.where
         client = self.client
         self.status_bar.token_expires_at = lambda: client.token_expires_at
@@ -176,6 +218,7 @@ class CollabApp(App[None]):
             client.on(BoardUpdated, self._on_board_meta),
             client.on(BoardState, self._on_board_state),
             client.on(CellChanged, self._on_cell_changed),
+            client.on(CellsChanged, self._on_cells_changed),
             client.on(Cursors, self._on_cursors),
             client.on(ParticipantJoined, self._on_joined),
             client.on(ParticipantLeft, self._on_left),
@@ -290,12 +333,14 @@ class CollabApp(App[None]):
             self.feed.add(f"{event.name} is {event.status}")
 
     def _on_board_meta(self, event: BoardCreated | BoardUpdated) -> None:
-        verb = "created" if isinstance(event, BoardCreated) else "renamed"
-        self.feed.add(
-            f"board {event.board.title} {verb} by {self._name_of(event.board.created_by)}"
-            if verb == "created"
-            else f"board renamed to {event.board.title}"
-        )
+        meta = event.board
+        if isinstance(event, BoardCreated):
+            self.feed.add(f"board {meta.title} created by {self._name_of(meta.created_by)}")
+        elif self._titles.get(meta.id) != meta.title:
+            # A board.updated also carries column widths: only a new title is news.
+            self.feed.add(f"board renamed to {meta.title}")
+        if isinstance(event, BoardUpdated) and meta.id == self.board_id:
+            self.grid.show_widths(meta.widths)
         self._refresh_sidebar()
         self._update_title()
 
@@ -307,6 +352,12 @@ class CollabApp(App[None]):
 
     def _on_cell_changed(self, event: CellChanged) -> None:
         self._clear_refused(event.board, event.x, event.y)
+        if event.board == self.board_id:
+            self.grid.refresh()
+
+    def _on_cells_changed(self, event: CellsChanged) -> None:
+        for cell in event.cells:
+            self._clear_refused(event.board, cell.x, cell.y)
         if event.board == self.board_id:
             self.grid.refresh()
 
@@ -385,6 +436,7 @@ class CollabApp(App[None]):
         )
 
     def _refresh_sidebar(self) -> None:
+        self._titles = {b.id: b.title for b in self.client.boards.values()}
         members = self.client.presence.values()
         self.query_one(PresenceList).show(members, self._own_user)
         self.query_one(BoardList).show(self.client.boards.values(), self.board_id, members)
@@ -476,9 +528,11 @@ class CollabApp(App[None]):
 
     @work(group="edits", exit_on_error=False)
     async def save_cell(self, board: str, x: int, y: int, value: str) -> None:
+        step = self._record(board, [(x, y, value)])
         try:
             await self.client.set_cell(board, x, y, value)
         except ClientError as exc:
+            self._forget(board, step)
             # The server's refusal was shown by _on_op_refused, which ran first.
             shown = self._refused.get(board, {}).get((x, y), "")
             if not shown.endswith(f": {exc.message}"):
@@ -489,6 +543,7 @@ class CollabApp(App[None]):
                     markup=False,
                 )
         except NotConnected as exc:
+            self._forget(board, step)
             self.notify(str(exc), title="Not saved", severity="warning", markup=False)
         except ConnectionError:
             return  # closed: the edit stays unsaved (and in the outbox); quitting asks
@@ -499,6 +554,271 @@ class CollabApp(App[None]):
             return  # the edit was discarded on purpose (the quit prompt said so)
         else:
             self._clear_refused(board, x, y)
+
+    @work(group="edits", exit_on_error=False)
+    async def save_cells(
+        self, board: str, edits: list[tuple[int, int, str]], step: Step | None = None
+    ) -> None:
+        """Write a block (a paste, a clear, an undo) as one `cells.set`; `step` is the
+        undo step it was recorded as, forgotten again if the server refuses it."""
+        try:
+            await self.client.set_cells(board, edits)
+        except ClientError as exc:
+            self._forget(board, step)
+            shown = self._refused.get(board, {})
+            if not any(line.endswith(f": {exc.message}") for line in shown.values()):
+                self.notify(
+                    f"{plural(len(edits), 'cell')} not saved: {exc.message}",
+                    title="Edit refused",
+                    severity="error",
+                    markup=False,
+                )
+        except NotConnected as exc:
+            self._forget(board, step)
+            self.notify(str(exc), title="Not saved", severity="warning", markup=False)
+        except ConnectionError:
+            return  # closed: the edits stay unsaved (and in the outbox); quitting asks
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            return
+        else:
+            for x, y, _ in edits:
+                self._clear_refused(board, x, y)
+
+    # --- undo, clipboard, search, column widths ---------------------------------------
+
+    def _shown(self, mirror: BoardMirror, x: int, y: int) -> str:
+        """What the cell shows this user: their own unsaved value, else the board's."""
+        pending = mirror.pending_at(x, y)
+        return pending.value if pending is not None else mirror.cells.value(x, y)
+
+    def _current(self, mirror: BoardMirror) -> Current:
+        """A cell's value as shown and who wrote it (this user while it is unsaved)."""
+        own = self._own_user
+
+        def current(x: int, y: int) -> tuple[str, str]:
+            pending = mirror.pending_at(x, y)
+            if pending is not None:
+                return pending.value, own
+            op = mirror.cells.get(x, y)
+            return ("", "") if op is None else (op.value, op.by)
+
+        return current
+
+    def _history(self, board: str) -> UndoHistory:
+        return self.histories.setdefault(board, UndoHistory())
+
+    def _record(self, board: str, edits: Iterable[tuple[int, int, str]]) -> Step | None:
+        """Note a new edit as one undo step, with each cell's value before it."""
+        mirror = self.client.joined.get(board)
+        if mirror is None:
+            return None
+        step = Step.of(Change(x, y, self._shown(mirror, x, y), value) for x, y, value in edits)
+        if step is not None:
+            self._history(board).record(step)
+        return step
+
+    def _forget(self, board: str, step: Step | None) -> None:
+        if step is not None:
+            self._history(board).forget(step)
+
+    def note(self, text: str, *, feed: bool = False, lasts: float | None = NOTE_SECONDS) -> None:
+        """Say something in the status bar (and the feed): it stays `lasts` seconds,
+        or until the next note when None."""
+        bar = self.status_bar
+        bar.note = text
+        bar.refresh()
+        if feed:
+            self.feed.add(text)
+        if self._note_timer is not None:
+            self._note_timer.stop()
+            self._note_timer = None
+        if lasts is not None:
+            self._note_timer = self.set_timer(lasts, self._clear_note)
+
+    def _clear_note(self) -> None:
+        self._note_timer = None
+        self.status_bar.note = None
+        self.status_bar.refresh()
+
+    def action_undo(self) -> None:
+        """Take back this user's newest edit on this board, where nobody changed it since."""
+        self._undo_or_redo(redo=False)
+
+    def action_redo(self) -> None:
+        self._undo_or_redo(redo=True)
+
+    def _undo_or_redo(self, *, redo: bool) -> None:
+        mirror = self.client.joined.get(self.board_id)
+        if mirror is None:
+            return
+        history = self._history(self.board_id)
+        verb = "redone" if redo else "undone"
+        current = self._current(mirror)
+        plan = history.redo(current) if redo else history.undo(current)
+        if plan is None:
+            self.note(f"nothing to {'redo' if redo else 'undo'}")
+            return
+        if plan.writes:
+            self.save_cells(self.board_id, plan.writes)
+            x, y, _ = plan.writes[0]
+            self.grid.move_to(x, y)
+        if plan.skipped:
+            self.note(skipped_notice(plan.skipped, self._name_of, verb), feed=True)
+        elif len(plan.writes) == 1:
+            x, y, _ = plan.writes[0]
+            self.note(f"{cell_name(x, y)} {verb}")
+        else:
+            self.note(f"{plural(len(plan.writes), 'cell')} {verb}")
+
+    def action_copy_cells(self) -> None:
+        """The selection (or the cursor's cell) as TSV, to the terminal's clipboard
+        (OSC 52) and to the app's own, which `p` pastes from."""
+        mirror = self.client.joined.get(self.board_id)
+        if mirror is None:
+            return
+        rect = self.grid.target
+        text = to_tsv(rect, lambda x, y: self._shown(mirror, x, y))
+        self.clipboard_text = text
+        self.copy_to_clipboard(text)
+        self.notify(f"Copied {rect.describe()}", title="Copy", markup=False)
+
+    def action_paste_cells(self) -> None:
+        if not self.clipboard_text:
+            self.notify("Nothing copied yet: y copies the selection", title="Paste")
+            return
+        self.paste_block(self.clipboard_text)
+
+    @on(BoardGrid.Pasted)
+    def _terminal_paste(self, event: BoardGrid.Pasted) -> None:
+        self.paste_block(event.text)
+
+    def paste_block(self, text: str) -> None:
+        """Write TSV (or lines of text) with its top-left at the cursor: one batch, one
+        undo step; what fell off the board or had to change is said."""
+        mirror = self.client.joined.get(self.board_id)
+        if mirror is None:
+            return
+        grid = self.grid
+        x, y = grid.cursor_x, grid.cursor_y
+        plan = plan_paste(
+            parse_tsv(text), x, y, mirror.meta.width, mirror.meta.height, self.max_cell_chars
+        )
+        if not plan.edits:
+            self.notify(plan.notice, title="Paste", severity="warning", markup=False)
+            return
+        changed = [e for e in plan.edits if self._shown(mirror, e[0], e[1]) != e[2]]
+        if changed:
+            self.save_cells(self.board_id, changed, self._record(self.board_id, changed))
+        right = max(e[0] for e in plan.edits)
+        bottom = max(e[1] for e in plan.edits)
+        if (right, bottom) != (x, y):
+            grid.select_from = (right, bottom)
+            grid.refresh()
+        warn = plan.outside or plan.cleaned
+        self.notify(
+            plan.notice[0].upper() + plan.notice[1:],
+            title="Paste",
+            severity="warning" if warn else "information",
+            markup=False,
+        )
+
+    def action_clear_cells(self) -> None:
+        """Empty the selection (or the cursor's cell): one batch, one undo step."""
+        mirror = self.client.joined.get(self.board_id)
+        if mirror is None:
+            return
+        rect: Rect = self.grid.target
+        edits = [(x, y, "") for x, y in rect.cells() if self._shown(mirror, x, y)]
+        if not edits:
+            self.note("nothing to clear")
+            return
+        self.save_cells(self.board_id, edits, self._record(self.board_id, edits))
+        self.note(f"cleared {plural(len(edits), 'cell')}")
+
+    def action_search(self) -> None:
+        bar = self.query_one("#search")
+        bar.display = True
+        field = self.query_one("#search-input", Input)
+        field.value = self.search.text if self.search is not None else ""
+        field.focus()
+
+    def _close_search(self) -> None:
+        if self.query_one("#search").display:
+            self.query_one("#search").display = False
+            self.grid.focus()
+
+    def _matches(self, text: str) -> list[tuple[int, int]]:
+        mirror = self.client.joined.get(self.board_id)
+        if mirror is None:
+            return []
+        shown = {(op.x, op.y): op.value for op in mirror.cells}
+        for op in mirror.pending.values():
+            shown[(op.x, op.y)] = op.value
+        return find(((x, y, value) for (x, y), value in shown.items()), text)
+
+    @on(Input.Submitted, "#search-input")
+    def _search_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._close_search()
+        text = event.value
+        if not text:
+            self.search = None
+            self.note("search cleared")
+            return
+        grid = self.grid
+        self.search = Search(text, self._matches(text))
+        found = self.search.first_after((grid.cursor_x, grid.cursor_y))
+        if found is not None:
+            grid.move_to(*found)
+        self.note(self.search.describe(), lasts=None)
+
+    def action_search_next(self, forward: bool = True) -> None:
+        """`n`/`N`: the next or previous match of the last search (found afresh: cells
+        change while you look)."""
+        search = self.search
+        if search is None:
+            self.note("no search yet: / finds")
+            return
+        search.matches = self._matches(search.text)
+        grid = self.grid
+        found = search.step((grid.cursor_x, grid.cursor_y), forward)
+        if found is not None:
+            grid.move_to(*found)
+        self.note(search.describe(), lasts=None)
+
+    def action_column_width(self, delta: int) -> None:
+        """`<`/`>`: the cursor's column two narrower or wider, for everyone."""
+        grid = self.grid
+        x = grid.cursor_x
+        width = max(MIN_COLUMN_WIDTH, min(MAX_COLUMN_WIDTH, grid.column_width(x) + delta))
+        if width == grid.column_width(x):
+            self.note(f"column {column_name(x)} is already {width} wide")
+            return
+        grid.set_column_width(x, width)
+        grid.scroll_to_cursor()
+        self.save_widths(self.board_id, {x: width})
+        self.note(f"column {column_name(x)}: {width} wide")
+
+    @work(group="widths", exit_on_error=False)
+    async def save_widths(self, board: str, widths: dict[int, int]) -> None:
+        try:
+            await self.client.set_column_widths(board, widths)
+        except ClientError as exc:
+            self.notify(
+                f"Column width not saved: {exc.message}",
+                title="Column width",
+                severity="error",
+                markup=False,
+            )
+        except (NotConnected, ConnectionError):
+            self.notify(
+                "Column width not saved: not connected",
+                title="Column width",
+                severity="warning",
+            )
 
     def _close_editor(self) -> None:
         if not self.query_one("#editor").display or self._editing is None:
@@ -529,6 +849,8 @@ class CollabApp(App[None]):
             self._update_following()
         if key == "escape" and self.query_one("#editor").display:
             self._close_editor()
+        if key == "escape" and self.query_one("#search").display:
+            self._close_search()
 
     def action_cycle_status(self) -> None:
         self.auto_away = False
@@ -670,4 +992,9 @@ class CollabApp(App[None]):
         yield SystemCommand("Follow a teammate", "keep their cursor in view", self.action_follow)
         yield SystemCommand("Switch or create board", "pick a board", self.action_boards)
         yield SystemCommand("Reconnect now", "skip the reconnect wait", self.action_reconnect)
+        yield SystemCommand("Undo", "take back your last edit (ctrl+z)", self.action_undo)
+        yield SystemCommand("Redo", "write again what undo took back (ctrl+y)", self.action_redo)
+        yield SystemCommand("Copy cells", "the selection as TSV (y)", self.action_copy_cells)
+        yield SystemCommand("Paste cells", "at the cursor (p)", self.action_paste_cells)
+        yield SystemCommand("Find in cells", "search values (/, then n / N)", self.action_search)
         yield SystemCommand("Keys", "show every key", self.action_help)

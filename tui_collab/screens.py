@@ -7,7 +7,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
@@ -18,6 +18,12 @@ from tui_collab.words import plural
 HELP = """\
 Move             arrows or h j k l, or click a cell
 Edit a cell      Enter or F2, type, Enter saves, Esc cancels
+Select           shift+arrows, or drag the mouse; Esc clears
+Copy / paste     y or ctrl+c copies as TSV; p or ctrl+v pastes
+Clear            Delete or Backspace empties the selection
+Undo / redo      ctrl+z / ctrl+y: your own edits, newest first
+Find             / text Enter, then n / N: next / previous
+Column width     < or > narrows or widens it, for everyone
 Status           s cycles online → busy → away
 Follow           f, then pick a teammate; any key stops
 Boards           b switches board or creates one
@@ -31,7 +37,13 @@ A value ending in * is your edit the server has not saved
 yet; a red ! marks a cell where the server refused your
 edit (the status bar says why; the cell shows the server's
 value). After 5 minutes without a key, click or scroll you
-show as away; the next one brings you back."""
+show as away; the next one brings you back.
+
+Undo never overwrites a teammate: a cell someone changed
+after your edit keeps their value, and the status bar says
+who. A paste or a clear is one undo step. A paste fills the
+block from the cursor; what falls past the board's edge is
+left out, and you are told."""
 
 
 class HelpScreen(ModalScreen[None]):
@@ -40,7 +52,8 @@ class HelpScreen(ModalScreen[None]):
     ]
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
+        # Scrolls (arrows, the wheel) when the terminal is too short for every key.
+        with VerticalScroll(id="dialog"):
             yield Label("tui-collab — keys", id="dialog-title")
             yield Static(Text(HELP), id="help-text")
             yield Label("Esc closes", classes="dialog-hint")

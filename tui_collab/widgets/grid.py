@@ -3,12 +3,16 @@
 Only visible lines are rendered, each from the board mirror at paint time, so a burst of
 remote events costs one repaint per frame however many arrive. User text is painted as
 plain segments: a value can never be read as markup or reach the terminal as an escape.
+
+Columns have the widths the board sets (`BoardMeta.widths`), so every mapping between
+cells and screen columns (painting, clicks, scrolling) goes through `column_x`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from bisect import bisect_right
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -26,8 +30,11 @@ from textual.strip import Strip
 
 from tui_collab.cells import column_name
 from tui_collab.mirror import BoardMirror
+from tui_collab.protocol import DEFAULT_COLUMN_WIDTH, ColumnWidth
+from tui_collab.selection import Rect
 
-CELL_WIDTH = 10
+CELL_WIDTH = DEFAULT_COLUMN_WIDTH
+"""A column's width unless the board sets another."""
 ROW_HEADER_WIDTH = 5
 IDLE_AFTER_S = 5.0
 """A teammate's cursor label dims after this long without movement."""
@@ -60,7 +67,24 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         Binding("pageup", "move(0, -10)", show=False),
         Binding("pagedown", "move(0, 10)", show=False),
         Binding("home", "home", show=False),
+        Binding("shift+up", "extend(0, -1)", show=False),
+        Binding("shift+down", "extend(0, 1)", show=False),
+        Binding("shift+left", "extend(-1, 0)", show=False),
+        Binding("shift+right", "extend(1, 0)", show=False),
+        Binding("escape", "clear_selection", show=False),
         Binding("enter,f2", "edit", "Edit"),
+        # What the app does with the cells: bound here so they act on the grid only,
+        # never while the cell editor or the search line has the keys.
+        Binding("y,ctrl+c", "app.copy_cells", "Copy", key_display="y"),
+        Binding("p,ctrl+v", "app.paste_cells", "Paste", key_display="p"),
+        Binding("delete,backspace", "app.clear_cells", "Clear", show=False),
+        Binding("ctrl+z", "app.undo", "Undo", key_display="^z"),
+        Binding("ctrl+y", "app.redo", "Redo", show=False),
+        Binding("slash", "app.search", "Find", key_display="/"),
+        Binding("n", "app.search_next(True)", show=False),
+        Binding("N", "app.search_next(False)", show=False),
+        Binding("less_than_sign", "app.column_width(-2)", show=False),
+        Binding("greater_than_sign", "app.column_width(2)", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -69,6 +93,7 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         "grid--cursor",
         "grid--pending",
         "grid--refused",
+        "grid--selected",
     }
 
     DEFAULT_CSS = """
@@ -78,6 +103,7 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
     BoardGrid > .grid--cursor { background: $accent; color: $text; text-style: bold; }
     BoardGrid > .grid--pending { color: $warning; text-style: italic; }
     BoardGrid > .grid--refused { color: $error; text-style: bold; }
+    BoardGrid > .grid--selected { background: $primary-muted; color: $text; text-style: underline; }
     """
 
     cursor_x: var[int] = var(0)
@@ -97,6 +123,13 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
             self.x = x
             self.y = y
 
+    class Pasted(Message):
+        """Text the terminal pasted while the grid had focus: a block to write."""
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
     def __init__(
         self, clock: Callable[[], float] = time.monotonic, *, id: str | None = None
     ) -> None:
@@ -112,6 +145,15 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         self.refused: dict[tuple[int, int], str] = {}
         """Cells of this board where the server refused this user's edit, with its reason."""
         self.follow: str | None = None
+        self.select_from: tuple[int, int] | None = None
+        """The corner a range selection started from (the cursor is the other one);
+        None when there is no range."""
+        self._dragging = False
+        self.widths: list[int] = []
+        """Each column's width in terminal cells."""
+        self._col_x: list[int] = [0]
+        """Where each column starts, from the first column's left edge; one more entry
+        than there are columns (the last is the total width)."""
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)
@@ -129,10 +171,46 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
             self._place(user, x, y, now)
         self.cursor_x = min(self.cursor_x, mirror.meta.width - 1)
         self.cursor_y = min(self.cursor_y, mirror.meta.height - 1)
-        self.virtual_size = Size(
-            ROW_HEADER_WIDTH + mirror.meta.width * CELL_WIDTH, mirror.meta.height + 1
-        )
+        self.select_from = None
+        self.show_widths(mirror.meta.widths)
+
+    def show_widths(self, widths: Iterable[ColumnWidth] | None) -> None:
+        """Lay the columns out at these widths (the board's; any column not listed is
+        `CELL_WIDTH`)."""
+        mirror = self.mirror
+        if mirror is None:
+            return
+        self.widths = [CELL_WIDTH] * mirror.meta.width
+        for column in widths or ():
+            if 0 <= column.x < len(self.widths):
+                self.widths[column.x] = column.width
+        self._lay_out()
+
+    def set_column_width(self, x: int, width: int) -> None:
+        """Show one column at a new width now, before the board's update confirms it."""
+        if 0 <= x < len(self.widths):
+            self.widths[x] = width
+            self._lay_out()
+
+    def _lay_out(self) -> None:
+        col_x = [0]
+        for width in self.widths:
+            col_x.append(col_x[-1] + width)
+        self._col_x = col_x
+        height = self.mirror.meta.height if self.mirror is not None else 0
+        self.virtual_size = Size(ROW_HEADER_WIDTH + col_x[-1], height + 1)
         self.refresh()
+
+    def column_x(self, x: int) -> int:
+        """Where column `x` starts, counted from the first column's left edge."""
+        return self._col_x[min(max(0, x), len(self._col_x) - 1)]
+
+    def column_width(self, x: int) -> int:
+        return self.widths[x] if 0 <= x < len(self.widths) else CELL_WIDTH
+
+    def column_at(self, offset: int) -> int:
+        """The column at `offset` cells from the first column's left edge (clamped)."""
+        return max(0, min(len(self.widths) - 1, bisect_right(self._col_x, offset) - 1))
 
     def move_remote(self, user: str, x: int, y: int) -> None:
         self._place(user, x, y, self._clock())
@@ -192,8 +270,31 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
 
     # --- own cursor -----------------------------------------------------------------
 
+    @property
+    def selection(self) -> Rect | None:
+        """The selected range; None when there is none (the cursor's cell alone)."""
+        if self.select_from is None:
+            return None
+        return Rect.between(self.select_from, (self.cursor_x, self.cursor_y))
+
+    @property
+    def target(self) -> Rect:
+        """What copy and clear act on: the selection, or else the cursor's cell."""
+        return self.selection or Rect.between(*[(self.cursor_x, self.cursor_y)] * 2)
+
     def action_move(self, dx: int, dy: int) -> None:
         self.move_to(self.cursor_x + dx, self.cursor_y + dy)
+
+    def action_extend(self, dx: int, dy: int) -> None:
+        """Grow or shrink the selection: the anchor stays, the cursor moves."""
+        if self.select_from is None:
+            self.select_from = (self.cursor_x, self.cursor_y)
+        self.move_to(self.cursor_x + dx, self.cursor_y + dy, extend=True)
+
+    def action_clear_selection(self) -> None:
+        if self.select_from is not None:
+            self.select_from = None
+            self.refresh()
 
     def action_home(self) -> None:
         self.move_to(0, self.cursor_y)
@@ -201,9 +302,13 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
     def action_edit(self) -> None:
         self.post_message(self.EditRequested(self.cursor_x, self.cursor_y))
 
-    def move_to(self, x: int, y: int) -> None:
+    def move_to(self, x: int, y: int, *, extend: bool = False) -> None:
+        """Move this user's cursor; unless `extend`, a selection goes away."""
         if self.mirror is None:
             return
+        if not extend and self.select_from is not None:
+            self.select_from = None
+            self.refresh()
         x = max(0, min(self.mirror.meta.width - 1, x))
         y = max(0, min(self.mirror.meta.height - 1, y))
         if (x, y) == (self.cursor_x, self.cursor_y):
@@ -213,28 +318,64 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         self.refresh()
         self.post_message(self.CursorMoved(x, y))
 
-    def on_click(self, event: events.Click) -> None:
-        if event.y < 1 or event.x < ROW_HEADER_WIDTH:
+    def scroll_to_cursor(self) -> None:
+        self._scroll_to_cell(self.cursor_x, self.cursor_y)
+
+    def cell_at(self, offset_x: int, offset_y: int) -> tuple[int, int]:
+        """The cell under a point of the widget (clamped to the board)."""
+        x = self.column_at(offset_x - ROW_HEADER_WIDTH + int(self.scroll_offset.x))
+        y = max(0, offset_y - 1 + int(self.scroll_offset.y))
+        return x, y
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        """A press moves the cursor there and starts a drag that selects a range."""
+        if event.button != 1 or event.y < 1 or event.x < ROW_HEADER_WIDTH:
             return
-        x = (event.x - ROW_HEADER_WIDTH + int(self.scroll_offset.x)) // CELL_WIDTH
-        y = event.y - 1 + int(self.scroll_offset.y)
         self.focus()
+        x, y = self.cell_at(event.x, event.y)
         self.move_to(x, y)
+        self.select_from = (self.cursor_x, self.cursor_y)
+        self._dragging = True
+        self.capture_mouse()
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        if self._dragging:
+            x, y = self.cell_at(event.x, max(1, event.y))
+            self.move_to(x, y, extend=True)
+
+    def on_mouse_up(self, event: events.MouseUp) -> None:
+        if not self._dragging:
+            return
+        self._dragging = False
+        self.release_mouse()
+        if self.select_from == (self.cursor_x, self.cursor_y):
+            self.select_from = None  # a click, not a drag
+            self.refresh()
+
+    def _on_paste(self, event: events.Paste) -> None:
+        event.stop()
+        if event.text:
+            self.post_message(self.Pasted(event.text))
 
     def _scroll_to_cell(self, x: int, y: int) -> None:
         visible_rows = max(1, self.size.height - 1)
-        visible_cols = max(1, (self.size.width - ROW_HEADER_WIDTH) // CELL_WIDTH)
+        visible_width = max(1, self.size.width - ROW_HEADER_WIDTH)
         top = int(self.scroll_offset.y)
-        left_col = int(self.scroll_offset.x) // CELL_WIDTH
+        left = int(self.scroll_offset.x)
         if y < top:
             top = y
         elif y >= top + visible_rows:
             top = y - visible_rows + 1
-        if x < left_col:
-            left_col = x
-        elif x >= left_col + visible_cols:
-            left_col = x - visible_cols + 1
-        self.scroll_to(x=left_col * CELL_WIDTH, y=top, animate=False, immediate=True)
+        start, end = self.column_x(x), self.column_x(x + 1)
+        if start < left:
+            left = start
+        elif end > left + visible_width:
+            # Scroll by whole columns: the first one that leaves room for column x.
+            first = x
+            while first > 0 and end - self.column_x(first - 1) <= visible_width:
+                first -= 1
+            left = self.column_x(first)
+        self.scroll_to(x=left, y=top, animate=False, immediate=True)
 
     # --- painting -------------------------------------------------------------------
 
@@ -246,12 +387,13 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
             return Strip.blank(width, base)
         header = self.get_component_rich_style("grid--header")
         scroll_x = int(self.scroll_offset.x)
-        first_col = scroll_x // CELL_WIDTH
-        shift = scroll_x - first_col * CELL_WIDTH
-        cols = min(mirror.meta.width, first_col + (width - ROW_HEADER_WIDTH) // CELL_WIDTH + 2)
+        first_col = self.column_at(scroll_x)
+        shift = scroll_x - self.column_x(first_col)
+        cols = min(len(self.widths), bisect_right(self._col_x, scroll_x + width) + 1)
         if y == 0:
             cells = [
-                Segment(column_name(c).center(CELL_WIDTH), header) for c in range(first_col, cols)
+                Segment(column_name(c).center(self.widths[c])[: self.widths[c]], header)
+                for c in range(first_col, cols)
             ]
             gutter = Segment(" " * ROW_HEADER_WIDTH, header)
         else:
@@ -260,10 +402,18 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
                 return Strip.blank(width, base)
             labels = self._labels_for_row(row)
             typing = self._typing_cells()
+            selection = self.selection
             cells = [
                 segment
                 for c in range(first_col, cols)
-                for segment in self._cell(mirror, c, row, labels.get(c), typing)
+                for segment in self._cell(
+                    mirror,
+                    c,
+                    row,
+                    labels.get(c),
+                    typing,
+                    selection is not None and selection.contains(c, row),
+                )
             ]
             gutter = Segment(f"{row + 1:>4} ", header)
         body = Strip(cells).crop(shift, shift + max(0, width - ROW_HEADER_WIDTH))
@@ -293,15 +443,20 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         y: int,
         label: RemoteCursor | None,
         typing: set[tuple[int, int]],
+        selected: bool = False,
     ) -> list[Segment]:
-        """One cell, `CELL_WIDTH` wide: value, `*` if not saved yet, then `!` (refused)
-        and `✎` (a teammate typing) at the right. Marks are never cut; the value is."""
+        """One cell at its column's width: value, `*` if not saved yet, then `!` (refused)
+        and `✎` (a teammate typing) at the right. Marks are cut only in a column too
+        narrow for them; the value is cut first."""
+        width = self.column_width(x)
         pending = mirror.pending_at(x, y)
         value = pending.value if pending is not None else mirror.cells.value(x, y)
         style = self.get_component_rich_style("grid--cell")
         if pending is not None:
             style += self.get_component_rich_style("grid--pending")
         here = [c for c in self.remote.values() if (c.x, c.y) == (x, y)]
+        if selected:
+            style += self.get_component_rich_style("grid--selected")
         text_style = style
         if (x, y) == (self.cursor_x, self.cursor_y):
             style += self.get_component_rich_style("grid--cursor")
@@ -320,15 +475,18 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         if (x, y) in typing:
             badges.append(Segment(TYPING_MARK, style))
         badge_cells = sum(s.cell_length for s in badges)
-        text = _fit(value, CELL_WIDTH, len(inline) + badge_cells + (1 if badges else 0))
-        pad = CELL_WIDTH - 1 - cell_len(text) - len(inline) - badge_cells
+        text = _fit(value, width, len(inline) + badge_cells + (1 if badges else 0))
+        pad = width - 1 - cell_len(text) - len(inline) - badge_cells
         segments = [Segment(text, text_style)]
         if inline:
             segments.append(Segment(inline, style))
         segments.append(Segment(" " * pad, style))
         segments.extend(badges)
         segments.append(Segment(" ", style))
-        return list(Segment.simplify(s for s in segments if s.text))
+        cell = Strip(Segment.simplify(s for s in segments if s.text))
+        if cell.cell_length > width:
+            cell = cell.crop(0, width)
+        return list(cell)
 
     def _colour(self, cursor: RemoteCursor) -> str:
         if self._clock() - cursor.moved_at < IDLE_AFTER_S:
