@@ -9,8 +9,9 @@ per node, what the others must show:
   carries the moment it ended (`last_seen`), so no offline part stays behind;
 - a board's channel: `cursors` (one frame per node flush, not per move), `typing`,
   `participant.joined` / `participant.left` frames;
-- the board's cell events, published by the store's apply script itself, so their
-  order on the channel is their version order.
+- the board's cell events (one per `cell.set`, one per `cells.set` batch), published by
+  the store's apply scripts themselves, so their order on the channel is their version
+  order.
 
 Pub/sub is at most once. What must not be lost is also kept in hashes (presence parts,
 board rosters) and in the store (cells), and a node re-reads them whenever its
@@ -35,8 +36,10 @@ from redis.exceptions import RedisError
 from server.redis_util import awaited, compact_json
 from server.wire import (
     CellEvent,
+    CellsEvent,
     board_channel,
     board_frames_channel,
+    decode_cell_event,
     nodes_channel,
     team_channel,
 )
@@ -69,6 +72,10 @@ class ClusterListener(Protocol):
     def on_board_frame(self, team: str, board: str, node: str, frame: str) -> None: ...
 
     def on_cell_event(self, team: str, board: str, event: CellEvent) -> None: ...
+
+    def on_cells_event(self, team: str, board: str, event: CellsEvent) -> None:
+        """The winners of one batch, in version order (consecutive versions)."""
+        ...
 
     def on_node_down(self, node: str) -> None: ...
 
@@ -386,9 +393,13 @@ class RedisCluster:
         kind, team, board = meaning
         try:
             if kind == "cells":
-                event = CellEvent.decode(data)
-                if event.node != self.node:
-                    self._known_nodes.add(event.node)
+                event = decode_cell_event(data)
+                if event.node == self.node:
+                    return
+                self._known_nodes.add(event.node)
+                if isinstance(event, CellsEvent):
+                    listener.on_cells_event(team, board, event)
+                else:
                     listener.on_cell_event(team, board, event)
                 return
             message = json.loads(data)

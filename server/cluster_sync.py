@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Coroutine
+from dataclasses import replace
+from typing import Any
 
-from server.boards import BoardRoom, changed_frame
+from server.boards import BoardRoom, cells_changed_frame, changed_frame
 from server.cluster import Part
 from server.context import ServerContext
 from server.store.base import BoardRecord
-from server.wire import CellEvent
+from server.wire import CellEvent, CellsEvent
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +25,8 @@ class ClusterSync:
     def __init__(self, ctx: ServerContext) -> None:
         self._ctx = ctx
         self._tasks: set[asyncio.Task[None]] = set()
+        self._rereads: dict[tuple[str, str], int] = {}
+        """Per board, how many store reads of its record a `board.updated` started."""
 
     def on_team_frame(self, team: str, frame: str) -> None:
         self._ctx.hub.to_team(team, frame)
@@ -37,8 +42,37 @@ class ClusterSync:
                     height=meta["height"],
                     created_by=meta["created_by"],
                     version=meta.get("version", 0),
+                    widths=tuple(sorted((w["x"], w["width"]) for w in meta.get("widths") or ())),
                 )
             )
+        if message.get("type") == "board.updated":
+            self._start(self._reread(team, message["board"]["id"]))
+
+    async def _reread(self, team: str, board: str) -> None:
+        """Take the title and widths from the store after another node's `board.updated`.
+
+        The frame's own are that node's view at its update; two nodes updating at once
+        may publish in the other order than they wrote, and widths merge per column, so
+        only the store's record is sure to be the latest. The cached version is kept:
+        the store's may be ahead of the ops this node has received.
+        """
+        key = (team, board)
+        ticket = self._rereads[key] = self._rereads.get(key, 0) + 1
+        try:
+            fresh = await self._ctx.store.get_board(team, board)
+        except Exception:
+            logger.exception("re-reading board %s/%s failed", team, board)
+            return
+        if fresh is None or self._rereads[key] != ticket:
+            return  # gone, or a later read started: its answer is at least as new
+        room = self._ctx.rooms.get(team, board)
+        loaded = self._ctx.boards.loaded(team)
+        cached = room.record if room is not None else (loaded or {}).get(board)
+        if cached is not None:
+            if (cached.title, cached.widths) == (fresh.title, fresh.widths):
+                return
+            fresh = replace(fresh, version=cached.version)
+        self._ctx.boards.remember(fresh)
 
     def on_part(
         self, team: str, user: str, node: str, part: Part | None, last_seen: str | None
@@ -60,6 +94,22 @@ class ClusterSync:
         if room.seen_above:
             self._refill(room)  # a version is missing: unless it turns up, read it
 
+    def on_cells_event(self, team: str, board: str, event: CellsEvent) -> None:
+        """A batch applied on another node: one `cells.changed` here too, for the ops
+        that win against this node's cells (all of them, unless some arrived already)."""
+        room = self._ctx.rooms.get(team, board)
+        if room is None:
+            return
+        won = []
+        for op in event.ops:
+            room.saw(op.version)
+            if room.cells.apply(op):
+                won.append(op)
+        if won:
+            room.broadcast(cells_changed_frame(board, won))
+        if room.seen_above:
+            self._refill(room)
+
     def on_node_down(self, node: str) -> None:
         self._ctx.presence.node_down(node)
         for room in self._ctx.rooms.rooms():
@@ -78,7 +128,10 @@ class ClusterSync:
         if room.filling_gap:
             return
         room.filling_gap = True
-        task = asyncio.create_task(self._refill_now(room, wait))
+        self._start(self._refill_now(room, wait))
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

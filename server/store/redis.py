@@ -10,8 +10,14 @@ identifiers, which cannot contain ":", so no two keys collide):
                                           last_seen, alive_at (the presence heartbeat)
     {p}t:{team}:boards            zset    board id, scored by creation time (Redis clock, µs)
     {p}t:{team}:b:{board}         hash    title, width, height, created_by, created_at,
-                                          version, token
+                                          version, token, widths (JSON {"x": width},
+                                          absent while every column is the default)
     {p}t:{team}:b:{board}:cells   hash    field "x,y", value the cell (`_decode_cell`)
+    {p}t:{team}:b:{board}:h:{x},{y}
+                                  list    the cell's applied ops, newest first, at most
+                                          `HISTORY_PER_CELL` (`cell_history`)
+    {p}t:{team}:b:{board}:done:{nonce}
+                                  string  a batch's reply, for `BATCH_REPLY_TTL_MS`
     {p}layout                     string  the cell layout, `LAYOUT` (see `_migrate_layout`)
     {p}session:{id}               hash    team, user, client_id, started_at, ended_at,
                                           close_code; expires (see `session_started`)
@@ -19,11 +25,21 @@ identifiers, which cannot contain ":", so no two keys collide):
                                           the newest `SessionRetention.per_user` only
 
 A cell is one field of its board's hash, its value one string:
-`{version},{clock},{nonce},{len(client)},{len(by)},{client}{by}{value}` (lengths in UTF-8
-bytes; nonce is empty or `[0-9a-z.]`). About 100 bytes of Redis memory a cell, against
-about 400 for the hash per cell and index entry of layout 1 (docs/operations.md).
+`{version}[@{at}],{clock},{nonce},{len(client)},{len(by)},{client}{by}{value}` (lengths in
+UTF-8 bytes; nonce is empty or `[0-9a-z.]`; `@{at}`, the op's time in Unix ms, is absent
+in cells stored before it was kept, which read as at=0, so no migration). About 100 bytes
+of Redis memory a cell, against about 400 for the hash per cell and index entry of
+layout 1 (docs/operations.md).
 
-Cell events are published on `board_channel(p, team, board)`.
+History is one list per cell, not one per board: a per-cell cap is then one LTRIM in
+the apply script, and `cell.history` reads one key. An entry is the cell's string
+without its nonce; a list of 50 everyday entries takes about 2.7 KB (`MEMORY USAGE`:
+the key, its listpack, ~50 bytes an entry), so a cell edited 50 times or more costs ~25
+times its own size; a cell written once, one ~220-byte list. Boards are never deleted,
+so neither are their lists.
+
+Cell events (`CellEvent` for one op, `CellsEvent` for a batch) are published on
+`board_channel(p, team, board)`.
 
 Durability is the Redis server's: with `appendonly yes` and `appendfsync always` a reply
 is sent only after the write is fsynced to the AOF, which is what the `Store` contract
@@ -34,11 +50,12 @@ is sent only after the write is fsynced to the AOF, which is what the `Store` co
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -63,6 +80,7 @@ from server.store.base import (
 )
 from server.wire import board_channel, op_json
 from tui_collab.cells import CellOp
+from tui_collab.protocol import DEFAULT_COLUMN_WIDTH, HISTORY_PER_CELL
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +102,12 @@ LAYOUT: Final = 2
 """How cells are kept. 1: a hash per cell plus a version index per board (no `{p}layout`
 key); 2: one hash per board. `open` converts older data (`_MIGRATE_BOARD`)."""
 
-_BOARD_FIELDS: Final = ("title", "width", "height", "created_by", "version")
+BATCH_REPLY_TTL_MS: Final = 60_000
+"""How long a batch's reply is kept for a retry of the same call: the client library
+retries a lost reply within about 2 s (`RETRIES`); a minute rides out a Redis restart
+too. About 1 byte per op of the batch meanwhile."""
+
+_BOARD_FIELDS: Final = ("title", "width", "height", "created_by", "version", "widths")
 _USER_FIELDS: Final = ("name", "status", "activity", "last_seen", "alive_at")
 
 
@@ -96,7 +119,9 @@ def _lua(*names: str) -> str:
 
 # compare.lua: byte-order string and integer compares (Lua's own `<` follows the locale).
 # latest.lua: keep_latest, which only moves a stored moment forward.
-_APPLY_CELL_OP: Final = _lua("compare", "apply_cell_op")
+# merge.lua: merge_op, the per-op last-writer-wins merge both apply scripts share.
+_APPLY_CELL_OP: Final = _lua("compare", "merge", "apply_cell_op")
+_APPLY_CELL_OPS: Final = _lua("compare", "merge", "apply_cell_ops")
 _MIGRATE_BOARD: Final = _lua("migrate_board")
 _CREATE_BOARD: Final = _lua("create_board")
 _UPDATE_BOARD: Final = _lua("update_board")
@@ -144,6 +169,7 @@ def _parse(text: str | None) -> datetime | None:
 @dataclass(frozen=True, slots=True)
 class _Scripts:
     apply_cell_op: AsyncScript
+    apply_cell_ops: AsyncScript
     create_board: AsyncScript
     update_board: AsyncScript
     save_presence: AsyncScript
@@ -262,6 +288,7 @@ class RedisStore:
         # empties the script cache).
         self._scripts = _Scripts(
             apply_cell_op=client.register_script(_APPLY_CELL_OP),
+            apply_cell_ops=client.register_script(_APPLY_CELL_OPS),
             create_board=client.register_script(_CREATE_BOARD),
             update_board=client.register_script(_UPDATE_BOARD),
             save_presence=client.register_script(_SAVE_PRESENCE),
@@ -469,8 +496,19 @@ class RedisStore:
         )
         return bool(created)
 
-    async def update_board(self, team: str, board: str, title: str) -> BoardRecord | None:
-        row = await self._run.update_board(keys=[self._board_key(team, board)], args=[title])
+    async def update_board(
+        self,
+        team: str,
+        board: str,
+        title: str | None = None,
+        widths: Mapping[int, int] | None = None,
+    ) -> BoardRecord | None:
+        """Set the title and/or merge widths, in one script (a default width drops the
+        column); the record as it is after, or None without the board."""
+        args: list[str | int] = [_flag(title is not None), title or "", DEFAULT_COLUMN_WIDTH]
+        for x, width in sorted((widths or {}).items()):
+            args += [x, width]
+        row = await self._run.update_board(keys=[self._board_key(team, board)], args=args)
         return None if row is None else _board(team, board, row)
 
     async def get_board(self, team: str, board: str) -> BoardRecord | None:
@@ -506,17 +544,19 @@ class RedisStore:
         """Merge one op under last-writer-wins in one Lua script, and publish it if it won.
 
         The script compares (clock, client, value) exactly as `tui_collab.cells.beats`,
-        bumps the board version, stores the cell and PUBLISHes a `CellEvent`
-        on `board_channel`, all atomically. Since Redis runs scripts one at a time, the
-        events on a board's channel arrive in version order, with no gaps between them
-        for a subscriber that stays connected. Raises LookupError without the board.
+        bumps the board version, stores the cell, appends it to the cell's history and
+        PUBLISHes a `CellEvent` on `board_channel`, all atomically (`merge.lua`). Since
+        Redis runs scripts one at a time, the events on a board's channel arrive in
+        version order, with no gaps between them for a subscriber that stays connected.
+        Raises LookupError without the board.
         """
         key = self._board_key(team, board)
+        field = f"{op.x},{op.y}"
         applied, version = await self._run.apply_cell_op(
-            keys=[key, f"{key}:cells"],
+            keys=[key, f"{key}:cells", f"{key}:h:{field}"],
             args=[
                 board_channel(self.prefix, team, board),
-                f"{op.x},{op.y}",
+                field,
                 op.value,
                 str(op.clock),
                 op.client,
@@ -524,11 +564,71 @@ class RedisStore:
                 self._nonce(),
                 self._node_json,
                 op_json(op),
+                str(op.at),
+                HISTORY_PER_CELL,
             ],
         )
         if applied < 0:
             raise LookupError(f"no board {board!r}")
         return AppliedOp(applied=bool(applied), version=int(version))
+
+    async def apply_cell_ops(self, team: str, board: str, ops: Sequence[CellOp]) -> list[AppliedOp]:
+        """Merge a batch in order in one Lua script, and publish its winners as one event.
+
+        The script is `apply_cell_op`'s merge op after op (`merge.lua`), so the batch is
+        atomic (Redis runs one script at a time, and the AOF logs it as one), its versions
+        are consecutive, and its `CellsEvent` comes between the events of the ops before
+        and after it. A retry of a call whose reply was lost gets the first run's reply
+        back from a short-lived key (`BATCH_REPLY_TTL_MS`). Raises LookupError without
+        the board.
+        """
+        if not ops:
+            return []
+        key = self._board_key(team, board)
+        args: list[str | int] = [
+            board_channel(self.prefix, team, board),
+            self._node_json,
+            f"{key}:h:",
+            HISTORY_PER_CELL,
+            BATCH_REPLY_TTL_MS,
+        ]
+        for op in ops:
+            args += [
+                f"{op.x},{op.y}",
+                op.value,
+                str(op.clock),
+                op.client,
+                op.by,
+                str(op.at),
+                op_json(op),
+            ]
+        base, flags = await self._run.apply_cell_ops(
+            keys=[key, f"{key}:cells", f"{key}:done:{self._nonce()}"], args=args
+        )
+        if base < 0:
+            raise LookupError(f"no board {board!r}")
+        results = []
+        version = int(base)
+        for flag in flags:
+            version += flag == "1"
+            results.append(AppliedOp(applied=flag == "1", version=version))
+        return results
+
+    async def cell_history(self, team: str, board: str, x: int, y: int) -> list[CellOp]:
+        """The cell's applied ops, newest first (at most `HISTORY_PER_CELL`), one read.
+
+        A cell last written before history was kept has no list: its current value is
+        its whole history then.
+        """
+        key = self._board_key(team, board)
+        field = f"{x},{y}"
+        async with self._require().pipeline(transaction=False) as pipe:
+            pipe.lrange(f"{key}:h:{field}", 0, HISTORY_PER_CELL - 1)
+            pipe.hget(f"{key}:cells", field)
+            entries, current = await pipe.execute()
+        if not entries and current is not None:
+            entries = [current]
+        return [_decode_cell(field, text) for text in entries]
 
     async def load_cells(self, team: str, board: str, since: int = 0) -> list[CellOp]:
         """The board's cells with a version greater than `since`, by version (one read).
@@ -552,14 +652,15 @@ def _version_of(op: CellOp) -> int:
 def _decode_cell(field: str, text: str) -> CellOp:
     """One field of a board's cells hash (see the module's docstring) as its op."""
     x, y = field.split(",")
-    version, clock, _nonce, client_len, by_len, rest = text.split(",", 5)
+    head, clock, _nonce, client_len, by_len, rest = text.split(",", 5)
+    version, _, at = head.partition("@")
     lengths = int(client_len), int(by_len)
     if rest.isascii():
         client, by, value = _split(rest, *lengths)
     else:  # the lengths count UTF-8 bytes
         parts = _split(rest.encode(), *lengths)
         client, by, value = (part.decode() for part in parts)
-    return CellOp(int(x), int(y), value, int(clock), client, by, int(version))
+    return CellOp(int(x), int(y), value, int(clock), client, by, int(version), int(at or 0))
 
 
 _S = TypeVar("_S", str, bytes)
@@ -580,7 +681,7 @@ def _base36(number: int) -> str:
 
 
 def _board(team: str, board: str, row: Sequence[Any]) -> BoardRecord:
-    title, width, height, created_by, version = row
+    title, width, height, created_by, version, widths = row
     return BoardRecord(
         team=team,
         id=board,
@@ -589,4 +690,12 @@ def _board(team: str, board: str, row: Sequence[Any]) -> BoardRecord:
         height=int(height),
         created_by=str(created_by),
         version=int(version),
+        widths=_widths(widths),
     )
+
+
+def _widths(stored: str | None) -> tuple[tuple[int, int], ...]:
+    """The board's `widths` field ({"x": width}) as (x, width) pairs by column."""
+    if not stored:
+        return ()
+    return tuple(sorted((int(x), int(width)) for x, width in json.loads(stored).items()))

@@ -8,6 +8,7 @@ from server.store import redis
 
 SCRIPTS = (
     redis._APPLY_CELL_OP,
+    redis._APPLY_CELL_OPS,
     redis._MIGRATE_BOARD,
     redis._CREATE_BOARD,
     redis._UPDATE_BOARD,
@@ -21,7 +22,7 @@ SCRIPTS = (
 def test_every_lua_file_is_a_resource_that_some_script_uses() -> None:
     folder = resources.files("server.store") / "lua"
     names = sorted(item.name for item in folder.iterdir() if item.name.endswith(".lua"))
-    assert len(names) == 10
+    assert len(names) == 12
     for name in names:
         text = (folder / name).read_text(encoding="utf-8")
         assert text.strip()
@@ -30,7 +31,7 @@ def test_every_lua_file_is_a_resource_that_some_script_uses() -> None:
 
 def test_helpers_are_defined_before_their_first_call() -> None:
     for script in SCRIPTS:
-        for helper in ("bytes_lt", "int_lt", "keep_latest"):
+        for helper in ("bytes_lt", "int_lt", "keep_latest", "merge_op"):
             if f"{helper}(" in script:
                 definition = script.find(f"local function {helper}(")
                 assert definition >= 0, helper
