@@ -350,6 +350,22 @@ async def test_value_line_drops_the_credit_before_the_value_when_narrow() -> Non
         assert text_of(app, 1) == ""
 
 
+async def test_value_line_shows_an_unsaved_edit_as_such() -> None:
+    app = Lines([("B4", CURRENT)])
+    async with app.run_test(size=(80, 4)) as pilot:
+        line = app.query_one("#line-0", ValueLine)
+        line.show("B4", CURRENT, pending="€ 1,500")
+        await pilot.pause()
+        assert text_of(app, 0).startswith("B4 · € 1,500 ")
+        assert text_of(app, 0).endswith("   not saved yet")
+        line.show("B4", CURRENT, pending="")
+        await pilot.pause()
+        assert text_of(app, 0).startswith("B4 · empty ")
+        line.show("B4", CURRENT)
+        await pilot.pause()
+        assert text_of(app, 0).endswith("by Ada Lovelace · 2 min ago")
+
+
 # --- pixels -----------------------------------------------------------------------------
 
 
@@ -372,8 +388,9 @@ async def test_inspector_error_snapshot(svg_snapshot: SnapshotAssertion) -> None
 
 async def test_value_line_snapshot(svg_snapshot: SnapshotAssertion) -> None:
     app = Lines(
-        [("B4", CURRENT), ("C2", op_of(HISTORY[3])), ("A1", None), ("E6", LONG)],
+        [("B4", CURRENT), ("C2", op_of(HISTORY[3])), ("A1", None), ("E6", LONG), ("B4", CURRENT)],
     )
     async with app.run_test(size=(80, 10)) as pilot:
+        app.query_one("#line-4", ValueLine).show("B4", CURRENT, pending="€ 1,500")
         await pilot.pause()
         assert svg_snapshot == app.export_screenshot()

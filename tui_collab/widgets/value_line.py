@@ -6,7 +6,10 @@ shows the one under the cursor as far as the terminal allows.
 Wiring (for the app): compose `ValueLine(name_of=self._name_of, now=self.clock.now,
 id="value-line")` above the grid, and on every cursor move, board switch and change of
 the cell under the cursor call `value_line.show(cell_name(x, y), mirror.cells.get(x, y))`
-(`show(None)` hides what it showed when no board is open). It reads the time at each
+(`show(None)` hides what it showed when no board is open). While this client's own edit
+of that cell waits for the server, pass its value too, `show(name, op,
+pending=mirror.pending_at(x, y).value)`: the line shows it as the grid does, "not saved
+yet" instead of the credit. It reads the time at each
 paint and repaints itself every few seconds, so "2 min ago" ages without being told.
 """
 
@@ -63,9 +66,15 @@ class ValueLine(Static):
     ValueLine > .value-line--name { color: $accent; text-style: bold; }
     ValueLine > .value-line--empty { color: $text-muted; text-style: italic; }
     ValueLine > .value-line--credit { color: $text-muted; }
+    ValueLine > .value-line--pending { color: $warning; text-style: italic; }
     """
 
-    COMPONENT_CLASSES = {"value-line--name", "value-line--empty", "value-line--credit"}
+    COMPONENT_CLASSES = {
+        "value-line--name",
+        "value-line--empty",
+        "value-line--credit",
+        "value-line--pending",
+    }
 
     def __init__(
         self,
@@ -81,14 +90,19 @@ class ValueLine(Static):
         self.cell: str | None = None
         """The cell's name ("B4"); None shows nothing."""
         self.op: CellOp | None = None
+        self.pending: str | None = None
+        """This client's value for the cell that the server has not acknowledged yet."""
 
     def on_mount(self) -> None:
         self.set_interval(REPAINT_S, self.refresh)
 
-    def show(self, cell: str | None, op: CellOp | None = None) -> None:
-        """Show cell `cell` ("B4") holding `op` (None: never set, shown as empty)."""
-        if (cell, op) != (self.cell, self.op):
-            self.cell, self.op = cell, op
+    def show(
+        self, cell: str | None, op: CellOp | None = None, *, pending: str | None = None
+    ) -> None:
+        """Show cell `cell` ("B4") holding `op` (None: never set, shown as empty), or
+        `pending`, this client's edit of it that the server has not acknowledged yet."""
+        if (cell, op, pending) != (self.cell, self.op, self.pending):
+            self.cell, self.op, self.pending = cell, op, pending
             self.refresh()
 
     def render(self) -> Text:
@@ -103,11 +117,16 @@ class ValueLine(Static):
         text.append(self.cell, self.get_component_rich_style("value-line--name"))
         text.append(SEPARATOR)
         op = self.op
-        if op is None or not op.value:
+        if self.pending is not None:
+            style = self.get_component_rich_style("value-line--pending")
+            text.append(shown_value(self.pending) or "empty", style)
+            right = "not saved yet"
+        elif op is None or not op.value:
             text.append("empty", self.get_component_rich_style("value-line--empty"))
+            right = cell_credit(op, self._name_of, self._now())
         else:
             text.append(shown_value(op.value))
-        right = cell_credit(op, self._name_of, self._now())
+            right = cell_credit(op, self._name_of, self._now())
         if right:
             room = width - cell_len(right) - GAP
             if room >= min(text.cell_len, cell_len(self.cell) + len(SEPARATOR) + MIN_VALUE_CELLS):
