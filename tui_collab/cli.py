@@ -1,4 +1,5 @@
-"""`tui-collab`: the terminal app, and `tui-collab who` for shell prompts and status lines.
+"""`tui-collab`: the terminal app; `tui-collab who` for shell prompts and status lines;
+`tui-collab export` and `import` to move a board's cells to and from CSV, TSV or JSON.
 
 With no `--server`, the app starts a server inside its own process (loopback only, open
 auth, data in the user's data dir) so one command is enough to see it work; teammates
@@ -21,7 +22,7 @@ import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +86,48 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     who = commands.add_parser("who", help="print the team's presence as a table")
     _connection_flags(who, env)
     who.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    export = commands.add_parser(
+        "export",
+        help="write a board's cells as CSV, TSV or JSON",
+        description="Write a board's cells: CSV/TSV as the rectangle from A1 to the last "
+        "row and column holding a value; JSON with every non-empty cell, its writer and time.",
+    )
+    _connection_flags(export, env)
+    export.add_argument("board", help="board id")
+    export.add_argument(
+        "--format", choices=TRANSFER_FORMATS, help="default: from -o's extension, else csv"
+    )
+    export.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    imports = commands.add_parser(
+        "import",
+        help="write a CSV, TSV or JSON file's cells into a board",
+        description="Write a file's cells into a board, the file's first cell at --at. "
+        "The whole file is checked first: a value the server would refuse, or a cell "
+        "outside the board, refuses the import before anything is written.",
+    )
+    _connection_flags(imports, env)
+    imports.add_argument("board", help="board id")
+    imports.add_argument("file", help="file to read ('-': standard input)")
+    imports.add_argument(
+        "--format", choices=TRANSFER_FORMATS, help="default: from the file's extension, else csv"
+    )
+    imports.add_argument(
+        "--at", default="A1", metavar="CELL", help="where the file's first cell lands (default A1)"
+    )
+    imports.add_argument(
+        "--clear-empty",
+        action="store_true",
+        help="CSV/TSV: an empty field clears its cell (by default it is skipped)",
+    )
+    imports.add_argument(
+        "--create",
+        action="store_true",
+        help="create the board if the team has none by that id (big enough for the file)",
+    )
     return parser
+
+
+TRANSFER_FORMATS = ("csv", "tsv", "json")
 
 
 def _connection_flags(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
@@ -143,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "who":
         return who(args)
+    if args.command in ("export", "import"):
+        return transfer(args)
     try:
         return asyncio.run(run_app(args))
     except StartupFailure as exc:
@@ -387,6 +431,211 @@ def who(args: argparse.Namespace) -> int:
         return 0
     print(format_who(payload["members"]))
     return 0
+
+
+CONNECT_S = 15.0
+"""How long `export` and `import` try to reach the server before giving up."""
+
+
+def transfer(args: argparse.Namespace) -> int:
+    """`export` or `import`: one line on stderr and a non-zero status for any failure."""
+    from tui_collab.transfer import TransferError
+
+    try:
+        with _quiet_client_logs():
+            if args.command == "import":
+                return asyncio.run(import_board(args))
+            text = asyncio.run(export_board(args))
+        if args.output is None or args.output == "-":
+            sys.stdout.write(text)
+            return 0
+        try:
+            Path(args.output).write_text(text, encoding="utf-8", newline="")
+        except OSError as exc:
+            raise StartupFailure(f"cannot write {args.output}: {exc.strerror or exc}") from None
+        return 0
+    except (StartupFailure, TransferError) as exc:
+        print(f"tui-collab {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+async def connect_client(args: argparse.Namespace) -> Any:
+    """A connected `CollabClient` for a one-shot command: the same flags as the app, a
+    few quick attempts, and no outbox (the command waits for its acks itself)."""
+    from tui_collab.backoff import Backoff
+    from tui_collab.client import CollabClient
+    from tui_collab.events import Closed
+
+    url = args.server or f"ws://127.0.0.1:{DEFAULT_PORT}/ws"
+    tls = tls_context(args.cafile)
+    provider = token_provider(args)
+    token = args.token
+    if provider is not None:
+        token = await first_token(provider)
+    quick = Backoff(base_s=0.2, cap_s=1.0)
+    if token is not None:
+        client = CollabClient(
+            url,
+            token=token,
+            token_provider=provider,
+            ssl_context=tls,
+            backoff=quick,
+            max_attempts=3,
+        )
+    else:
+        user, team = args.user or default_user(), args.team or "local"
+        client = CollabClient(
+            url,
+            user=user,
+            team=team,
+            name=args.name,
+            ssl_context=tls,
+            backoff=quick,
+            max_attempts=3,
+        )
+    client.start()
+    try:
+        async with asyncio.timeout(CONNECT_S):
+            await client.wait_connected()
+    except ConnectionError:
+        await client.close()
+        state = client.state
+        raise StartupFailure(
+            final_words(state) if isinstance(state, Closed) else f"cannot reach {url}"
+        ) from None
+    except TimeoutError:
+        await client.close()
+        raise StartupFailure(f"cannot reach {url} within {CONNECT_S:.0f} s") from None
+    return client
+
+
+@contextlib.contextmanager
+def _quiet_client_logs() -> Iterator[None]:
+    """The client logs for an app's log file; a command says what matters itself (and
+    a thousand refused edits must not become a thousand lines on stderr)."""
+    loggers = [logging.getLogger(name) for name in ("tui_collab", "websockets")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+async def _join(client: Any, board: str) -> Any:
+    from tui_collab.client_state import ClientError
+
+    try:
+        return await client.join(board)
+    except ClientError as exc:
+        raise StartupFailure(f"cannot open board {board}: {exc.message}") from None
+
+
+def _no_board(client: Any, board: str, hint: str) -> StartupFailure:
+    team = client.welcome.team if client.welcome is not None else "this team"
+    return StartupFailure(f"team {team} has no board {board!r}{hint}")
+
+
+async def export_board(args: argparse.Namespace) -> str:
+    """The board's cells in the format asked for (or -o's extension says)."""
+    from tui_collab.transfer import format_board, guess_format
+
+    fmt = args.format or (guess_format(args.output) if args.output else "csv")
+    client = await connect_client(args)
+    try:
+        if args.board not in client.boards:
+            raise _no_board(client, args.board, "")
+        mirror = await _join(client, args.board)
+        text = format_board(
+            fmt,
+            board=mirror.id,
+            title=mirror.meta.title,
+            width=mirror.meta.width,
+            height=mirror.meta.height,
+            version=mirror.version,
+            cells=list(mirror.cells),
+        )
+    finally:
+        await client.close()
+    return text
+
+
+async def import_board(args: argparse.Namespace) -> int:
+    """Check the whole file, then write it with `set_cells`; nothing is sent for a file
+    with a value the server would refuse or a cell outside the board."""
+    from tui_collab.client_state import ClientError
+    from tui_collab.transfer import check, guess_format, parse, parse_cell_name
+
+    fmt = args.format or guess_format(args.file)
+    at = parse_cell_name(args.at)
+    cells = parse(_read_input(args.file), fmt, at=at, clear_empty=args.clear_empty)
+    check(cells)  # before connecting: a bad file costs no connection
+    client = await connect_client(args)
+    try:
+        max_chars = client.welcome.limits.max_cell_chars
+        if args.board not in client.boards:
+            if not args.create:
+                raise _no_board(client, args.board, ": create it in the app, or pass --create")
+            await _create_for(client, args.board, cells)
+        mirror = await _join(client, args.board)
+        check(
+            cells,
+            width=mirror.meta.width,
+            height=mirror.meta.height,
+            board=f"board {args.board}",
+            max_chars=max_chars,
+        )
+        acks = []
+        if cells:
+            try:
+                acks = await client.set_cells(args.board, [(c.x, c.y, c.value) for c in cells])
+            except ClientError as exc:
+                raise StartupFailure(f"the server refused the import: {exc}") from None
+            except ConnectionError as exc:
+                raise StartupFailure(f"connection lost during the import: {exc}") from None
+    finally:
+        await client.close()
+    from tui_collab.cells import cell_name
+
+    kept = sum(1 for ack in acks if ack.applied is False)
+    note = f" ({kept} not changed: a newer edit holds them)" if kept else ""
+    noun = "cell" if len(cells) == 1 else "cells"
+    print(f"imported {len(cells)} {noun} into {args.board} at {cell_name(*at)}{note}")
+    return 0
+
+
+def _read_input(name: str) -> str:
+    from tui_collab.transfer import TransferError
+
+    try:
+        if name == "-":
+            return sys.stdin.buffer.read().decode("utf-8-sig")
+        return Path(name).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TransferError(f"{name} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise TransferError(f"cannot read {name}: {exc.strerror or exc}") from None
+
+
+IMPORT_BOARD_SIZE = (26, 40)
+"""The smallest board `import --create` makes (the app's new-board size)."""
+
+
+async def _create_for(client: Any, board: str, cells: Sequence[Any]) -> None:
+    """A new board big enough for the file (and at least the app's default size)."""
+    from tui_collab.client_state import ClientError
+    from tui_collab.protocol import MAX_BOARD_HEIGHT, MAX_BOARD_WIDTH
+
+    width = min(MAX_BOARD_WIDTH, max([IMPORT_BOARD_SIZE[0], *(c.x + 1 for c in cells)]))
+    height = min(MAX_BOARD_HEIGHT, max([IMPORT_BOARD_SIZE[1], *(c.y + 1 for c in cells)]))
+    try:
+        await client.create_board(board.replace("-", " ").title(), width, height, board=board)
+    except ClientError as exc:
+        raise StartupFailure(f"cannot create board {board}: {exc.message}") from None
 
 
 def format_who(members: list[dict[str, Any]]) -> str:
