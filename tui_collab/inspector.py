@@ -1,8 +1,8 @@
 """The cell inspector: a cell's whole value, who set it when, and its earlier values.
 
-A grid column cuts values at 10 cells and says nothing of who wrote them; this screen
-shows all of it, and brings back an earlier value in two keys, as a new edit (the server
-keeps the last 50 per cell, so undoing a teammate's mistake needs no undo machinery).
+A grid column cuts values short and says nothing of who wrote them; this screen shows
+all of it, and brings back any of the last 50 values (what the server keeps per cell)
+in two keys, as a new edit that everyone sees, even one a teammate made hours ago.
 
 Wiring (for the app), on `i` with the cursor on (x, y) of an open board:
 
@@ -18,8 +18,9 @@ The screen dismisses with the value to restore ("" restores an empty cell) or No
 (Esc, `i`, `q`). The callback writes a value as a new edit, `client.set_cell(board, x,
 y, value)`, through the same path as a typed edit (so it is pending, acked or refused
 like any other). `load` runs in a worker of the screen; its errors (ClientError,
-NotConnected, a timeout after `timeout_s`) become a line on the screen. While it is open
-the app may call `show_current(op)` when the cell changes under it.
+NotConnected, ConnectionError, a timeout after `timeout_s`, anything else too) become a
+line on the screen. While the screen is open the app may call `show_current(op)` when
+the cell changes under it.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ LoadHistory = Callable[[], Awaitable[list[HistoryEntry]]]
 
 def load_problem(error: Exception) -> str:
     """Why the history did not come, for a person."""
-    if isinstance(error, NotConnected):
+    if isinstance(error, NotConnected | ConnectionError):  # offline, or lost mid-request
         return "History needs a connection to the server; try again once connected."
     if isinstance(error, TimeoutError):
         return "The server did not send the history in time; try again."
@@ -245,7 +246,7 @@ class CellInspector(ModalScreen[str | None]):
         try:
             async with asyncio.timeout(self._timeout_s):
                 entries = await self._load()
-        except (ClientError, NotConnected, TimeoutError) as error:
+        except (ClientError, NotConnected, ConnectionError, TimeoutError) as error:
             self._show_problem(load_problem(error))
         except Exception as error:  # a bug in loading must not take the app down
             logger.exception("loading the history of %s failed", cell_name(self.x, self.y))

@@ -233,6 +233,7 @@ async def test_load_errors_are_a_line_on_the_screen() -> None:
     cases: list[tuple[Exception, str]] = [
         (ClientError("forbidden", "not a member of plan"), "The server refused the history"),
         (NotConnected(), "History needs a connection"),
+        (ConnectionError("client closed"), "History needs a connection"),
         (TimeoutError(), "did not send the history in time"),
         (ValueError("a bug"), "Could not load the history"),
     ]

@@ -1,7 +1,7 @@
 """The value line: the cursor cell's name, its whole value, and who set it when.
 
-A grid column is 10 cells wide, so most values are cut there; this line, above the grid,
-shows the one under the cursor as far as the terminal allows.
+A grid column is a few cells wide, so most values are cut there; this line, above the
+grid, shows the one under the cursor as far as the terminal allows.
 
 Wiring (for the app): compose `ValueLine(name_of=self._name_of, now=self.clock.now,
 id="value-line")` above the grid, and on every cursor move, board switch and change of
