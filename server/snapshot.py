@@ -10,9 +10,9 @@ for the chunks an op touched and shared by every joiner of the same version.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Final
 
 from tui_collab.cells import CellMap, CellOp, Coord
