@@ -293,25 +293,26 @@ class ClientState:
                 continue
             for batch in self._pack(run):
                 batch_id = f"{self._batch_prefix}{next(self._batch_numbers)}"
-                self.batches[batch_id] = [op.op for op in batch]
-                send(_batch_frame(batch_id, batch))
+                self.batches[batch_id] = [op.op for op, _ in batch]
+                send(_batch_frame(batch_id, run[0].board, [edit for _, edit in batch]))
 
-    def _pack(self, run: list[CellSet]) -> list[list[CellSet]]:
+    def _pack(self, run: list[CellSet]) -> list[list[tuple[CellSet, str]]]:
         """Cut one board's ops into batches of at most `MAX_BATCH_OPS` ops and at most
-        the server's frame size, by measuring each op as it will be encoded."""
+        the server's frame size, measuring each op as encoded (kept, with its JSON)."""
         limit = self.welcome.limits.max_message_bytes if self.welcome else MAX_MESSAGE_BYTES
-        # The envelope with an id as long as any batch id gets, and room to spare.
-        envelope = len(_batch_frame("b" * 64, []).encode()) + FRAME_MARGIN_BYTES
+        # The envelope with an id and board as long as any can be, and room to spare.
+        envelope = len(_batch_frame("b" * 64, "b" * 64, []).encode()) + FRAME_MARGIN_BYTES
         budget = max(limit - envelope, 1)
-        batches: list[list[CellSet]] = []
-        current: list[CellSet] = []
+        batches: list[list[tuple[CellSet, str]]] = []
+        current: list[tuple[CellSet, str]] = []
         size = 0
         for op in run:
-            op_bytes = len(_edit(op).model_dump_json().encode()) + 1  # and its comma
+            edit = _edit(op).model_dump_json()
+            op_bytes = len(edit.encode()) + 1  # and its comma
             if current and (len(current) >= MAX_BATCH_OPS or size + op_bytes > budget):
                 batches.append(current)
                 current, size = [], 0
-            current.append(op)
+            current.append((op, edit))
             size += op_bytes
         if current:
             batches.append(current)
@@ -619,16 +620,16 @@ class ClientState:
 
 
 def _edit(op: CellSet) -> CellEdit:
-    return CellEdit(x=op.x, y=op.y, value=op.value, op=op.op, clock=op.clock)
+    """The op without its board, unvalidated: it was checked as a `CellSet` when queued."""
+    return CellEdit.model_construct(x=op.x, y=op.y, value=op.value, op=op.op, clock=op.clock)
 
 
-def _batch_frame(batch_id: str, ops: list[CellSet]) -> str:
-    """One `cells.set` frame; built unvalidated, since every op was checked when queued
-    (and an empty one only measures the envelope)."""
-    batch = CellsSet.model_construct(
-        id=batch_id, board=ops[0].board if ops else "b" * 64, ops=[_edit(op) for op in ops]
-    )
-    return encode(batch)
+def _batch_frame(batch_id: str, board: str, edits: list[str]) -> str:
+    """One `cells.set` frame around ops already encoded (by `_pack`, which measured
+    them): each op is serialised once. Every op was checked when it was queued."""
+    envelope = encode(CellsSet.model_construct(id=batch_id, board=board, ops=[]))
+    assert envelope.endswith("[]}")
+    return f"{envelope[:-2]}{','.join(edits)}]}}"
 
 
 def _runs(ops: list[CellSet]) -> list[list[CellSet]]:
