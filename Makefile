@@ -43,18 +43,20 @@ serve: $(VENV)/.installed-test
 token: $(VENV)/.installed-test
 	@$(VENV)/bin/tui-collab-server token --data-dir .data --user $(USER) --team $(TEAM)
 
-## bench: every benchmark once, short (under 5 minutes); bench-full: medians of 3, as documented
+## bench: every benchmark once, short (under 5 minutes); bench-full: medians of 3 (paste: 5), as documented
 bench: $(VENV)/.installed-test
 	$(PY) -m bench.edits --repeats 1 --seconds 3
 	$(PY) -m bench.cursors --clients 10,200 --repeats 1 --seconds 5
 	$(PY) -m bench.connections --idle 1000 --joiners 200 --repeats 1
 	$(PY) -m bench.app_cursors --repeats 1 --seconds 5
+	$(PY) -m bench.paste --repeats 1
 
 bench-full: $(VENV)/.installed-test
 	$(PY) -m bench.edits
 	$(PY) -m bench.cursors
 	$(PY) -m bench.connections
 	$(PY) -m bench.app_cursors
+	$(PY) -m bench.paste
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from tui_collab.protocol import (
     DEFAULT_COLUMN_WIDTH,
     MAX_BATCH_OPS,
     Ack,
+    CellsChanged,
+    ChangedCell,
     ErrorCode,
     ErrorMessage,
     Limits,
@@ -145,6 +148,21 @@ async def test_a_bad_value_refuses_the_whole_block_before_anything_is_queued() -
         _add(h, [(4, 0, "wide")])
     assert h.state.unsaved_count == 0
     assert not any(f["type"] in ("cells.set", "cell.set") for f in h.sent)
+
+
+async def test_cells_changed_waits_for_a_snapshot_in_parts_and_keeps_its_time() -> None:
+    h = Harness()
+    h.join(part=0, parts=2, version=3, cells=[])
+    at = datetime(2026, 11, 28, 12, 0, 0, 250_000, tzinfo=UTC)
+    cell = ChangedCell(x=1, y=1, value="late", clock=9, client="c-2", by="bo", version=4, at=at)
+    h.state.handle(CellsChanged(board="plan", version=4, cells=[cell]))
+    mirror = h.state.joined["plan"]
+    assert mirror.cells.value(1, 1) == ""  # held: the snapshot is not whole yet
+    h.join(part=1, parts=2, version=3, cells=[])
+    op = mirror.cells.get(1, 1)
+    assert op is not None
+    assert (op.value, op.version, op.at) == ("late", 4, int(at.timestamp() * 1000))
+    assert mirror.version == 4
 
 
 # --- with a server --------------------------------------------------------------------
