@@ -742,7 +742,7 @@ class CollabApp(App[None]):
         bar = self.query_one("#search")
         bar.display = True
         field = self.query_one("#search-input", Input)
-        field.value = self.search.text if self.search is not None else ""
+        field.value = ""
         field.focus()
 
     def _close_search(self) -> None:

@@ -69,3 +69,16 @@ async def test_reconnecting_status_bar(svg_snapshot: SnapshotAssertion) -> None:
         assert svg_snapshot == app.export_screenshot()
     finally:
         await pilot_cm.__aexit__(None, None, None)
+
+
+async def test_selected_range(svg_snapshot: SnapshotAssertion) -> None:
+    """A 3 by 3 range over values, a teammate's cursor and empty cells, with the status
+    bar's note: the range must read as one block, apart from the cursor's cell."""
+    async with scripted_server() as script:
+        app = snapshot_app(script.url)
+        async with app.run_test(size=(120, 20)) as pilot:
+            await wait_for(pilot, lambda: len(app.grid.remote) == 3)
+            await pilot.press("right", "down", "shift+right", "shift+right", "shift+down")
+            await pilot.press("shift+down", "greater_than_sign")
+            await wait_for(pilot, lambda: app.grid.column_width(3) == 12)
+            assert svg_snapshot == app.export_screenshot()

@@ -103,7 +103,7 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
     BoardGrid > .grid--cursor { background: $accent; color: $text; text-style: bold; }
     BoardGrid > .grid--pending { color: $warning; text-style: italic; }
     BoardGrid > .grid--refused { color: $error; text-style: bold; }
-    BoardGrid > .grid--selected { background: $primary-muted; color: $text; text-style: underline; }
+    BoardGrid > .grid--selected { background: $primary 45%; color: $text; text-style: underline; }
     """
 
     cursor_x: var[int] = var(0)
