@@ -244,6 +244,28 @@ async def test_a_pending_block_outlives_the_process_and_goes_out_as_batches(
     await eve.close()
 
 
+async def test_a_block_made_while_the_server_is_down_goes_out_as_one_batch(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(**OPEN)
+    url, port = server.url, server.port
+    async with CollabClient(url, user="alice", team="core", backoff=FAST) as alice:
+        await alice.create_board("Plan", 10, 10, board="plan")
+        await alice.join("plan")
+        await server.stop()
+        paste = asyncio.create_task(alice.set_cells("plan", _block(10, 80, "later")))
+        await eventually(lambda: alice.unsaved_count == 80, what="the block waits offline")
+        await start_server(**OPEN, port=port)
+        eve = await _watcher(url, "plan")
+        async with asyncio.timeout(5):
+            acks = await paste
+        assert len(acks) == 80
+        await eventually(lambda: bool(_frames(eve, "cells.changed")))
+        assert [len(f["cells"]) for f in _frames(eve, "cells.changed")] == [80]
+        assert alice.joined["plan"].cells.value(9, 7) == "later79"
+        await eve.close()
+
+
 async def test_a_bad_value_sends_nothing(start_server: StartServer) -> None:
     server = await start_server(**OPEN)
     async with CollabClient(server.url, user="alice", team="core") as alice:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import StartServer
+from tests.conftest import StartServer, token
 from tests.support.peer import Peer
 from tui_collab import cli
 from tui_collab.client import CollabClient
@@ -29,17 +29,22 @@ SEED = [
 ]
 
 
-async def run(capsys: pytest.CaptureFixture[str], url: str, *args: str) -> tuple[int, str, str]:
-    """Run `tui-collab ARGS --server URL --user alice --team core`; (status, out, err)."""
+async def run(
+    capsys: pytest.CaptureFixture[str], url: str, *args: str, token: str | None = None
+) -> tuple[int, str, str]:
+    """Run `tui-collab ARGS --server URL` as alice (open mode, or with `token`);
+    return (status, stdout, stderr)."""
     capsys.readouterr()
-    argv = [*args, "--server", url, "--user", "alice", "--team", "core"]
+    who = ["--token", token] if token else ["--user", "alice", "--team", "core"]
+    argv = [*args, "--server", url, *who]
     status = await asyncio.to_thread(cli.main, argv)
     captured = capsys.readouterr()
     return status, captured.out, captured.err
 
 
-async def _seeded(url: str) -> None:
-    async with CollabClient(url, user="bob", team="core") as bob:
+async def _seeded(url: str, token: str | None = None) -> None:
+    who: dict[str, Any] = {"token": token} if token else {"user": "bob", "team": "core"}
+    async with CollabClient(url, **who) as bob:
         await bob.create_board("Source", 8, 6, board="src")
         await bob.join("src")
         await bob.set_cells("src", SEED)
@@ -69,6 +74,24 @@ async def test_export_import_export_gives_the_same_file(
     assert out == "imported 6 cells into copy at A1\n"
     assert (await run(capsys, server.url, "export", "copy", "-o", str(second)))[0] == 0
     assert second.read_bytes() == first.read_bytes()
+
+
+async def test_a_json_export_imports_into_another_board(
+    start_server: StartServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = await start_server()  # token auth: the flags the app takes
+    key = token("alice", "core")
+    exported = tmp_path / "src.json"
+    await _seeded(server.url, token=token("bob", "core"))
+    status, _, err = await run(capsys, server.url, "export", "src", "-o", str(exported), token=key)
+    assert (status, err) == (0, "")
+    status, out, _ = await run(
+        capsys, server.url, "import", "copy", str(exported), "--create", token=key
+    )
+    assert (status, out) == (0, "imported 6 cells into copy at A1\n")
+    original = await run(capsys, server.url, "export", "src", "--format", "csv", token=key)
+    copied = await run(capsys, server.url, "export", "copy", "--format", "csv", token=key)
+    assert copied[1] == original[1] != ""
 
 
 async def test_import_at_an_anchor_and_json_export(
