@@ -294,3 +294,8 @@ async def test_a_column_resize_shows_at_once_and_on_the_other_app(
         assert alice.grid.column_width(1) == 3
         assert note(alice) == "column B is already 3 wide"
         await wait_for(bob_pilot, lambda: bob.grid.column_width(1) == 3)
+        await alice.client.set_cell("plan", 1, 5, "long value")
+        await wait_for(bob_pilot, lambda: bob.client.joined["plan"].cells.value(1, 5))
+        row = "".join(s.text for s in bob.grid.render_line(1 + 5))
+        start_b = ROW_HEADER_WIDTH + CELL_WIDTH
+        assert row[start_b : start_b + 3] == "l… "  # cut to the column, never past it

@@ -280,7 +280,7 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
     @property
     def target(self) -> Rect:
         """What copy and clear act on: the selection, or else the cursor's cell."""
-        return self.selection or Rect.between(*[(self.cursor_x, self.cursor_y)] * 2)
+        return self.selection or Rect(self.cursor_x, self.cursor_y, self.cursor_x, self.cursor_y)
 
     def action_move(self, dx: int, dy: int) -> None:
         self.move_to(self.cursor_x + dx, self.cursor_y + dy)
@@ -483,10 +483,10 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         segments.append(Segment(" " * pad, style))
         segments.extend(badges)
         segments.append(Segment(" ", style))
-        cell = Strip(Segment.simplify(s for s in segments if s.text))
-        if cell.cell_length > width:
-            cell = cell.crop(0, width)
-        return list(cell)
+        simple = list(Segment.simplify(s for s in segments if s.text))
+        if pad < 0:  # a column too narrow for its marks: cut them at its edge
+            return list(Strip(simple).crop(0, width))
+        return simple
 
     def _colour(self, cursor: RemoteCursor) -> str:
         if self._clock() - cursor.moved_at < IDLE_AFTER_S:
