@@ -74,11 +74,12 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         Binding("escape", "clear_selection", show=False),
         Binding("enter,f2", "edit", "Edit"),
         # What the app does with the cells: bound here so they act on the grid only,
-        # never while the cell editor or the search line has the keys.
-        Binding("y,ctrl+c", "app.copy_cells", "Copy", key_display="y"),
-        Binding("p,ctrl+v", "app.paste_cells", "Paste", key_display="p"),
+        # never while the cell editor or the search line has the keys. The footer shows
+        # the one a person would not guess (more would not fit 80 columns); ? lists all.
+        Binding("y,ctrl+c", "app.copy_cells", "Copy", show=False),
+        Binding("p,ctrl+v", "app.paste_cells", "Paste", show=False),
         Binding("delete,backspace", "app.clear_cells", "Clear", show=False),
-        Binding("ctrl+z", "app.undo", "Undo", key_display="^z"),
+        Binding("ctrl+z", "app.undo", "Undo", show=False),
         Binding("ctrl+y", "app.redo", "Redo", show=False),
         Binding("slash", "app.search", "Find", key_display="/"),
         Binding("n", "app.search_next(True)", show=False),
