@@ -299,3 +299,28 @@ async def test_a_column_resize_shows_at_once_and_on_the_other_app(
         row = "".join(s.text for s in bob.grid.render_line(1 + 5))
         start_b = ROW_HEADER_WIDTH + CELL_WIDTH
         assert row[start_b : start_b + 3] == "l… "  # cut to the column, never past it
+
+
+async def test_a_mouse_drag_selects_a_range_and_a_click_does_not(
+    start_server: StartServer,
+) -> None:
+    server = await open_server(start_server)
+    app = live_app(server.url)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await started(pilot)
+        grid = app.grid
+
+        def at(x: int, y: int) -> tuple[int, int]:
+            return ROW_HEADER_WIDTH + x * CELL_WIDTH + 1, 1 + y
+
+        await pilot.mouse_down(grid, offset=at(1, 1))
+        await pilot.hover(grid, offset=at(2, 2))
+        await pilot.hover(grid, offset=at(2, 3))
+        await pilot.mouse_up(grid, offset=at(2, 3))
+        selection = grid.selection
+        assert selection is not None
+        assert (selection.left, selection.top, selection.width, selection.height) == (1, 1, 2, 3)
+        assert (grid.cursor_x, grid.cursor_y) == (2, 3)
+        await pilot.click(grid, offset=at(4, 4))
+        assert grid.selection is None
+        assert (grid.cursor_x, grid.cursor_y) == (4, 4)
