@@ -322,11 +322,8 @@ class Dispatcher:
                 )
             widths[column.x] = column.width  # a column given twice: the last one counts
         if message.title is not None or widths:
-            store = self._ctx.store
-            record = await (
-                store.update_board(session.team, message.board, message.title, widths)
-                if widths
-                else store.update_board(session.team, message.board, message.title)
+            record = await self._ctx.store.update_board(
+                session.team, message.board, message.title, widths or None
             )
             if record is None:
                 raise ProtocolError(ErrorCode.NOT_FOUND, f"no board {message.board!r}", message.id)
