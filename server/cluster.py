@@ -219,11 +219,7 @@ class RedisCluster:
     async def stop(self) -> None:
         """Leave cleanly: the others drop this node's users at once, not after the TTL."""
         await self._drain_outbox()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await _cancel_all(self._tasks)
         if self._redis is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self._redis.delete(self._node_key(self.node))
@@ -470,3 +466,20 @@ class RedisCluster:
         if self._redis is None:
             raise RuntimeError("cluster is not started")
         return self._redis
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the tasks, again until each has ended.
+
+    redis-py writes under `asyncio.wait_for`, which on Python 3.11 drops a cancel that
+    lands just as the write completes; the task then carries on to its next wait, and a
+    single cancel-and-await would hang until that wait ends (seconds, on a quiet node).
+    """
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # retrieved: a task that failed on its way out is not news
