@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
+from pathlib import Path
 
 from server.app import CollabServer
+from server.store.migrations import MIGRATIONS
+from server.store.sqlite import DB_FILE
 from tests.conftest import StartServer, token
 from tests.support.batch import edit, send_batch
 from tests.support.board import create_board, join_board
@@ -71,3 +75,41 @@ async def test_history_refuses_cells_off_the_board_and_other_teams(server: Colla
     for peer, board in ((rival, "plan"), (alice, "nope")):
         error = await _history(peer, 0, 0, board=board)
         assert (error["type"], error["code"]) == ("error", "not_found")
+
+
+def test_the_kept_history_is_the_protocol_s_bound() -> None:
+    """Migration 5's triggers write the bound out; it must be the one the protocol promises."""
+    triggers = [s for s in MIGRATIONS[4] if s.startswith("CREATE TRIGGER cells_history")]
+    assert len(triggers) == 2
+    assert all(f"OFFSET {HISTORY_PER_CELL})" in t for t in triggers)
+
+
+async def test_cells_stored_before_schema_5_have_no_time_and_no_history(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    data = tmp_path / "old"
+    data.mkdir(mode=0o700)
+    with sqlite3.connect(data / DB_FILE) as db:
+        for step in MIGRATIONS[:4]:
+            for statement in step:
+                db.execute(statement)
+        db.execute("PRAGMA user_version=4")
+        db.execute("INSERT INTO teams VALUES ('core', '2026-01-01T00:00:00+00:00')")
+        db.execute(
+            "INSERT INTO boards VALUES ('core', 'plan', 'Plan', 10, 10, 'ada', 0, "
+            "'2026-01-01T00:00:00+00:00')"
+        )
+        db.execute(
+            "INSERT INTO cells VALUES ('core', 'plan', 1, 1, 'old', 1, 'c-ada', 'ada', 1, "
+            "'2026-01-01T00:00:00+00:00')"
+        )
+    server = await start_server(data)
+    alice = await Peer.join(server.url, token("alice", "core"), client_id="c-alice")
+    (cell,) = (await join_board(alice, "plan"))["cells"]
+    assert cell["value"] == "old"
+    assert "at" not in cell
+    assert (await _history(alice, 1, 1))["entries"] == []
+    await send_batch(alice, "b1", [edit(1, 1, "new", 2)])
+    (entry,) = (await _history(alice, 1, 1, "h2"))["entries"]
+    assert entry["value"] == "new"
+    assert "at" in entry
