@@ -442,10 +442,7 @@ class Dispatcher:
 
     async def _cell_set(self, session: Session, message: CellSet) -> None:
         room = await self._joined_room(session, message.board, message.op)
-        edit = CellEdit(
-            x=message.x, y=message.y, value=message.value, op=message.op, clock=message.clock
-        )
-        (result,) = await self._apply_edits(session, room, [edit], message.op, batch=False)
+        (result,) = await self._apply_edits(session, room, [message], message.op, batch=False)
         session.send(encode(Ack(re=message.op, version=result.version, applied=result.applied)))
 
     async def _cells_set(self, session: Session, message: CellsSet) -> None:
@@ -466,7 +463,7 @@ class Dispatcher:
         self,
         session: Session,
         room: BoardRoom,
-        edits: Sequence[CellEdit],
+        edits: Sequence[CellEdit | CellSet],
         re: str,
         *,
         batch: bool,
