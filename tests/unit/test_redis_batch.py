@@ -18,7 +18,14 @@ from tests.support.waiting import eventually
 from tests.unit.server_core import Core
 from tests.unit.test_redis_store import Subscriber
 from tui_collab.cells import CellMap, CellOp, grid_digest
-from tui_collab.protocol import DEFAULT_COLUMN_WIDTH, HISTORY_PER_CELL
+from tui_collab.protocol import (
+    DEFAULT_COLUMN_WIDTH,
+    HISTORY_PER_CELL,
+    BoardMeta,
+    BoardUpdated,
+    ColumnWidth,
+    encode,
+)
 
 PLAN = BoardRecord("core", "plan", "Plan", 10, 10, "alice")
 AT = 1_764_330_000_123
@@ -249,3 +256,36 @@ async def test_a_batch_event_past_a_gap_is_one_frame_and_the_gap_is_refilled(
         assert sorted(f["value"] for f in refilled) == ["far0", "far1", "far2", "far3"]
         sync.on_cells_event("core", "plan", CellsEvent("n-other", tuple(stored[4:])))
         assert peer.frames == []  # seen already: nothing new to send
+
+
+async def test_a_stale_board_updated_frame_is_corrected_from_the_store(tmp_path: Path) -> None:
+    """Two nodes changed widths at once and their frames crossed: the last frame here is
+    the older state, so the node takes title and widths from the store after it."""
+    async with Core(tmp_path) as core:
+        sync = ClusterSync(core.ctx)
+        await core.store.create_board(BoardRecord("core", "plan", "Plan", 8, 8, "bob"))
+        ada, peer = await core.connect("ada")
+        await core.send(ada, {"type": "board.join", "id": "j", "board": "plan"})
+        room = core.rooms.get("core", "plan")
+        assert room is not None
+        newest = await core.store.update_board("core", "plan", "Both", {1: 20, 2: 30})
+        assert newest is not None
+        stale = BoardMeta(
+            id="plan",
+            title="One",
+            width=8,
+            height=8,
+            created_by="bob",
+            version=5,
+            widths=[ColumnWidth(x=1, width=20)],
+        )
+        sync.on_team_frame("core", encode(BoardUpdated(board=stale)))
+        assert (room.record.title, room.record.widths) == ("One", ((1, 20),))
+        await eventually(lambda: room.record.widths == newest.widths, 2, "the store's widths")
+        assert room.record.title == "Both"
+        assert room.record.version == 5  # the frame's: the store's may run ahead of the room
+        assert core.boards.meta(newest).widths == [
+            ColumnWidth(x=1, width=20),
+            ColumnWidth(x=2, width=30),
+        ]
+        assert [f["type"] for f in peer.take()].count("board.updated") == 1
