@@ -8,9 +8,10 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
+from server.boards import op_time
 from server.snapshot import EncodedCells, encode_cell, pack
 from tui_collab.cells import CellMap, CellOp
-from tui_collab.protocol import Cell
+from tui_collab.protocol import Cell, encode
 
 
 def decoded(parts: list[bytes]) -> dict[tuple[int, int], str]:
@@ -21,7 +22,14 @@ def decoded(parts: list[bytes]) -> dict[tuple[int, int], str]:
 def test_a_cell_encodes_as_the_protocol_model_does() -> None:
     op = CellOp(3, 4, 'a "quoted" \\ 😀 value', 7, "c-1", "ada")
     model = Cell(x=3, y=4, value=op.value, clock=7, client="c-1", by="ada")
-    assert json.loads(encode_cell(op)) == json.loads(model.model_dump_json())
+    assert json.loads(encode_cell(op)) == json.loads(encode(model))
+
+
+def test_a_cells_time_encodes_as_the_protocol_model_does() -> None:
+    op = CellOp(3, 4, "v", 7, "c-1", "ada", at=1_764_329_400_123)
+    model = Cell(x=3, y=4, value="v", clock=7, client="c-1", by="ada", at=op_time(op))
+    assert encode_cell(op).decode() == encode(model)
+    assert Cell.model_validate_json(encode_cell(op)).at == op_time(op)
 
 
 @given(
