@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from server.cluster import Cluster, LocalCluster, RosterEntry
-from server.hub import Session
+from server.hub import Session, Window
 from server.metrics import Metrics
 from server.peer import Peer, Sender
 from server.snapshot import EncodedCells
@@ -32,10 +32,10 @@ from tui_collab.protocol import (
     ChangedCell,
     ColumnWidth,
     CursorPosition,
-    Cursors,
     Participant,
     ParticipantJoined,
     ParticipantLeft,
+    ParticipantsChanged,
     encode,
 )
 
@@ -123,9 +123,31 @@ class _Participant:
     colour: str
     sessions: set[Session] = field(default_factory=set)
 
+    def model(self) -> Participant:
+        return Participant(user=self.user, name=self.name, color=self.colour)
+
+
+def _cursor_json(user: str, x: int, y: int) -> str:
+    # User ids are identifiers (ASCII letters, digits and `._@-`): nothing to escape.
+    return f'{{"user":"{user}","x":{x},"y":{y}}}'
+
+
+def cursors_frame(board: str, positions: dict[str, tuple[int, int]]) -> str:
+    """A `cursors` frame, as `encode(Cursors(...))` would write it."""
+    cursors = ",".join(_cursor_json(u, x, y) for u, (x, y) in positions.items())
+    return f'{{"type":"cursors","board":"{board}","cursors":[{cursors}]}}'
+
 
 class BoardRoom:
-    """One board's live state; cursors never touch the store."""
+    """One board's live state; cursors never touch the store.
+
+    Participant changes and cursor moves go out in leading-edge windows (`hub.Window`,
+    `cursor_interval_s`): a lone change at once, changes within a window as one frame at
+    its end (`participants`, `cursors`), encoded once for every connection. Changes
+    other nodes report join this node's windows, so a client gets at most one frame of
+    each per window however many nodes share the board. The participant and cursor
+    lists of `board.state` are kept encoded between changes.
+    """
 
     def __init__(
         self,
@@ -136,6 +158,7 @@ class BoardRoom:
         previous_colours: dict[str, str] | None = None,
         metrics: Metrics | None = None,
         cluster: Cluster | None = None,
+        roster_interval_s: float | None = None,
     ) -> None:
         self.outbound = outbound
         self.metrics = metrics
@@ -157,8 +180,21 @@ class BoardRoom:
         self.connections: set[Peer] = set()
         self.cursors: dict[str, tuple[int, int]] = {}
         self._moved: dict[str, tuple[int, int]] = {}
-        self._last_flush = float("-inf")
-        self._flush_handle: asyncio.TimerHandle | None = None
+        """This node's users who moved in the window (also published to other nodes)."""
+        self._moved_remote: dict[str, tuple[int, int]] = {}
+        """Other nodes' users who moved in the window (merged into this node's flush)."""
+        self._cursor_window = Window(cursor_interval_s, self._flush_cursors)
+        self._joined: dict[str, Participant] = {}
+        self._left: dict[str, Participant] = {}
+        """The window's participant changes; a user who left and came back is in both."""
+        self._lone_exclude: Peer | None = None
+        """The joiner, while its join is the window's only change: it is not told of it."""
+        self._roster_window = Window(
+            cursor_interval_s if roster_interval_s is None else roster_interval_s,
+            self._flush_roster,
+        )
+        self._participants_json: str | None = None
+        self._cursors_json: str | None = None
         self.frames_sent = 0
 
     @property
@@ -208,6 +244,7 @@ class BoardRoom:
             participant = _Participant(session.user, session.identity.name, colour)
             self.participants[session.user] = participant
             self._previous_colours[session.user] = colour
+            self._participants_json = None
         participant.sessions.add(session)
         self.connections.add(session.ws)
         return participant, fresh
@@ -222,20 +259,88 @@ class BoardRoom:
         if participant.sessions:
             return None
         del self.participants[session.user]
-        self.cursors.pop(session.user, None)
+        self._participants_json = None
+        if self.cursors.pop(session.user, None) is not None:
+            self._cursors_json = None
         self._moved.pop(session.user, None)
         return participant
 
     def participant_list(self) -> list[Participant]:
-        local = [
-            Participant(user=p.user, name=p.name, color=p.colour)
-            for p in self.participants.values()
-        ]
+        local = [p.model() for p in self.participants.values()]
         return local + [p for user, (_, p) in self.remote.items() if user not in self.participants]
+
+    def participants_json(self) -> str:
+        """`participant_list()` as a JSON list, kept until the participants change."""
+        if self._participants_json is None:
+            items = ",".join(encode(p) for p in self.participant_list())
+            self._participants_json = f"[{items}]"
+        return self._participants_json
 
     def cursor_list(self) -> list[CursorPosition]:
         positions = {**self.remote_cursors, **self.cursors}
         return [CursorPosition(user=u, x=x, y=y) for u, (x, y) in positions.items()]
+
+    def cursors_json(self) -> str:
+        """`cursor_list()` as a JSON list, kept until a cursor moves."""
+        if self._cursors_json is None:
+            positions = {**self.remote_cursors, **self.cursors}
+            items = ",".join(_cursor_json(u, x, y) for u, (x, y) in positions.items())
+            self._cursors_json = f"[{items}]"
+        return self._cursors_json
+
+    # --- participants come and go ---------------------------------------------------
+
+    def joined_here(self, participant: _Participant, joiner: Peer) -> None:
+        """A user's first connection on this node joined: tell the board and the other
+        nodes (`joiner` is not told of its own join)."""
+        model = participant.model()
+        self.cluster.publish_board_frame(self.team, self.id, _joined_frame(self.id, model))
+        self._queue_joined(model, joiner)
+
+    def left_here(self, participant: _Participant) -> None:
+        """A user's last connection on this node left."""
+        model = participant.model()
+        self.cluster.publish_board_frame(self.team, self.id, _left_frame(self.id, model))
+        self._queue_left(model)
+
+    def _queue_joined(self, participant: Participant, exclude: Peer | None = None) -> None:
+        lone = not self._joined and not self._left
+        self._joined[participant.user] = participant
+        self._lone_exclude = exclude if lone else None
+        self._roster_window.poke()
+
+    def _queue_left(self, participant: Participant) -> None:
+        # Said even when they joined within this window: a snapshot sent meanwhile has them.
+        self._joined.pop(participant.user, None)
+        self._left[participant.user] = participant
+        self._lone_exclude = None
+        self._roster_window.poke()
+
+    def _flush_roster(self) -> bool:
+        """One frame for the window's participant changes; False if there were none."""
+        joined, left = self._joined, self._left
+        if not joined and not left:
+            return False
+        self._joined, self._left = {}, {}
+        exclude, self._lone_exclude = self._lone_exclude, None
+        if len(joined) + len(left) == 1:
+            if joined:
+                (model,) = joined.values()
+                frame = _joined_frame(self.id, model)
+            else:
+                (model,) = left.values()
+                frame = _left_frame(self.id, model)
+                exclude = None
+            self.broadcast(frame, exclude)
+        else:
+            self.broadcast(
+                encode(
+                    ParticipantsChanged(
+                        board=self.id, joined=list(joined.values()), left=list(left.values())
+                    )
+                )
+            )
+        return True
 
     # --- what other nodes send --------------------------------------------------------
 
@@ -245,58 +350,61 @@ class BoardRoom:
                 entry.node,
                 Participant(user=entry.user, name=entry.name, color=entry.colour),
             )
+        self._participants_json = None
 
     def remote_frame(self, node: str, frame: str) -> None:
-        """A frame another node broadcast to its own share of this board."""
+        """A frame another node broadcast to its own share of this board: participant
+        changes and cursors join this node's windows; typing is relayed as it is."""
         message = json.loads(frame)
         kind = message.get("type")
         user = message.get("user")
         if kind == "participant.joined":
-            self.remote[user] = (
-                node,
-                Participant(user=user, name=message["name"], color=message["color"]),
-            )
-            if user in self.participants:
-                return  # our own clients know this user already
+            model = Participant(user=user, name=message["name"], color=message["color"])
+            self.remote[user] = (node, model)
+            self._participants_json = None
+            if user not in self.participants:  # else our own clients know this user
+                self._queue_joined(model)
         elif kind == "participant.left":
-            self.remote.pop(user, None)
-            self.remote_cursors.pop(user, None)
-            if user in self.participants:
-                return
+            gone = self.remote.pop(user, None)
+            self._participants_json = None
+            if self.remote_cursors.pop(user, None) is not None:
+                self._cursors_json = None
+            self._moved_remote.pop(user, None)
+            if user not in self.participants:
+                model = Participant(user=user, name=message["name"], color=message["color"])
+                self._queue_left(gone[1] if gone is not None else model)
         elif kind == "cursors":
             for position in message.get("cursors", []):
-                self.remote_cursors[position["user"]] = (position["x"], position["y"])
-            self.broadcast(frame, coalescible=True)
-            return
+                at = (position["x"], position["y"])
+                self.remote_cursors[position["user"]] = at
+                self._moved_remote[position["user"]] = at
+            self._cursors_json = None
+            self._cursor_window.poke()
         elif kind == "typing":
             self.broadcast(frame, coalescible=True)
-            return
-        else:
-            return
-        self.broadcast(frame)
 
     def node_down(self, node: str) -> None:
         for user, (owner, participant) in list(self.remote.items()):
             if owner != node:
                 continue
             del self.remote[user]
-            self.remote_cursors.pop(user, None)
+            self._participants_json = None
+            if self.remote_cursors.pop(user, None) is not None:
+                self._cursors_json = None
+            self._moved_remote.pop(user, None)
             if user not in self.participants:
-                self.broadcast(
-                    encode(
-                        ParticipantLeft(
-                            board=self.id,
-                            user=user,
-                            name=participant.name,
-                            color=participant.color,
-                        )
-                    )
-                )
+                self._queue_left(participant)
 
     def broadcast(
         self, frame: str, exclude: Peer | None = None, *, coalescible: bool = False
     ) -> None:
-        """Send to the board; a coalescible frame (cursors, typing) may skip a peer behind."""
+        """Send to the board; a coalescible frame (cursors, typing) may skip a peer behind.
+
+        Participant changes waiting for their window go first: nobody sees a user's
+        cursor or typing before they learn the user joined.
+        """
+        if coalescible and self._roster_window.waiting:
+            self._roster_window.fire()
         targets = self.connections if exclude is None else self.connections - {exclude}
         self.outbound.send(targets, frame, coalescible=coalescible)
 
@@ -310,61 +418,50 @@ class BoardRoom:
 
     def resend_cursors(self, session: Session) -> None:
         """Give a peer that skipped cursor frames while it was behind every position now."""
-        positions = self.cursor_list()  # this node's and the other nodes' users
-        if positions:
-            frame = encode(Cursors(board=self.id, cursors=positions))
+        if self.cursors or self.remote_cursors:  # this node's and the other nodes' users
+            frame = f'{{"type":"cursors","board":"{self.id}","cursors":{self.cursors_json()}}}'
             self.outbound.send((session.ws,), frame, coalescible=True)
-
-    def joined_frame(self, participant: _Participant) -> str:
-        return encode(
-            ParticipantJoined(
-                board=self.id,
-                user=participant.user,
-                name=participant.name,
-                color=participant.colour,
-            )
-        )
-
-    def left_frame(self, participant: _Participant) -> str:
-        return encode(
-            ParticipantLeft(
-                board=self.id,
-                user=participant.user,
-                name=participant.name,
-                color=participant.colour,
-            )
-        )
 
     def move_cursor(self, user: str, x: int, y: int) -> None:
         """Leading-edge throttle: send at once after a quiet window, else coalesce to its end."""
         self.cursors[user] = (x, y)
         self._moved[user] = (x, y)
-        if self._flush_handle is not None:
-            return
-        loop = asyncio.get_running_loop()
-        wait = self._last_flush + self._interval - loop.time()
-        if wait <= 0:
-            self.flush_cursors()
-        else:
-            self._flush_handle = loop.call_later(wait, self.flush_cursors)
+        self._cursors_json = None
+        self._cursor_window.poke()
 
     def flush_cursors(self) -> None:
-        self._flush_handle = None
-        if not self._moved:
-            return
+        """Send the moves of the window now."""
+        self._cursor_window.fire()
+
+    def _flush_cursors(self) -> bool:
+        """One `cursors` frame with this window's moves, this node's and the others';
+        only this node's go to the other nodes."""
+        if not self._moved and not self._moved_remote:
+            return False
         started = time.perf_counter()
-        moved = [CursorPosition(user=u, x=x, y=y) for u, (x, y) in self._moved.items()]
-        self._moved.clear()
-        self._last_flush = asyncio.get_running_loop().time()
+        local, remote = self._moved, self._moved_remote
+        self._moved, self._moved_remote = {}, {}
+        frame = cursors_frame(self.id, {**remote, **local})
         self.frames_sent += 1
-        self.announce(encode(Cursors(board=self.id, cursors=moved)), coalescible=True)
+        self.broadcast(frame, coalescible=True)
+        if local:
+            shared = frame if not remote else cursors_frame(self.id, local)
+            self.cluster.publish_board_frame(self.team, self.id, shared)
         if self.metrics is not None:
             self.metrics.cursor_flush.observe(time.perf_counter() - started)
+        return True
 
     def close(self) -> None:
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
+        self._cursor_window.close()
+        self._roster_window.close()
+
+
+def _joined_frame(board: str, p: Participant) -> str:
+    return encode(ParticipantJoined(board=board, user=p.user, name=p.name, color=p.color))
+
+
+def _left_frame(board: str, p: Participant) -> str:
+    return encode(ParticipantLeft(board=board, user=p.user, name=p.name, color=p.color))
 
 
 class BoardRooms:
@@ -377,7 +474,10 @@ class BoardRooms:
         outbound: Sender,
         metrics: Metrics | None = None,
         cluster: Cluster | None = None,
+        roster_interval_s: float | None = None,
     ) -> None:
+        """`roster_interval_s`: the participant window, by default the cursors' one."""
+        self._roster_interval = roster_interval_s
         self._outbound = outbound
         self._metrics = metrics
         self._cluster: Cluster = cluster or LocalCluster("local")
@@ -416,6 +516,7 @@ class BoardRooms:
                     self._colours.setdefault(key, {}),
                     self._metrics,
                     self._cluster,
+                    self._roster_interval,
                 )
                 room.add_roster(roster)
                 logger.debug("opened board %s/%s with %d cells", record.team, record.id, len(ops))

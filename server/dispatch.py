@@ -20,7 +20,7 @@ from server.auth import AuthError
 from server.boards import BoardRoom, board_meta, cells_changed_frame, changed_frame, op_time
 from server.context import ServerContext
 from server.hub import Session
-from server.join_stream import cost_tokens, part_frame
+from server.join_stream import cost_tokens
 from server.limits import InFlight
 from server.logs import RateLimitedLog
 from server.snapshot import pack
@@ -207,10 +207,12 @@ class Dispatcher:
             team=identity.team,
             server=ServerInfo(node=ctx.node, version=__version__, epoch=ctx.store.epoch),
             limits=ctx.limits,
-            members=ctx.presence.members(identity.team),
+            members=[],
             boards=boards,
         )
-        session.send(encode(welcome))
+        # The team's member list is kept encoded by the tracker: spliced in, not rebuilt.
+        head = welcome.model_dump_json(exclude_none=True, exclude={"members"})
+        session.send(f'{head[:-1]},"members":{ctx.presence.members_json(identity.team)}}}')
         ctx.hub.add(session)
         session.watch_expiry()
         ctx.spawn(
@@ -380,14 +382,14 @@ class Dispatcher:
             part=0,
             parts=len(bodies),
             cells=[],
-            participants=room.participant_list(),
-            cursors=room.cursor_list(),
+            participants=[],
+            cursors=[],
         )
-        frame = part_frame(first, bodies[0])
+        frame = _first_part(first, room, bodies[0])
         session.send(frame)
         self._ctx.metrics.joins.inc()
         if fresh:
-            room.announce(room.joined_frame(participant), exclude=session.ws)
+            room.joined_here(participant, session.ws)
             self._ctx.cluster.roster_join(
                 room.team, room.id, participant.user, participant.name, participant.colour
             )
@@ -417,7 +419,7 @@ class Dispatcher:
             return
         participant = room.leave(session)
         if participant is not None:
-            room.announce(room.left_frame(participant))
+            room.left_here(participant)
             self._ctx.cluster.roster_leave(room.team, room.id, participant.user)
         if self._ctx.rooms.discard_if_empty(room):
             # Versions only move while a room is open: keep the directory's copy current.
@@ -590,6 +592,14 @@ class Dispatcher:
         )
         session.send_error(ErrorCode.UNAUTHORIZED, reason, re)
         session.close(CloseCode.AUTH_FAILED, reason)
+
+
+def _first_part(first: BoardState, room: BoardRoom, body: bytes) -> bytes:
+    """Part 0 of a snapshot: `first` with the room's participants and cursors, kept
+    encoded by the room, and `body` as its cells, spliced in rather than encoded."""
+    head = first.model_dump_json(exclude_none=True, exclude={"cells", "participants", "cursors"})
+    lists = f',"participants":{room.participants_json()},"cursors":{room.cursors_json()}'
+    return head[:-1].encode() + lists.encode() + b',"cells":[' + body + b"]}"
 
 
 def _forget_if_idle(table: dict[Any, InFlight[Any]], scope: Any) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from server.audit import TOKEN_EXPIRED, audit
@@ -17,6 +17,50 @@ from server.peer import Peer, Sender
 from tui_collab.protocol import CloseCode, ErrorCode, ErrorMessage, encode
 
 logger = logging.getLogger(__name__)
+
+
+class Window:
+    """Leading-edge coalescing of one stream of events (a board's cursors, a team's
+    presence): after a quiet `interval_s` an event goes out at once; events during the
+    window wait for its end, where one call of `flush` sends them all.
+
+    `flush` returns whether it sent anything; only a send starts a window.
+    """
+
+    def __init__(self, interval_s: float, flush: Callable[[], bool]) -> None:
+        self._interval = interval_s
+        self._flush = flush
+        self._last = float("-inf")
+        self._handle: asyncio.TimerHandle | None = None
+
+    @property
+    def waiting(self) -> bool:
+        """Whether events wait for the end of the window."""
+        return self._handle is not None
+
+    def poke(self) -> None:
+        """Something is pending: send now if the window is quiet, else at its end."""
+        if self._handle is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._last + self._interval - loop.time()
+        if wait <= 0:
+            self.fire()
+        else:
+            self._handle = loop.call_later(wait, self.fire)
+
+    def fire(self) -> None:
+        """Send what is pending now (the end of the window, or a send that must not wait)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._flush():
+            self._last = asyncio.get_running_loop().time()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 def close_reason(text: str) -> str:

@@ -12,6 +12,13 @@ status set last wins), so a user on two nodes is one presence. A node withdraws 
 when the user's last connection there ends, and the withdrawal carries that moment, so
 every node shows the same last_seen (the latest moment known, wherever it came from).
 
+Events go out in leading-edge windows per team (`hub.Window`, 50 ms): a lone change at
+once as `presence`, changes within a window at its end as one `presence.batch` holding
+each changed user's latest view, encoded once for every recipient. A storm of N
+arrivals thus costs each member O(1) frames per window, not N. Changes other nodes
+report go through the same window. Each member's view is kept encoded, and so is the
+team's list, so a `welcome` splices it in instead of encoding every member per joiner.
+
 A heartbeat writes, for the users this node holds, when it last knew them connected
 (`alive_at`); after a crash that moment, not the restart, becomes their last_seen.
 """
@@ -27,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from server.cluster import Cluster, LocalCluster, Part
-from server.hub import Hub, Session
+from server.hub import Hub, Session, Window
 from server.store.base import AliveMark, PresenceRecord, Store
 from tui_collab.protocol import Activity, Presence, PresenceStatus, Status, encode, utc_now
 
@@ -85,6 +92,7 @@ class PresenceTracker:
         clock: Callable[[], datetime] = utc_now,
         cluster: Cluster | None = None,
         heartbeat_s: float = 30.0,
+        batch_s: float = 0.05,
     ) -> None:
         self._cluster: Cluster = cluster or LocalCluster("local")
         self._store = store
@@ -96,6 +104,14 @@ class PresenceTracker:
         self._beat: asyncio.TimerHandle | None = None
         self._teams: dict[str, dict[str, _UserPresence]] = {}
         self._loading: dict[str, asyncio.Lock] = {}
+        self._batch_s = batch_s
+        self._windows: dict[str, Window] = {}
+        self._pending: dict[str, dict[str, None]] = {}
+        """Per team, the users whose change waits for the end of the window, in order."""
+        self._encoded: dict[str, dict[str, str]] = {}
+        """Per team, each member's published view as JSON."""
+        self._members_json: dict[str, str] = {}
+        """Per team, the JSON list of every member, until a member changes."""
 
     async def ensure_team(self, team: str) -> None:
         """Load a team's stored presence once, so members who are offline are listed too."""
@@ -108,8 +124,11 @@ class PresenceTracker:
             remote = await self._cluster.watch_team(team)
             users = self._load(team, await self._store.load_presence(team), remote)
             self._teams[team] = users
+            encoded = self._encoded.setdefault(team, {})
+            self._members_json.pop(team, None)
             for state in users.values():
                 state.published = self._view(state)
+                encoded[state.user] = encode(state.published)
 
     async def view_team(self, team: str) -> list[Presence]:
         """The team's members, as `members` would list them, without watching the team.
@@ -274,6 +293,19 @@ class PresenceTracker:
     def members(self, team: str) -> list[Presence]:
         return [self._current(state) for state in self._teams.get(team, {}).values()]
 
+    def members_json(self, team: str) -> str:
+        """`members(team)` as a JSON list, kept between changes: a welcome splices it in."""
+        cached = self._members_json.get(team)
+        if cached is None:
+            users = self._teams.get(team, {})
+            encoded = self._encoded.setdefault(team, {})
+            for state in users.values():
+                if state.user not in encoded:
+                    encoded[state.user] = encode(self._current(state))
+            cached = "[" + ",".join(encoded[user] for user in users) + "]"
+            self._members_json[team] = cached
+        return cached
+
     def member(self, team: str, user: str) -> Presence | None:
         state = self._teams.get(team, {}).get(user)
         return None if state is None else self._current(state)
@@ -286,6 +318,8 @@ class PresenceTracker:
         for users in self._teams.values():
             for state in users.values():
                 self._cancel_grace(state)
+        for window in self._windows.values():
+            window.close()
 
     def _heartbeat(self) -> None:
         """Write when this node last knew its users connected, in one store call.
@@ -395,6 +429,30 @@ class PresenceTracker:
             connections=connections,
         )
 
+    def _announce(self, team: str, user: str, view: Presence) -> None:
+        """Keep the new view encoded and send it in the team's window."""
+        self._encoded.setdefault(team, {})[user] = encode(view)
+        self._members_json.pop(team, None)
+        self._pending.setdefault(team, {})[user] = None
+        window = self._windows.get(team)
+        if window is None:
+            window = self._windows[team] = Window(self._batch_s, lambda: self._flush(team))
+        window.poke()
+
+    def _flush(self, team: str) -> bool:
+        """One frame for the team's pending changes: `presence` for one, else a batch."""
+        pending = self._pending.pop(team, None)
+        if not pending:
+            return False
+        encoded = self._encoded[team]
+        if len(pending) == 1:
+            frame = encoded[next(iter(pending))]
+        else:
+            members = ",".join(encoded[user] for user in pending)
+            frame = f'{{"type":"presence.batch","members":[{members}]}}'
+        self._hub.to_team(team, frame)
+        return True
+
     def _current(self, state: _UserPresence) -> Presence:
         # The last published view is the current one: every visible change is published
         # (and during a grace period, what others saw last is what they should keep
@@ -417,7 +475,7 @@ class PresenceTracker:
         if view == state.published:
             return
         state.published = view
-        self._hub.to_team(state.team, encode(view))
+        self._announce(state.team, state.user, view)
         record = PresenceRecord(
             team=state.team,
             user=state.user,

@@ -48,7 +48,9 @@ from tui_collab.protocol import (
     Participant,
     ParticipantJoined,
     ParticipantLeft,
+    ParticipantsChanged,
     Presence,
+    PresenceBatch,
     PresenceSet,
     PresenceSnapshot,
     ServerMessage,
@@ -348,9 +350,14 @@ class ClientState:
 
     def handle(self, message: ServerMessage) -> None:
         """Apply one server message to the mirrors, settle what it answers, emit it."""
-        if isinstance(message, Presence):
-            self.presence[message.user] = message
-        elif isinstance(message, BoardState):
+        if isinstance(message, Presence | PresenceBatch):
+            for member in message.members if isinstance(message, PresenceBatch) else [message]:
+                self._on_presence(member)
+            return
+        if isinstance(message, ParticipantJoined | ParticipantLeft | ParticipantsChanged):
+            self._on_participants(message)
+            return
+        if isinstance(message, BoardState):
             if not self._on_board_state(message):
                 return  # a part of a snapshot: nothing to tell until the last
         elif isinstance(message, CellChanged):
@@ -365,17 +372,6 @@ class ClientState:
             mirror = self.joined.get(message.board)
             if mirror is not None:
                 mirror.apply_cursors(message)
-        elif isinstance(message, ParticipantJoined):
-            mirror = self.joined.get(message.board)
-            if mirror is not None:
-                mirror.participants[message.user] = Participant(
-                    user=message.user, name=message.name, color=message.color
-                )
-        elif isinstance(message, ParticipantLeft):
-            mirror = self.joined.get(message.board)
-            if mirror is not None:
-                mirror.participants.pop(message.user, None)
-                mirror.cursors.pop(message.user, None)
         elif isinstance(message, BoardCreated | BoardUpdated):
             self.boards[message.board.id] = message.board
             mirror = self.joined.get(message.board.id)
@@ -391,6 +387,43 @@ class ClientState:
                 logger.warning("server error: %s %s", message.code, message.message)
         if not isinstance(message, Ack):
             self._bus.emit(message)
+
+    def _on_presence(self, member: Presence) -> None:
+        """One member's view: kept, and emitted unless it is the one held already (a
+        window's entry may restate what `welcome` showed)."""
+        if self.presence.get(member.user) == member:
+            return
+        self.presence[member.user] = member
+        self._bus.emit(member)
+
+    def _on_participants(
+        self, message: ParticipantJoined | ParticipantLeft | ParticipantsChanged
+    ) -> None:
+        """Apply participant changes as sets, emitting `ParticipantLeft` and
+        `ParticipantJoined` only for what changes the mirror: an entry may restate what
+        `board.state` showed. A user in both lists left and came back within the window."""
+        board = message.board
+        if isinstance(message, ParticipantsChanged):
+            joined, left = message.joined, message.left
+        else:
+            who = Participant(user=message.user, name=message.name, color=message.color)
+            joined, left = ([who], []) if isinstance(message, ParticipantJoined) else ([], [who])
+        mirror = self.joined.get(board)
+        back = {p.user: p for p in joined}
+        for p in left:
+            if mirror is not None:
+                mirror.cursors.pop(p.user, None)  # the server dropped it at the leave
+                held = mirror.participants.get(p.user)
+                if held is None or held == back.get(p.user):
+                    continue  # not here, or here already as they came back
+                del mirror.participants[p.user]
+            self._bus.emit(ParticipantLeft(board=board, user=p.user, name=p.name, color=p.color))
+        for p in joined:
+            if mirror is not None:
+                if mirror.participants.get(p.user) == p:
+                    continue
+                mirror.participants[p.user] = p
+            self._bus.emit(ParticipantJoined(board=board, user=p.user, name=p.name, color=p.color))
 
     def _on_board_state(self, state: BoardState) -> bool:
         """Take one part; return True once the snapshot is whole and the join is done."""

@@ -341,6 +341,17 @@ class Welcome(_Message):
     boards: list[BoardMeta]
 
 
+class PresenceBatch(_Message):
+    """The presence changes of one 50 ms window of a team: each user's latest view, once.
+
+    A lone change goes out as a plain `presence` frame; an entry may restate what a
+    `welcome` already showed (a client applies each as a set).
+    """
+
+    type: Literal["presence.batch"] = "presence.batch"
+    members: list[Presence]
+
+
 class PresenceSnapshot(_Message):
     type: Literal["presence.snapshot"] = "presence.snapshot"
     re: MessageId | None = None
@@ -423,6 +434,20 @@ class ParticipantLeft(_Message):
     user: Identifier
     name: StoredName
     color: str
+
+
+class ParticipantsChanged(_Message):
+    """The participant changes of one 50 ms window of a board, each user at most once per
+    list: apply every `left`, then every `joined` (a user in both left and came back).
+
+    A lone change goes out as `participant.joined` or `participant.left`; an entry may
+    restate what a `board.state` already showed.
+    """
+
+    type: Literal["participants"] = "participants"
+    board: Identifier
+    joined: list[Participant]
+    left: list[Participant]
 
 
 class Cursors(_Message):
@@ -509,12 +534,14 @@ class ErrorMessage(_Message):
 ServerMessage: TypeAlias = Annotated[
     Welcome
     | Presence
+    | PresenceBatch
     | PresenceSnapshot
     | BoardCreated
     | BoardUpdated
     | BoardState
     | ParticipantJoined
     | ParticipantLeft
+    | ParticipantsChanged
     | Cursors
     | CellChanged
     | CellsChanged

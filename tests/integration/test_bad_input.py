@@ -154,8 +154,10 @@ async def test_bad_frame_is_answered_with_bad_request(
         not in (
             "cursors",
             "participant.joined",
+            "participants",
             "welcome",
             "presence",
+            "presence.batch",
             "board.created",
             "board.state",
         )

@@ -9,6 +9,7 @@ from server.boards import PALETTE
 from tests.conftest import StartServer, token
 from tests.support.board import create_board, join_board
 from tests.support.peer import Peer
+from tests.support.roster import next_entry
 from tests.support.waiting import eventually
 
 
@@ -63,7 +64,7 @@ async def test_first_twelve_participants_get_distinct_colours(server: CollabServ
     thirteenth = await Peer.join(server.url, token("u12", "core"))
     state = await join_board(thirteenth, "plan")
     assert {p["user"]: p["color"] for p in state["participants"]}["u12"] == PALETTE[0]
-    joined = await owner.next("participant.joined", user="u12")
+    joined = await next_entry(owner, "joined", user="u12")
     assert joined["color"] == PALETTE[0]
     for peer in [*peers, thirteenth]:
         await peer.close()

@@ -215,4 +215,10 @@ async def test_other_team_hears_nothing_of_this_team(server: CollabServer) -> No
     text = repr(received)
     for leaked in ("alice", "bob", "secret plans", "launch code", "Secret", "cell.changed"):
         assert leaked not in text, f"team rivals received {leaked!r}: {received}"
-    assert {m["type"] for m in received} <= {"welcome", "presence", "presence.snapshot", "error"}
+    assert {m["type"] for m in received} <= {
+        "welcome",
+        "presence",
+        "presence.batch",
+        "presence.snapshot",
+        "error",
+    }

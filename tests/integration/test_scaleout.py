@@ -26,6 +26,7 @@ from tests.support.peer import Peer
 from tests.support.process import ServerProcess
 from tests.support.proxy import Proxy
 from tests.support.redis_server import RedisServer
+from tests.support.roster import entries
 from tests.support.waiting import eventually
 from tui_collab.backoff import Backoff
 from tui_collab.cells import CellMap
@@ -79,8 +80,9 @@ def online(peer: Peer) -> dict[str, str]:
     """Each user's latest presence status as `peer` saw it."""
     status = {m["user"]: m["status"] for m in peer.welcome.get("members", [])}
     for message in peer.log:
-        if message["type"] == "presence":
-            status[message["user"]] = message["status"]
+        for kind, entry in entries(message):
+            if kind == "presence":
+                status[entry["user"]] = entry["status"]
     return status
 
 
@@ -102,7 +104,9 @@ async def test_presence_boards_cursors_typing_and_cells_cross_nodes(nodes: Nodes
     for peer in (ada, bob, cy):
         await join_board(peer, "plan")
     await eventually(
-        lambda: {m["user"] for m in ada.log if m["type"] == "participant.joined"} >= {"bob", "cy"},
+        lambda: (
+            {e["user"] for m in ada.log for k, e in entries(m) if k == "joined"} >= {"bob", "cy"}
+        ),
         5,
         "ada sees bob and cy join the board",
     )
@@ -142,8 +146,9 @@ async def test_presence_boards_cursors_typing_and_cells_cross_nodes(nodes: Nodes
     bob2 = await Peer.join(nodes.urls[2], token("bob", "core"), header=True)
     await eventually(
         lambda: any(
-            m["type"] == "presence" and m["user"] == "bob" and m["connections"] == 2
+            k == "presence" and e["user"] == "bob" and e["connections"] == 2
             for m in ada.log
+            for k, e in entries(m)
         ),
         5,
         "bob on two nodes counts two connections in one presence",

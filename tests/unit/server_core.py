@@ -32,7 +32,8 @@ SECRET = "s" * 32
 class Core:
     """A dispatcher with everything it needs, and helpers to connect recording peers."""
 
-    def __init__(self, data_dir: Path, **settings: Any) -> None:
+    def __init__(self, data_dir: Path, batch_s: float = 0.0, **settings: Any) -> None:
+        """`batch_s`: the presence and participant windows; 0 sends every change at once."""
         self.config = replace(
             ServerConfig(data_dir=data_dir, secret=SECRET, presence_heartbeat_s=0), **settings
         )
@@ -50,10 +51,15 @@ class Core:
             self.config.offline_grace_s,
             cluster=self.cluster,
             heartbeat_s=0,
+            batch_s=batch_s,
         )
-        self.rooms = BoardRooms(self.store, 0.05, self.sender, self.metrics, self.cluster)
+        self.rooms = BoardRooms(
+            self.store, 0.05, self.sender, self.metrics, self.cluster, roster_interval_s=batch_s
+        )
         self.boards = BoardDirectory(self.store, self.rooms)
         self.streamed: list[tuple[Peer, int]] = []
+        self.welcomes: dict[str, dict[str, Any]] = {}
+        """The last `welcome` each user got."""
         self.ctx = ServerContext(
             config=self.config,
             store=self.store,
@@ -109,6 +115,7 @@ class Core:
         self.dispatcher.welcome(session, await self.boards.metas(team))
         [welcome] = peer.take()
         assert welcome["type"] == "welcome"
+        self.welcomes[user] = welcome
         assert welcome["user"] == {"id": user, "name": user.title()}
         return session, peer
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -31,6 +32,10 @@ CLIENT_EXAMPLES: list[p._Message] = [
     p.CellSet(board="plan", x=255, y=0, value="", op="c-1:7", clock=p.MAX_CLOCK),
     p.TypingSet(board="plan", x=1, y=2, active=False),
     p.AuthRefresh(token="new"),
+    p.CellsSet(
+        id="b-1", board="plan", ops=[p.CellEdit(x=1, y=2, value="v", op="c-1:8", clock=3)]
+    ),
+    p.CellHistoryQuery(board="plan", x=1, y=2, id="h-1"),
 ]
 
 MEMBER = p.Presence(
@@ -53,6 +58,7 @@ SERVER_EXAMPLES: list[p._Message] = [
         boards=[META],
     ),
     MEMBER,
+    p.PresenceBatch(members=[MEMBER, MEMBER.model_copy(update={"user": "bob", "name": "Bob"})]),
     p.PresenceSnapshot(re="q", members=[MEMBER]),
     p.BoardCreated(board=META),
     p.BoardUpdated(board=META),
@@ -67,8 +73,25 @@ SERVER_EXAMPLES: list[p._Message] = [
     ),
     p.ParticipantJoined(board="plan", user="bob", name="Bob", color="#98c379"),
     p.ParticipantLeft(board="plan", user="bob", name="Bob", color="#98c379"),
+    p.ParticipantsChanged(
+        board="plan",
+        joined=[p.Participant(user="bob", name="Bob", color="#98c379")],
+        left=[p.Participant(user="cy", name="Cy", color="#e5c07b")],
+    ),
     p.Cursors(board="plan", cursors=[p.CursorPosition(user="bob", x=0, y=0)]),
     p.CellChanged(board="plan", x=1, y=1, value="v", clock=2, client="c-1", by="alice", version=4),
+    p.CellsChanged(
+        board="plan",
+        version=5,
+        cells=[p.ChangedCell(x=1, y=1, value="v", clock=2, client="c-1", by="bob", version=5)],
+    ),
+    p.CellHistory(
+        re="h-1",
+        board="plan",
+        x=1,
+        y=1,
+        entries=[p.HistoryEntry(value="v", clock=2, client="c-1", by="bob", version=5)],
+    ),
     p.Typing(board="plan", user="bob", x=1, y=1, active=True),
     p.Ack(re="op-1", version=4, applied=True),
     p.ErrorMessage(code=p.ErrorCode.NOT_FOUND, message="no board 'x'", re="q"),
@@ -91,6 +114,15 @@ def test_every_protocol_type_has_an_example() -> None:
     server_types = {m.type for m in SERVER_EXAMPLES}  # type: ignore[attr-defined]
     assert client_types == set(schema["client_to_server"]["discriminator"]["mapping"])
     assert server_types == set(schema["server_to_client"]["discriminator"]["mapping"])
+
+
+def test_every_server_type_is_in_the_reference_and_has_an_example_frame() -> None:
+    """docs/protocol.md lists each server message type in §4.2 and shows it on the wire."""
+    doc = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text()
+    reference = doc[doc.index("### 4.2") : doc.index("## 5.")]
+    for kind in p.json_schema()["server_to_client"]["discriminator"]["mapping"]:
+        assert f"| `{kind}` |" in reference, kind
+        assert f'{{"type":"{kind}"' in doc, f"no example frame of {kind}"
 
 
 def test_last_seen_is_iso_8601_utc() -> None:
