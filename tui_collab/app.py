@@ -19,14 +19,15 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual import events, on, work
+from textual.actions import SkipAction
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Footer, Input, Label
 
-from tui_collab.cells import cell_name, column_name
+from tui_collab.board_tools import BoardTools
+from tui_collab.cells import cell_name
 from tui_collab.client import ClientError, CollabClient, NotConnected
 from tui_collab.events import (
     Closed,
@@ -41,8 +42,6 @@ from tui_collab.events import (
 from tui_collab.mirror import BoardMirror
 from tui_collab.protocol import (
     MAX_CELL_CHARS,
-    MAX_COLUMN_WIDTH,
-    MIN_COLUMN_WIDTH,
     Activity,
     BoardCreated,
     BoardState,
@@ -60,18 +59,13 @@ from tui_collab.protocol import (
 )
 from tui_collab.retry import FATAL_REASONS
 from tui_collab.screens import HelpScreen, PickScreen, QuitScreen
-from tui_collab.search import Search, find
-from tui_collab.selection import Rect, parse_tsv, plan_paste, to_tsv
-from tui_collab.undo import Change, Current, Step, UndoHistory, skipped_notice
 from tui_collab.widgets.editor import CellEditor
 from tui_collab.widgets.feed import ActivityFeed
 from tui_collab.widgets.grid import BoardGrid
 from tui_collab.widgets.presence import BoardList, PresenceList
 from tui_collab.widgets.status import StatusBar, closed_line
+from tui_collab.widgets.value_line import ValueLine
 from tui_collab.words import plural
-
-NOTE_SECONDS = 10.0
-"""How long a status bar note (an undo that skipped cells, say) stays."""
 
 AWAY_AFTER_S = 300.0
 STATUS_CYCLE: dict[str, Status] = {"online": "busy", "busy": "away", "away": "online"}
@@ -96,34 +90,13 @@ class Clock:
     monotonic: Callable[[], float] = time.monotonic
 
 
-class NotedStatusBar(StatusBar):
-    """The status bar with one more slot, at its end: the latest note about what this
-    person just did ('match 2 of 7 for 'foo'', 'B4 changed by Ada since — not undone')."""
-
-    def __init__(
-        self,
-        clock: Callable[[], float],
-        *,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        id: str | None = None,
-    ) -> None:
-        super().__init__(clock, now=now, id=id)
-        self.note: str | None = None
-
-    def render(self) -> Text:
-        text = super().render()
-        if self.note:
-            text.append(f"   {self.note}", "bold")
-        return text
-
-
 def board_id_from(name: str) -> str:
     """A board id from what a person typed: 'Q3 plan!' -> 'q3-plan'."""
     slug = re.sub(r"[^a-z0-9._-]+", "-", name.strip().lower()).strip("-._")
     return slug[:64] or "board"
 
 
-class CollabApp(App[None]):
+class CollabApp(BoardTools, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "tui-collab"
 
@@ -134,6 +107,10 @@ class CollabApp(App[None]):
         Binding("r", "reconnect", "Reconnect", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
+        Binding("enter", "enter_key", show=False, priority=True),
+        Binding("f2", "f2_key", show=False, priority=True),
+        Binding("slash", "slash_key", show=False, priority=True),
+        Binding("escape", "escape_key", show=False, priority=True),
     ]
 
     def __init__(
@@ -163,13 +140,8 @@ class CollabApp(App[None]):
         self._refused_while_quitting: list[str] = []
         self.exit_message = ""
         """What the app said as it quit ('discarded 3 unsaved edits'); also printed."""
-        self.histories: dict[str, UndoHistory] = {}
-        """This user's undo and redo steps, by board: kept across reconnects."""
-        self.clipboard_text = ""
-        """What `y` copied last, for `p` (the terminal's clipboard may not be readable)."""
-        self.search: Search | None = None
         self._titles: dict[str, str] = {}
-        self._note_timer: Timer | None = None
+        self._init_tools()
 
     # --- layout ---------------------------------------------------------------------
 
@@ -182,6 +154,7 @@ class CollabApp(App[None]):
                 yield BoardList(id="boards")
             with Vertical(id="center"):
                 yield Label("", id="board-title")
+                yield ValueLine(name_of=self._name_of, now=self.clock.now, id="value-line")
                 yield BoardGrid(self.clock.monotonic, id="grid")
                 with Horizontal(id="editor"):
                     yield Label("", id="editor-cell")
@@ -190,7 +163,7 @@ class CollabApp(App[None]):
                     yield Label("/", id="search-label")
                     yield Input(placeholder="find in cells · Enter · Esc", id="search-input")
                 yield ActivityFeed(self.clock.now, id="feed")
-        yield NotedStatusBar(self.clock.monotonic, now=self.clock.now, id="status")
+        yield StatusBar(self.clock.monotonic, now=self.clock.now, id="status")
         yield Footer()
 
     @property
@@ -202,8 +175,8 @@ class CollabApp(App[None]):
         return self.query_one(ActivityFeed)
 
     @property
-    def status_bar(self) -> NotedStatusBar:
-        return self.query_one(NotedStatusBar)
+    def status_bar(self) -> StatusBar:
+        return self.query_one(StatusBar)
 
     def on_mount(self) -> None:
         self.query_one("#editor").display = False
@@ -266,24 +239,25 @@ class CollabApp(App[None]):
         self.grid.show_board(mirror, self._own_user)
         self._update_title()
         self._refresh_sidebar()
+        self.show_value()
 
     def _update_title(self) -> None:
         mirror = self.client.joined.get(self.board_id)
         if mirror is None:
             return
-        grid = self.grid
-        # Titles are user text: a Text is shown as is, never parsed as markup.
+        # Titles are user text: a Text is shown as is, never parsed as markup. The
+        # cursor's cell is named on the value line below.
         self.query_one("#board-title", Label).update(
-            Text(
-                f"{mirror.meta.title}  ·  {mirror.meta.width}×{mirror.meta.height}"  # noqa: RUF001
-                f"  ·  {cell_name(grid.cursor_x, grid.cursor_y)}"
-            )
+            Text(f"{mirror.meta.title}  ·  {mirror.meta.width}×{mirror.meta.height}")  # noqa: RUF001
         )
 
     @property
     def _own_user(self) -> str:
         welcome = self.client.welcome
         return welcome.user.id if welcome else ""
+
+    def _now(self) -> datetime:
+        return self.clock.now()
 
     def _name_of(self, user: str) -> str:
         member = self.client.presence.get(user)
@@ -354,12 +328,14 @@ class CollabApp(App[None]):
         self._clear_refused(event.board, event.x, event.y)
         if event.board == self.board_id:
             self.grid.refresh()
+        self.cell_changed_under_inspector(event.board, [(event.x, event.y)])
 
     def _on_cells_changed(self, event: CellsChanged) -> None:
         for cell in event.cells:
             self._clear_refused(event.board, cell.x, cell.y)
         if event.board == self.board_id:
             self.grid.refresh()
+        self.cell_changed_under_inspector(event.board, [(c.x, c.y) for c in event.cells])
 
     def _on_cursors(self, event: Cursors) -> None:
         if event.board != self.board_id:
@@ -388,6 +364,7 @@ class CollabApp(App[None]):
         self.status_bar.refresh()
         if event.board == self.board_id:
             self.grid.refresh()
+            self.show_value()
         if isinstance(self.screen, QuitScreen) and self._quit_choice in (None, "wait"):
             if unsaved == 0:
                 self._finish_quit("saved", 0)
@@ -446,29 +423,81 @@ class CollabApp(App[None]):
     @on(BoardGrid.CursorMoved)
     def _moved(self, event: BoardGrid.CursorMoved) -> None:
         self.client.move_cursor(self.board_id, event.x, event.y)
-        self._update_title()
+        self.show_value()
+
+    @on(BoardGrid.Pasted)
+    def _terminal_paste(self, event: BoardGrid.Pasted) -> None:
+        self.paste_block(event.text)
 
     @property
     def max_cell_chars(self) -> int:
         welcome = self.client.welcome
         return welcome.limits.max_cell_chars if welcome is not None else MAX_CELL_CHARS
 
+    # Keys that move the keyboard between the grid, the editor and the search line are
+    # the app's, so focus moves in the same turn as the key (see `_in_order`).
+
+    def _main_focus(self) -> str | None:
+        """Which of grid, editor and search line has the keys (None: a dialog or other)."""
+        if self.screen is not self.screen_stack[0]:
+            return None
+        focused = self.focused
+        if focused is None:
+            return None
+        return {"grid": "grid", "editor-input": "editor", "search-input": "search"}.get(
+            focused.id or ""
+        )
+
+    def action_enter_key(self) -> None:
+        where = self._main_focus()
+        if where == "grid":
+            self.start_edit(self.grid.cursor_x, self.grid.cursor_y)
+        elif where == "editor":
+            self._save_edit(self.query_one("#editor-input", Input).value)
+        elif where == "search":
+            self.search_for(self.query_one("#search-input", Input).value)
+        else:
+            raise SkipAction()
+
+    def action_f2_key(self) -> None:
+        if self._main_focus() != "grid":
+            raise SkipAction()
+        self.start_edit(self.grid.cursor_x, self.grid.cursor_y)
+
+    def action_slash_key(self) -> None:
+        if self._main_focus() != "grid":
+            raise SkipAction()
+        self.action_search()
+
+    def action_escape_key(self) -> None:
+        where = self._main_focus()
+        if where == "editor":
+            self._close_editor()
+        elif where == "search":
+            self._close_search()
+        else:
+            raise SkipAction()
+
     @on(BoardGrid.EditRequested)
-    def _start_edit(self, event: BoardGrid.EditRequested) -> None:
+    def _edit_requested(self, event: BoardGrid.EditRequested) -> None:
+        self.start_edit(event.x, event.y)
+
+    def start_edit(self, x: int, y: int) -> None:
+        """Open the editor on a cell, with this user's unsaved value if there is one."""
         mirror = self.client.joined.get(self.board_id)
         if mirror is None:
             return
-        pending = mirror.pending_at(event.x, event.y)
-        value = pending.value if pending else mirror.cells.value(event.x, event.y)
-        self._editing = (event.x, event.y)
+        pending = mirror.pending_at(x, y)
+        value = pending.value if pending else mirror.cells.value(x, y)
+        self._editing = (x, y)
         self._editor_over_limit = False
         self._show_editor_cell(len(value))
         editor = self.query_one("#editor-input", Input)
         editor.value = value
         self.query_one("#editor").display = True
-        editor.focus()
-        self.client.set_typing(self.board_id, event.x, event.y, True)
-        self._set_activity("editing", cell_name(event.x, event.y))
+        self.screen.set_focus(editor)  # now, not on a later turn: see above
+        self.client.set_typing(self.board_id, x, y, True)
+        self._set_activity("editing", cell_name(x, y))
 
     def _show_editor_cell(self, length: int) -> None:
         """The cell's name, and its length in red once it is over what a cell holds."""
@@ -508,12 +537,11 @@ class CollabApp(App[None]):
             markup=False,
         )
 
-    @on(Input.Submitted, "#editor-input")
-    def _save_edit(self, event: Input.Submitted) -> None:
+    def _save_edit(self, value: str) -> None:
         if self._editing is None:
             return
         x, y = self._editing
-        problem = cell_value_problem(event.value, self.max_cell_chars)
+        problem = cell_value_problem(value, self.max_cell_chars)
         if problem is not None:
             # Refused here, with the text kept in the editor to fix: nothing is sent.
             self.notify(
@@ -524,7 +552,7 @@ class CollabApp(App[None]):
             )
             return
         self._close_editor()
-        self.save_cell(self.board_id, x, y, event.value)
+        self.save_cell(self.board_id, x, y, value)
 
     @work(group="edits", exit_on_error=False)
     async def save_cell(self, board: str, x: int, y: int, value: str) -> None:
@@ -555,271 +583,6 @@ class CollabApp(App[None]):
         else:
             self._clear_refused(board, x, y)
 
-    @work(group="edits", exit_on_error=False)
-    async def save_cells(
-        self, board: str, edits: list[tuple[int, int, str]], step: Step | None = None
-    ) -> None:
-        """Write a block (a paste, a clear, an undo) as one `cells.set`; `step` is the
-        undo step it was recorded as, forgotten again if the server refuses it."""
-        try:
-            await self.client.set_cells(board, edits)
-        except ClientError as exc:
-            self._forget(board, step)
-            shown = self._refused.get(board, {})
-            if not any(line.endswith(f": {exc.message}") for line in shown.values()):
-                self.notify(
-                    f"{plural(len(edits), 'cell')} not saved: {exc.message}",
-                    title="Edit refused",
-                    severity="error",
-                    markup=False,
-                )
-        except NotConnected as exc:
-            self._forget(board, step)
-            self.notify(str(exc), title="Not saved", severity="warning", markup=False)
-        except ConnectionError:
-            return  # closed: the edits stay unsaved (and in the outbox); quitting asks
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
-            return
-        else:
-            for x, y, _ in edits:
-                self._clear_refused(board, x, y)
-
-    # --- undo, clipboard, search, column widths ---------------------------------------
-
-    def _shown(self, mirror: BoardMirror, x: int, y: int) -> str:
-        """What the cell shows this user: their own unsaved value, else the board's."""
-        pending = mirror.pending_at(x, y)
-        return pending.value if pending is not None else mirror.cells.value(x, y)
-
-    def _current(self, mirror: BoardMirror) -> Current:
-        """A cell's value as shown and who wrote it (this user while it is unsaved)."""
-        own = self._own_user
-
-        def current(x: int, y: int) -> tuple[str, str]:
-            pending = mirror.pending_at(x, y)
-            if pending is not None:
-                return pending.value, own
-            op = mirror.cells.get(x, y)
-            return ("", "") if op is None else (op.value, op.by)
-
-        return current
-
-    def _history(self, board: str) -> UndoHistory:
-        return self.histories.setdefault(board, UndoHistory())
-
-    def _record(self, board: str, edits: Iterable[tuple[int, int, str]]) -> Step | None:
-        """Note a new edit as one undo step, with each cell's value before it."""
-        mirror = self.client.joined.get(board)
-        if mirror is None:
-            return None
-        step = Step.of(Change(x, y, self._shown(mirror, x, y), value) for x, y, value in edits)
-        if step is not None:
-            self._history(board).record(step)
-        return step
-
-    def _forget(self, board: str, step: Step | None) -> None:
-        if step is not None:
-            self._history(board).forget(step)
-
-    def note(self, text: str, *, feed: bool = False, lasts: float | None = NOTE_SECONDS) -> None:
-        """Say something in the status bar (and the feed): it stays `lasts` seconds,
-        or until the next note when None."""
-        bar = self.status_bar
-        bar.note = text
-        bar.refresh()
-        if feed:
-            self.feed.add(text)
-        if self._note_timer is not None:
-            self._note_timer.stop()
-            self._note_timer = None
-        if lasts is not None:
-            self._note_timer = self.set_timer(lasts, self._clear_note)
-
-    def _clear_note(self) -> None:
-        self._note_timer = None
-        self.status_bar.note = None
-        self.status_bar.refresh()
-
-    def action_undo(self) -> None:
-        """Take back this user's newest edit on this board, where nobody changed it since."""
-        self._undo_or_redo(redo=False)
-
-    def action_redo(self) -> None:
-        self._undo_or_redo(redo=True)
-
-    def _undo_or_redo(self, *, redo: bool) -> None:
-        mirror = self.client.joined.get(self.board_id)
-        if mirror is None:
-            return
-        history = self._history(self.board_id)
-        verb = "redone" if redo else "undone"
-        current = self._current(mirror)
-        plan = history.redo(current) if redo else history.undo(current)
-        if plan is None:
-            self.note(f"nothing to {'redo' if redo else 'undo'}")
-            return
-        if plan.writes:
-            self.save_cells(self.board_id, plan.writes)
-            x, y, _ = plan.writes[0]
-            self.grid.move_to(x, y)
-        if plan.skipped:
-            self.note(skipped_notice(plan.skipped, self._name_of, verb), feed=True)
-        elif len(plan.writes) == 1:
-            x, y, _ = plan.writes[0]
-            self.note(f"{cell_name(x, y)} {verb}")
-        else:
-            self.note(f"{plural(len(plan.writes), 'cell')} {verb}")
-
-    def action_copy_cells(self) -> None:
-        """The selection (or the cursor's cell) as TSV, to the terminal's clipboard
-        (OSC 52) and to the app's own, which `p` pastes from."""
-        mirror = self.client.joined.get(self.board_id)
-        if mirror is None:
-            return
-        rect = self.grid.target
-        text = to_tsv(rect, lambda x, y: self._shown(mirror, x, y))
-        self.clipboard_text = text
-        self.copy_to_clipboard(text)
-        self.notify(f"Copied {rect.describe()}", title="Copy", markup=False)
-
-    def action_paste_cells(self) -> None:
-        if not self.clipboard_text:
-            self.notify("Nothing copied yet: y copies the selection", title="Paste")
-            return
-        self.paste_block(self.clipboard_text)
-
-    @on(BoardGrid.Pasted)
-    def _terminal_paste(self, event: BoardGrid.Pasted) -> None:
-        self.paste_block(event.text)
-
-    def paste_block(self, text: str) -> None:
-        """Write TSV (or lines of text) with its top-left at the cursor: one batch, one
-        undo step; what fell off the board or had to change is said."""
-        mirror = self.client.joined.get(self.board_id)
-        if mirror is None:
-            return
-        grid = self.grid
-        x, y = grid.cursor_x, grid.cursor_y
-        plan = plan_paste(
-            parse_tsv(text), x, y, mirror.meta.width, mirror.meta.height, self.max_cell_chars
-        )
-        if not plan.edits:
-            self.notify(plan.notice, title="Paste", severity="warning", markup=False)
-            return
-        changed = [e for e in plan.edits if self._shown(mirror, e[0], e[1]) != e[2]]
-        if changed:
-            self.save_cells(self.board_id, changed, self._record(self.board_id, changed))
-        right = max(e[0] for e in plan.edits)
-        bottom = max(e[1] for e in plan.edits)
-        if (right, bottom) != (x, y):
-            grid.select_from = (right, bottom)
-            grid.refresh()
-        warn = plan.outside or plan.cleaned
-        self.notify(
-            plan.notice[0].upper() + plan.notice[1:],
-            title="Paste",
-            severity="warning" if warn else "information",
-            markup=False,
-        )
-
-    def action_clear_cells(self) -> None:
-        """Empty the selection (or the cursor's cell): one batch, one undo step."""
-        mirror = self.client.joined.get(self.board_id)
-        if mirror is None:
-            return
-        rect: Rect = self.grid.target
-        edits = [(x, y, "") for x, y in rect.cells() if self._shown(mirror, x, y)]
-        if not edits:
-            self.note("nothing to clear")
-            return
-        self.save_cells(self.board_id, edits, self._record(self.board_id, edits))
-        self.note(f"cleared {plural(len(edits), 'cell')}")
-
-    def action_search(self) -> None:
-        bar = self.query_one("#search")
-        bar.display = True
-        field = self.query_one("#search-input", Input)
-        field.value = ""
-        field.focus()
-
-    def _close_search(self) -> None:
-        if self.query_one("#search").display:
-            self.query_one("#search").display = False
-            self.grid.focus()
-
-    def _matches(self, text: str) -> list[tuple[int, int]]:
-        mirror = self.client.joined.get(self.board_id)
-        if mirror is None:
-            return []
-        shown = {(op.x, op.y): op.value for op in mirror.cells}
-        for op in mirror.pending.values():
-            shown[(op.x, op.y)] = op.value
-        return find(((x, y, value) for (x, y), value in shown.items()), text)
-
-    @on(Input.Submitted, "#search-input")
-    def _search_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._close_search()
-        text = event.value
-        if not text:
-            self.search = None
-            self.note("search cleared")
-            return
-        grid = self.grid
-        self.search = Search(text, self._matches(text))
-        found = self.search.first_after((grid.cursor_x, grid.cursor_y))
-        if found is not None:
-            grid.move_to(*found)
-        self.note(self.search.describe(), lasts=None)
-
-    def action_search_next(self, forward: bool = True) -> None:
-        """`n`/`N`: the next or previous match of the last search (found afresh: cells
-        change while you look)."""
-        search = self.search
-        if search is None:
-            self.note("no search yet: / finds")
-            return
-        search.matches = self._matches(search.text)
-        grid = self.grid
-        found = search.step((grid.cursor_x, grid.cursor_y), forward)
-        if found is not None:
-            grid.move_to(*found)
-        self.note(search.describe(), lasts=None)
-
-    def action_column_width(self, delta: int) -> None:
-        """`<`/`>`: the cursor's column two narrower or wider, for everyone."""
-        grid = self.grid
-        x = grid.cursor_x
-        width = max(MIN_COLUMN_WIDTH, min(MAX_COLUMN_WIDTH, grid.column_width(x) + delta))
-        if width == grid.column_width(x):
-            self.note(f"column {column_name(x)} is already {width} wide")
-            return
-        grid.set_column_width(x, width)
-        grid.scroll_to_cursor()
-        self.save_widths(self.board_id, {x: width})
-        self.note(f"column {column_name(x)}: {width} wide")
-
-    @work(group="widths", exit_on_error=False)
-    async def save_widths(self, board: str, widths: dict[int, int]) -> None:
-        try:
-            await self.client.set_column_widths(board, widths)
-        except ClientError as exc:
-            self.notify(
-                f"Column width not saved: {exc.message}",
-                title="Column width",
-                severity="error",
-                markup=False,
-            )
-        except (NotConnected, ConnectionError):
-            self.notify(
-                "Column width not saved: not connected",
-                title="Column width",
-                severity="warning",
-            )
-
     def _close_editor(self) -> None:
         if not self.query_one("#editor").display or self._editing is None:
             return
@@ -828,12 +591,43 @@ class CollabApp(App[None]):
         self._editing = None
         self.client.set_typing(self.board_id, x, y, False)
         self._set_activity("viewing")
-        self.grid.focus()
+        self.screen.set_focus(self.grid)
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, ACTIVITY_EVENTS):
             self._note_input()
+        if (
+            isinstance(event, events.Key | events.Paste)
+            and not event.is_forwarded
+            and self._main_focus() is not None
+        ):
+            await self._in_order(event)
+            return
         await super().on_event(event)
+
+    async def _in_order(self, event: events.Key | events.Paste) -> None:
+        """Handle a key or paste for the grid, the editor or the search line wholly in
+        this turn: the focused widget's own handling (the editor types a character), then
+        the bindings, focused widget first.
+
+        Textual hands a key to the focused widget's queue and runs its bindings later
+        still, when the key has bubbled back up; keys read in one burst (a fast typist
+        over SSH, a pasted macro, a busy moment) could then overtake each other: "ab⏎"
+        saved before the "b" was typed, a key typed after ⏎ left in the closed editor.
+        """
+        if isinstance(event, events.Key):
+            if self.grid.follow is not None and event.key != "f":
+                self.grid.follow = None
+                self._update_following()
+            if await self._check_bindings(event.key, priority=True):
+                return
+        focused = self.focused
+        assert focused is not None
+        event._set_forwarded()
+        event.bubble = False  # type: ignore[misc]  # the bindings below stand in for it
+        await focused.on_event(event)
+        if isinstance(event, events.Key) and not event._stop_propagation:
+            await self._check_bindings(event.key)
 
     def _note_input(self) -> None:
         """The person is here (a key, a click, a scroll or a paste): not away."""
@@ -842,15 +636,10 @@ class CollabApp(App[None]):
             self.auto_away = False
             self._set_status("online")
 
-    def on_key(self, event: object) -> None:
-        key = getattr(event, "key", "")
-        if self.grid.follow is not None and key != "f":
+    def on_key(self, event: events.Key) -> None:
+        if self.grid.follow is not None and event.key != "f":  # keys in a dialog, say
             self.grid.follow = None
             self._update_following()
-        if key == "escape" and self.query_one("#editor").display:
-            self._close_editor()
-        if key == "escape" and self.query_one("#search").display:
-            self._close_search()
 
     def action_cycle_status(self) -> None:
         self.auto_away = False
@@ -997,4 +786,7 @@ class CollabApp(App[None]):
         yield SystemCommand("Copy cells", "the selection as TSV (y)", self.action_copy_cells)
         yield SystemCommand("Paste cells", "at the cursor (p)", self.action_paste_cells)
         yield SystemCommand("Find in cells", "search values (/, then n / N)", self.action_search)
+        yield SystemCommand("Inspect cell", "whole value and history (i)", self.action_inspect)
+        yield SystemCommand("Export board…", "to CSV, TSV or JSON", self.action_export_board)
+        yield SystemCommand("Import CSV…", "CSV, TSV or JSON, at the cursor", self.action_import)
         yield SystemCommand("Keys", "show every key", self.action_help)

@@ -1,7 +1,9 @@
-"""Modal screens: help, board picker, teammate picker for follow mode, quit prompt."""
+"""Modal screens: help, board picker, teammate picker for follow mode, a file path, the
+quit prompt."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
@@ -22,6 +24,7 @@ Select           shift+arrows, or drag the mouse; Esc clears
 Copy / paste     y or ctrl+c copies as TSV; p or ctrl+v pastes
 Clear            Delete or Backspace empties the selection
 Undo / redo      ctrl+z / ctrl+y: your own edits, newest first
+Inspect          i: the whole value, who set it, earlier values
 Find             / text Enter, then n / N: next / previous
 Column width     < or > narrows or widens it, for everyone
 Status           s cycles online → busy → away
@@ -98,6 +101,45 @@ class PickScreen(ModalScreen[str | None]):
         value = event.value.strip()
         if value:
             self.dismiss(f"new:{value}")
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class PathScreen(ModalScreen[str | None]):
+    """Ask for a file's path; dismisses with it, or None (Esc).
+
+    With `replacing`, a path naming a file that exists is taken only on a second Enter,
+    after the screen says it will replace it: a typo must not cost someone a file.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, default: str, *, replacing: bool) -> None:
+        super().__init__()
+        self._title = title
+        self._default = default
+        self._replacing = replacing
+        self._confirmed: str | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self._title, id="dialog-title")
+            yield Input(value=self._default, placeholder="path to a file", id="path")
+            yield Label("Enter takes it · Esc cancels", id="path-hint", classes="dialog-hint")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        path = event.value.strip()
+        if not path:
+            return
+        if self._replacing and path != self._confirmed and Path(path).expanduser().exists():
+            self._confirmed = path
+            hint = self.query_one("#path-hint", Label)
+            hint.update(Text(f"{path} exists: Enter again replaces it · Esc cancels"))
+            hint.add_class("warning")
+            return
+        self.dismiss(path)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

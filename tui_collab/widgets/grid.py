@@ -80,6 +80,7 @@ class BoardGrid(ScrollView, can_focus=True, inherit_bindings=False):
         Binding("p,ctrl+v", "app.paste_cells", "Paste", show=False),
         Binding("delete,backspace", "app.clear_cells", "Clear", show=False),
         Binding("ctrl+z", "app.undo", "Undo", show=False),
+        Binding("i", "app.inspect", "Inspect", show=False),
         Binding("ctrl+y", "app.redo", "Redo", show=False),
         Binding("slash", "app.search", "Find", key_display="/"),
         Binding("n", "app.search_next(True)", show=False),

@@ -60,6 +60,9 @@ class StatusBar(Widget):
         self.problem: str | None = None
         """The latest edit the server refused, while its cell still shows the mark."""
         self.token_expires_at: Callable[[], float | None] = lambda: None
+        self.note: str | None = None
+        """The latest word on what this person just did ('match 2 of 7 for 'foo'',
+        'B4 changed by Ada since — not undone'); before the address, which gives way."""
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self.refresh)  # the reconnect countdown, the token's time
@@ -94,6 +97,8 @@ class StatusBar(Widget):
             text.append(f"   ! {self.problem}", "bold red")
         if self.following:
             text.append(f"   following {self.following} (any key stops)", "bold cyan")
+        if self.note:
+            text.append(f"   {self.note}", "bold")
         if self.where:
             text.append(f"   {self.where}", "dim")
         return text
