@@ -16,8 +16,7 @@ identifiers, which cannot contain ":", so no two keys collide):
     {p}t:{team}:b:{board}:h:{x},{y}
                                   list    the cell's applied ops, newest first, at most
                                           `HISTORY_PER_CELL` (`cell_history`)
-    {p}t:{team}:b:{board}:done:{nonce}
-                                  string  a batch's reply, for `BATCH_REPLY_TTL_MS`
+    {p}done:{nonce}               string  a group's reply, for `BATCH_REPLY_TTL_MS`
     {p}layout                     string  the cell layout, `LAYOUT` (see `_migrate_layout`)
     {p}session:{id}               hash    team, user, client_id, started_at, ended_at,
                                           close_code; expires (see `session_started`)
@@ -26,7 +25,8 @@ identifiers, which cannot contain ":", so no two keys collide):
 
 A cell is one field of its board's hash, its value one string:
 `{version}[@{at}],{clock},{nonce},{len(client)},{len(by)},{client}{by}{value}` (lengths in
-UTF-8 bytes; nonce is empty or `[0-9a-z.]`; `@{at}`, the op's time in Unix ms, is absent
+UTF-8 bytes; nonce is `[0-9a-z.]`, empty since groups keep their reply instead (see
+`apply_cell_ops`), still read from older cells; `@{at}`, the op's time in Unix ms, is absent
 in cells stored before it was kept, which read as at=0, so no migration). About 100 bytes
 of Redis memory a cell, against about 400 for the hash per cell and index entry of
 layout 1 (docs/operations.md).
@@ -41,6 +41,14 @@ so neither are their lists.
 Cell events (`CellEvent` for one op, `CellsEvent` for a batch) are published on
 `board_channel(p, team, board)`.
 
+Cell writes are grouped, as the SQLite store's group commit does: the `apply_cell_op` and
+`apply_cell_ops` calls that arrive while this node's previous cell script is in flight go
+out together as one script call (`apply_cell_ops.lua`), across boards and teams. Per
+acked edit, a node then spends a fraction of a round trip's client work (building the
+command, the pool, parsing the reply), which is most of what an edit costs a node beyond
+its WebSocket frames. No timer: an idle store sends a call's ops at once. Each request in
+a group still publishes its own event and gets its own result or error.
+
 Durability is the Redis server's: with `appendonly yes` and `appendfsync always` a reply
 is sent only after the write is fsynced to the AOF, which is what the `Store` contract
 ("a write returns once committed") needs. Redis must not evict these keys
@@ -49,12 +57,14 @@ is sent only after the write is fsynced to the AOF, which is what the `Store` co
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
 import math
 import re
 import secrets
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,7 +77,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import EqualJitterBackoff, NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from server.redis_util import awaited, compact_json
 from server.startup import StartupError, redis_error
@@ -103,9 +113,13 @@ LAYOUT: Final = 2
 key); 2: one hash per board. `open` converts older data (`_MIGRATE_BOARD`)."""
 
 BATCH_REPLY_TTL_MS: Final = 60_000
-"""How long a batch's reply is kept for a retry of the same call: the client library
+"""How long a group's reply is kept for a retry of the same call: the client library
 retries a lost reply within about 2 s (`RETRIES`); a minute rides out a Redis restart
-too. About 1 byte per op of the batch meanwhile."""
+too. About 100 bytes a group plus 1 a op meanwhile: ~6 MB at 1,000 groups a second."""
+
+MAX_GROUP_OPS: Final = 2_000
+"""Ops in one grouped script call at most (a lone larger batch still goes whole): Redis
+runs nothing else while a script runs, a few µs an op, so a group stays a few ms."""
 
 _BOARD_FIELDS: Final = ("title", "width", "height", "created_by", "version", "widths")
 _USER_FIELDS: Final = ("name", "status", "activity", "last_seen", "alive_at")
@@ -119,8 +133,8 @@ def _lua(*names: str) -> str:
 
 # compare.lua: byte-order string and integer compares (Lua's own `<` follows the locale).
 # latest.lua: keep_latest, which only moves a stored moment forward.
-# merge.lua: merge_op, the per-op last-writer-wins merge both apply scripts share.
-_APPLY_CELL_OP: Final = _lua("compare", "merge", "apply_cell_op")
+# merge.lua: merge_op, the per-op last-writer-wins merge (kept apart from the group
+# script, which carries no other rule).
 _APPLY_CELL_OPS: Final = _lua("compare", "merge", "apply_cell_ops")
 _MIGRATE_BOARD: Final = _lua("migrate_board")
 _CREATE_BOARD: Final = _lua("create_board")
@@ -168,7 +182,6 @@ def _parse(text: str | None) -> datetime | None:
 
 @dataclass(frozen=True, slots=True)
 class _Scripts:
-    apply_cell_op: AsyncScript
     apply_cell_ops: AsyncScript
     create_board: AsyncScript
     update_board: AsyncScript
@@ -176,6 +189,17 @@ class _Scripts:
     mark_alive: AsyncScript
     start_session: AsyncScript
     end_session: AsyncScript
+
+
+@dataclass(slots=True)
+class _CellCall:
+    """One `apply_cell_op` (`single`) or `apply_cell_ops` call waiting for its group."""
+
+    team: str
+    board: str
+    ops: Sequence[CellOp]
+    single: bool
+    future: asyncio.Future[list[AppliedOp]]
 
 
 def _flag(present: bool) -> str:
@@ -215,6 +239,10 @@ class RedisStore:
         self._redis: Redis | None = None
         self._scripts: _Scripts | None = None
         self._epoch: str | None = None
+        self._cell_calls: deque[_CellCall] = deque()
+        self._cell_writer: asyncio.Task[None] | None = None
+        self.cell_scripts = 0
+        """Cell script calls made (one per group), for tests and benchmarks."""
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -287,7 +315,6 @@ class RedisStore:
         # EVALSHA; redis-py loads a script again when Redis answers NOSCRIPT (a restart
         # empties the script cache).
         self._scripts = _Scripts(
-            apply_cell_op=client.register_script(_APPLY_CELL_OP),
             apply_cell_ops=client.register_script(_APPLY_CELL_OPS),
             create_board=client.register_script(_CREATE_BOARD),
             update_board=client.register_script(_UPDATE_BOARD),
@@ -338,6 +365,9 @@ class RedisStore:
             )
 
     async def close(self) -> None:
+        """Send the cell ops already queued, then close the connections."""
+        while (writer := self._cell_writer) is not None:
+            await asyncio.shield(writer)
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = self._scripts = None
@@ -541,78 +571,105 @@ class RedisStore:
     # --- cells ----------------------------------------------------------------------
 
     async def apply_cell_op(self, team: str, board: str, op: CellOp) -> AppliedOp:
-        """Merge one op under last-writer-wins in one Lua script, and publish it if it won.
+        """Merge one op under last-writer-wins, and publish a `CellEvent` if it won.
 
         The script compares (clock, client, value) exactly as `tui_collab.cells.beats`,
         bumps the board version, stores the cell, appends it to the cell's history and
-        PUBLISHes a `CellEvent` on `board_channel`, all atomically (`merge.lua`). Since
-        Redis runs scripts one at a time, the events on a board's channel arrive in
-        version order, with no gaps between them for a subscriber that stays connected.
-        Raises LookupError without the board.
+        publishes, all atomically (`merge.lua`), in the same script call as the other cell
+        writes of its group (`_write_cells`). Since Redis runs scripts one at a time, the
+        events on a board's channel arrive in version order, with no gaps between them for
+        a subscriber that stays connected. Raises LookupError without the board.
         """
-        key = self._board_key(team, board)
-        field = f"{op.x},{op.y}"
-        applied, version = await self._run.apply_cell_op(
-            keys=[key, f"{key}:cells", f"{key}:h:{field}"],
-            args=[
-                board_channel(self.prefix, team, board),
-                field,
-                op.value,
-                str(op.clock),
-                op.client,
-                op.by,
-                self._nonce(),
-                self._node_json,
-                op_json(op),
-                str(op.at),
-                HISTORY_PER_CELL,
-            ],
-        )
-        if applied < 0:
-            raise LookupError(f"no board {board!r}")
-        return AppliedOp(applied=bool(applied), version=int(version))
+        [result] = await self._queue_cells(team, board, (op,), single=True)
+        return result
 
     async def apply_cell_ops(self, team: str, board: str, ops: Sequence[CellOp]) -> list[AppliedOp]:
-        """Merge a batch in order in one Lua script, and publish its winners as one event.
+        """Merge a batch in order, and publish its winners as one `CellsEvent`.
 
-        The script is `apply_cell_op`'s merge op after op (`merge.lua`), so the batch is
-        atomic (Redis runs one script at a time, and the AOF logs it as one), its versions
-        are consecutive, and its `CellsEvent` comes between the events of the ops before
-        and after it. A retry of a call whose reply was lost gets the first run's reply
-        back from a short-lived key (`BATCH_REPLY_TTL_MS`). Raises LookupError without
-        the board.
+        Merged op after op by `apply_cell_op`'s rule (`merge.lua`) inside one script call,
+        so the batch is atomic (Redis runs one script at a time, and the AOF logs it as
+        one), its versions are consecutive, and its event comes between the events of
+        the ops before and after it. Raises LookupError without the board.
         """
         if not ops:
             return []
-        key = self._board_key(team, board)
+        return await self._queue_cells(team, board, tuple(ops), single=False)
+
+    async def _queue_cells(
+        self, team: str, board: str, ops: Sequence[CellOp], *, single: bool
+    ) -> list[AppliedOp]:
+        """Join the next group; an idle store starts one on the next loop iteration, so
+        the calls made in this one go with it, and no timer waits for more."""
+        self._run  # noqa: B018 -- raises unless open
+        future: asyncio.Future[list[AppliedOp]] = asyncio.get_running_loop().create_future()
+        self._cell_calls.append(_CellCall(team, board, ops, single, future))
+        if self._cell_writer is None:
+            self._cell_writer = asyncio.create_task(self._write_cells())
+        return await future
+
+    async def _write_cells(self) -> None:
+        """Send groups one after another until none is waiting: the calls queued while a
+        script call is in flight make up the next one."""
+        try:
+            while self._cell_calls:
+                group = [self._cell_calls.popleft()]
+                ops = len(group[0].ops)
+                while self._cell_calls and ops + len(self._cell_calls[0].ops) <= MAX_GROUP_OPS:
+                    ops += len(self._cell_calls[0].ops)
+                    group.append(self._cell_calls.popleft())
+                try:
+                    replies = await self._apply_group(group)
+                except BaseException as exc:
+                    # The script ran whole or not at all, and which is unknown (redis-py
+                    # already resent it on a lost connection: the stored reply made that
+                    # safe). Every caller gets the error, as each would have alone.
+                    for call in group:
+                        _settle(call.future, exc=exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for call, reply in zip(group, replies, strict=True):
+                    _settle_cells(call, reply)
+        finally:
+            self._cell_writer = None
+            for call in self._cell_calls:  # only when cancelled (the loop is closing)
+                _settle(call.future, exc=RuntimeError("store is closing"))
+            self._cell_calls.clear()
+
+    async def _apply_group(self, group: Sequence[_CellCall]) -> list[str]:
+        """One `apply_cell_ops.lua` call for the whole group; its reply line per call."""
+        boards: dict[tuple[str, str], int] = {}
+        keys = [f"{self.prefix}done:{self._nonce()}"]
+        channels: list[str] = []
+        requests: list[str | int] = []
+        for call in group:
+            number = boards.get((call.team, call.board))
+            if number is None:
+                number = boards[(call.team, call.board)] = len(boards) + 1
+                key = self._board_key(call.team, call.board)
+                keys += [key, f"{key}:cells"]
+                channels.append(board_channel(self.prefix, call.team, call.board))
+            requests += [number, "s" if call.single else "b", len(call.ops)]
+            for op in call.ops:
+                requests += [
+                    f"{op.x},{op.y}",
+                    op.value,
+                    str(op.clock),
+                    op.client,
+                    op.by,
+                    str(op.at),
+                    op_json(op),
+                ]
         args: list[str | int] = [
-            board_channel(self.prefix, team, board),
             self._node_json,
-            f"{key}:h:",
             HISTORY_PER_CELL,
             BATCH_REPLY_TTL_MS,
+            len(channels),
+            *channels,
         ]
-        for op in ops:
-            args += [
-                f"{op.x},{op.y}",
-                op.value,
-                str(op.clock),
-                op.client,
-                op.by,
-                str(op.at),
-                op_json(op),
-            ]
-        base, flags = await self._run.apply_cell_ops(
-            keys=[key, f"{key}:cells", f"{key}:done:{self._nonce()}"], args=args
-        )
-        if base < 0:
-            raise LookupError(f"no board {board!r}")
-        results = []
-        version = int(base)
-        for flag in flags:
-            version += flag == "1"
-            results.append(AppliedOp(applied=flag == "1", version=version))
-        return results
+        self.cell_scripts += 1
+        reply: str = await self._run.apply_cell_ops(keys=keys, args=args + requests)
+        return reply.split("\n")
 
     async def cell_history(self, team: str, board: str, x: int, y: int) -> list[CellOp]:
         """The cell's applied ops, newest first (at most `HISTORY_PER_CELL`), one read.
@@ -643,6 +700,36 @@ class RedisStore:
             cells = [cell for cell in cells if cell.version > since]
         cells.sort(key=_version_of)
         return cells
+
+
+def _settle_cells(call: _CellCall, reply: str) -> None:
+    """Resolve one call from its line of the group's reply (see `apply_cell_ops.lua`)."""
+    if reply.startswith("!"):
+        _settle(call.future, exc=ResponseError(reply[1:]))
+        return
+    base, _, flags = reply.partition(":")
+    if base == "-1":
+        _settle(call.future, exc=LookupError(f"no board {call.board!r}"))
+        return
+    results = []
+    version = int(base)
+    for flag in flags:
+        version += flag == "1"
+        results.append(AppliedOp(applied=flag == "1", version=version))
+    _settle(call.future, result=results)
+
+
+def _settle(
+    future: asyncio.Future[list[AppliedOp]],
+    result: list[AppliedOp] | None = None,
+    exc: BaseException | None = None,
+) -> None:
+    if future.done():  # the caller was cancelled: its ops were still sent
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result or [])
 
 
 def _version_of(op: CellOp) -> int:

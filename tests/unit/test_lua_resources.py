@@ -7,7 +7,6 @@ from importlib import resources
 from server.store import redis
 
 SCRIPTS = (
-    redis._APPLY_CELL_OP,
     redis._APPLY_CELL_OPS,
     redis._MIGRATE_BOARD,
     redis._CREATE_BOARD,
@@ -22,7 +21,7 @@ SCRIPTS = (
 def test_every_lua_file_is_a_resource_that_some_script_uses() -> None:
     folder = resources.files("server.store") / "lua"
     names = sorted(item.name for item in folder.iterdir() if item.name.endswith(".lua"))
-    assert len(names) == 12
+    assert len(names) == 11
     for name in names:
         text = (folder / name).read_text(encoding="utf-8")
         assert text.strip()
