@@ -8,7 +8,6 @@ widgets repaint at most once a frame however many events arrive.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import time
@@ -553,35 +552,6 @@ class CollabApp(BoardTools, App[None]):
             return
         self._close_editor()
         self.save_cell(self.board_id, x, y, value)
-
-    @work(group="edits", exit_on_error=False)
-    async def save_cell(self, board: str, x: int, y: int, value: str) -> None:
-        step = self._record(board, [(x, y, value)])
-        try:
-            await self.client.set_cell(board, x, y, value)
-        except ClientError as exc:
-            self._forget(board, step)
-            # The server's refusal was shown by _on_op_refused, which ran first.
-            shown = self._refused.get(board, {}).get((x, y), "")
-            if not shown.endswith(f": {exc.message}"):
-                self.notify(
-                    f"{cell_name(x, y)} not saved: {exc.message}",
-                    title="Edit refused",
-                    severity="error",
-                    markup=False,
-                )
-        except NotConnected as exc:
-            self._forget(board, step)
-            self.notify(str(exc), title="Not saved", severity="warning", markup=False)
-        except ConnectionError:
-            return  # closed: the edit stays unsaved (and in the outbox); quitting asks
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # this worker is being cancelled (the app is quitting)
-            return  # the edit was discarded on purpose (the quit prompt said so)
-        else:
-            self._clear_refused(board, x, y)
 
     def _close_editor(self) -> None:
         if not self.query_one("#editor").display or self._editing is None:

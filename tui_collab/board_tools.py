@@ -10,10 +10,10 @@ tui_collab.undo, selection, search and transfer, each tested on its own.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from textual import work
 from textual.app import App
@@ -82,8 +82,6 @@ class BoardTools(_Base):
 
         def _clear_refused(self, board: str, x: int, y: int) -> None: ...
 
-        def save_cell(self, board: str, x: int, y: int, value: str) -> Any: ...
-
     def _init_tools(self) -> None:
         self.histories = {}
         self.clipboard_text = ""
@@ -91,19 +89,38 @@ class BoardTools(_Base):
         self._note_timer = None
 
     @work(group="edits", exit_on_error=False)
+    async def save_cell(self, board: str, x: int, y: int, value: str) -> None:
+        """Write one cell (the editor's Enter, a restore): one `cell.set`, one undo step."""
+        step = self._record(board, [(x, y, value)])
+        await self._write(board, [(x, y, value)], step, self.client.set_cell(board, x, y, value))
+
+    @work(group="edits", exit_on_error=False)
     async def save_cells(
         self, board: str, edits: list[tuple[int, int, str]], step: Step | None = None
     ) -> None:
         """Write a block (a paste, a clear, an undo) as one `cells.set`; `step` is the
-        undo step it was recorded as, forgotten again if the server refuses it."""
+        undo step it was recorded as."""
+        await self._write(board, edits, step, self.client.set_cells(board, edits))
+
+    async def _write(
+        self,
+        board: str,
+        edits: list[tuple[int, int, str]],
+        step: Step | None,
+        sending: Awaitable[object],
+    ) -> None:
+        """Await `sending` (the client's write of `edits`); a refusal is said once and
+        takes its undo `step` back off the stack."""
         try:
-            await self.client.set_cells(board, edits)
+            await sending
         except ClientError as exc:
             self._forget(board, step)
+            # A server refusal was shown by the app's OpRefused handler, which ran first.
             shown = self._refused.get(board, {})
             if not any(line.endswith(f": {exc.message}") for line in shown.values()):
+                what = cell_name(*edits[0][:2]) if len(edits) == 1 else plural(len(edits), "cell")
                 self.notify(
-                    f"{plural(len(edits), 'cell')} not saved: {exc.message}",
+                    f"{what} not saved: {exc.message}",
                     title="Edit refused",
                     severity="error",
                     markup=False,
@@ -116,8 +133,8 @@ class BoardTools(_Base):
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
-                raise
-            return
+                raise  # this worker is being cancelled (the app is quitting)
+            return  # the edits were discarded on purpose (the quit prompt said so)
         else:
             for x, y, _ in edits:
                 self._clear_refused(board, x, y)
