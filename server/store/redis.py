@@ -237,6 +237,7 @@ class RedisStore:
         self._nonce_prefix = secrets.token_hex(5)
         self._calls = itertools.count(1)
         self._redis: Redis | None = None
+        self._cells: Redis | None = None
         self._scripts: _Scripts | None = None
         self._epoch: str | None = None
         self._cell_calls: deque[_CellCall] = deque()
@@ -314,8 +315,11 @@ class RedisStore:
         self._epoch = epoch
         # EVALSHA; redis-py loads a script again when Redis answers NOSCRIPT (a restart
         # empties the script cache).
+        # The cell writer has one call in flight at a time: it keeps one of the pool's
+        # connections, which spares each group the pool's checkout and its liveness read.
+        cells = client.client()
         self._scripts = _Scripts(
-            apply_cell_ops=client.register_script(_APPLY_CELL_OPS),
+            apply_cell_ops=cells.register_script(_APPLY_CELL_OPS),
             create_board=client.register_script(_CREATE_BOARD),
             update_board=client.register_script(_UPDATE_BOARD),
             save_presence=client.register_script(_SAVE_PRESENCE),
@@ -323,7 +327,7 @@ class RedisStore:
             start_session=client.register_script(_START_SESSION),
             end_session=client.register_script(_END_SESSION),
         )
-        self._redis = client
+        self._redis, self._cells = client, cells
         logger.info(
             "redis store open at %s (node %s, epoch %s)",
             without_password(self.url),
@@ -368,6 +372,9 @@ class RedisStore:
         """Send the cell ops already queued, then close the connections."""
         while (writer := self._cell_writer) is not None:
             await asyncio.shield(writer)
+        if self._cells is not None:
+            await self._cells.aclose()
+            self._cells = None
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = self._scripts = None
