@@ -83,6 +83,34 @@ async def cursors(ws: ServerConnection) -> None:
         cursor_room.members.discard(ws)
 
 
+async def people(ws: ServerConnection) -> None:
+    """The shape of a board of people: answer `hello` with a small `welcome` and
+    `board.join` with a small `board.state` (the connection then gets the board's
+    `cursors` frames), and relay `cursor.move` through one coalescing room under the
+    name the hello gave. Nothing about presence or participants is sent: what joins
+    cost here is the floor for ours."""
+    user = ""
+    try:
+        with contextlib.suppress(ConnectionClosed):
+            async for frame in ws:
+                message = json.loads(frame)
+                kind = message.get("type")
+                if kind == "cursor.move":
+                    cursor_room.move(user, message["x"], message["y"])
+                elif kind == "hello":
+                    user = str(message.get("user"))
+                    await ws.send(json.dumps({"type": "welcome", "user": user}))
+                elif kind == "board.join":
+                    cursor_room.members.add(ws)
+                    await ws.send(
+                        json.dumps({"type": "board.state", "re": message.get("id"), "cursors": []})
+                    )
+                elif "id" in message:
+                    await ws.send(json.dumps({"type": "ack", "re": message["id"]}))
+    finally:
+        cursor_room.members.discard(ws)
+
+
 async def idle(ws: ServerConnection) -> None:
     """Accept, answer one hello and one join with a small frame each, then hold the socket.
 
@@ -98,7 +126,7 @@ async def idle(ws: ServerConnection) -> None:
 
 
 async def main(mode: str) -> None:
-    handler = {"edits": edits, "cursors": cursors, "idle": idle}[mode]
+    handler = {"edits": edits, "cursors": cursors, "idle": idle, "people": people}[mode]
     async with serve(
         handler, "127.0.0.1", 0, compression=None, max_size=2**16, backlog=1024
     ) as server:

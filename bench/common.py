@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -9,8 +10,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from websockets.asyncio.client import connect
@@ -22,6 +24,25 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle so far (every process, the kernel too)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def wait_for_quiet(busy_pct: float = 25.0, patience_s: float = 20.0) -> float:
+    """Start a run once the machine idles (other programs share these cores), or after
+    `patience_s`; returns the machine's busy % of the last second."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        before = machine_busy_seconds()
+        time.sleep(1.0)
+        busy = 100 * (machine_busy_seconds() - before)
+        if busy <= busy_pct or time.monotonic() > deadline:
+            return busy
 
 
 def rss_kib(pid: int) -> int:
@@ -50,16 +71,27 @@ LOOP = os.environ.get("BENCH_LOOP", "asyncio")
 """Event loop for our server in benchmarks: BENCH_LOOP=uvloop compares the two."""
 
 
-def start_ours(*extra: str) -> Served:
-    data_dir = tempfile.TemporaryDirectory(prefix="tui-collab-bench-")
+def start_ours(
+    *extra: str,
+    port: int = 0,
+    data_dir: tempfile.TemporaryDirectory[str] | None = None,
+    profile: str = "",
+) -> Served:
+    """Our server in open mode with the per-connection and per-IP limits lifted.
+
+    `port` and `data_dir` start it again where an earlier one was (a restart);
+    `profile` runs it under cProfile, which writes its stats there when it stops."""
+    if data_dir is None:
+        data_dir = tempfile.TemporaryDirectory(prefix="tui-collab-bench-")
     proc = subprocess.Popen(
         [
             sys.executable,
+            *(["-m", "cProfile", "-o", profile] if profile else []),
             "-m",
             "server.cli",
             "serve",
             "--port",
-            "0",
+            str(port),
             "--auth",
             "open",
             "--data-dir",
@@ -128,6 +160,68 @@ async def create_board(url: str, width: int, height: int) -> None:
         )
         while '"ack"' not in str(await ws.recv()):
             pass
+
+
+@dataclass
+class CpuSampler:
+    """Samples a process's CPU time (pid 0: the whole machine's busy time) every
+    `every_s` in a thread, so the CPU of any window can be read afterwards, even one
+    whose bounds were not known in advance."""
+
+    pid: int
+    every_s: float = 0.1
+    samples: list[tuple[float, float]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> CpuSampler:
+        self._sample()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        with contextlib.suppress(OSError, IndexError, ValueError):  # the process is gone
+            used = cpu_seconds(self.pid) if self.pid else machine_busy_seconds()
+            self.samples.append((time.perf_counter(), used))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self._sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._sample()
+
+    def _at(self, when: float) -> float:
+        """CPU seconds used by `when`, interpolated between the samples around it."""
+        before = [s for s in self.samples if s[0] <= when] or self.samples[:1]
+        after = [s for s in self.samples if s[0] >= when] or self.samples[-1:]
+        (t0, c0), (t1, c1) = before[-1], after[0]
+        if t1 <= t0:
+            return c0
+        return c0 + (c1 - c0) * (when - t0) / (t1 - t0)
+
+    def percent(self, start: float, end: float) -> float:
+        """CPU % of one core between two perf_counter times."""
+        if end <= start or not self.samples:
+            return float("nan")
+        return 100 * (self._at(end) - self._at(start)) / (end - start)
+
+
+def frame_type(raw: str | bytes) -> str:
+    """The `type` of a JSON frame, whatever it is, cheaply: servers write it first."""
+    text = raw if isinstance(raw, str) else raw.decode()
+    if text.startswith('{"type":"'):
+        end = text.find('"', 9)
+        if end > 0:
+            return text[9:end]
+    try:
+        return str(json.loads(text).get("type"))
+    except (ValueError, AttributeError):
+        return "?"
 
 
 def percentile(values: list[float], pct: float) -> float:

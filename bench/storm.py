@@ -1,0 +1,250 @@
+"""Join under load: a board of people moving, then a crowd joining at once.
+
+    python -m bench.storm [--members 200] [--joiners 500,1000] [--repeats 3]
+                          [--profile DIR]
+
+Each run starts a fresh server. `--members` clients connect, join board `grid` and
+move their cursors 10 times a second, each on its own random phase (seeded; the timing
+of bench/cursors.py); 10 of them watch and time every move they see. Once all have
+joined and `--calm-s` has passed, `--joiners` more clients connect, say hello and join
+the same board, all released at once. Reported:
+
+- total join time: from the release to the last joiner's whole `board.state`, and the
+  joiners' p50/p99;
+- the moving members' cursor latency (p50/p99) and delivery, before the storm (calm),
+  during it (release to last join) and for `--tail-s` after it;
+- the server's CPU in each of those windows (sampled from /proc);
+- the frames each client received, by type, whatever the types are;
+- for our server: at the end, every client's roster of the board and the team's
+  presence list, rebuilt from the frames it received with the client library's own
+  state machine, against the server's (read on a second connection of one member):
+  the number of clients whose roster or presence differs.
+
+The bare relay gets the same shape: it answers hello and join with a small frame each
+and coalesces cursors like ours, and sends nothing about presence or participants,
+so its join time is the floor. `--profile DIR` runs our server under cProfile and
+writes DIR/storm-<joiners>.prof (the profile slows the server: its numbers are not the
+benchmark's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    CpuSampler,
+    create_board,
+    machine,
+    median,
+    percentile,
+    start_bare,
+    start_ours,
+    wait_for_quiet,
+)
+from bench.cursors import (
+    HEIGHT,
+    HZ,
+    SEED,
+    WATCHERS,
+    WIDTH,
+    Plan,
+    Shared,
+    _people_worker,
+    collect,
+    people_flags,
+    random_phases,
+    server_roster,
+    wait_joined,
+    window_stats,
+)
+
+PROCESSES = 4
+"""Load processes; members and joiners are spread over all of them."""
+
+
+def run_storm(
+    ours: bool,
+    members: int,
+    joiners: int,
+    calm_s: float,
+    tail_s: float,
+    seed: int,
+    profile: str = "",
+) -> dict[str, Any]:
+    if ours:
+        served = start_ours(*people_flags(members + joiners), profile=profile)
+    else:
+        served = start_bare("people")
+    ctx = multiprocessing.get_context("fork")
+    shared = Shared(ctx)
+    people = [f"u{n}" for n in range(members)]
+    crowd = [f"j{n}" for n in range(joiners)]
+    procs: list[Any] = []
+    tmp = tempfile.TemporaryDirectory(prefix="bench-storm-")
+    try:
+        if ours:
+            asyncio.run(create_board(served.url, WIDTH, HEIGHT))
+        quiet = wait_for_quiet()
+        sampler = CpuSampler(served.proc.pid).start()
+        whole = CpuSampler(0).start()
+        plan = Plan(
+            served.url,
+            ours,
+            time.perf_counter() + 1.0,
+            1 / HZ,
+            random_phases(people, 1 / HZ, seed),
+            frozenset(people[:WATCHERS]),
+            record=ours,
+            truth_path=str(Path(tmp.name) / "truth.json"),
+        )
+        out = ctx.Queue()
+        for i in range(PROCESSES):
+            proc = ctx.Process(
+                target=_people_worker,
+                args=(plan, shared, people[i::PROCESSES], crowd[i::PROCESSES], out),
+            )
+            proc.start()
+            procs.append(proc)
+        members_joined = wait_joined(shared, members, 300, procs)
+        shared.joiners_at.value = release = members_joined + calm_s
+        all_joined = wait_joined(shared, members + joiners, 600, procs)
+        shared.stop_at.value = stop = all_joined + tail_s
+        time.sleep(max(0.0, stop + 2.0 - time.perf_counter()))
+        shared.snapshot_at.value = time.perf_counter()
+        if ours:
+            truth = asyncio.run(server_roster(served.url, people[0]))
+            Path(plan.truth_path).write_text(json.dumps(truth))
+        shared.close_at.value = time.perf_counter()
+        results = collect(out, procs, 900)
+        sampler.stop()
+        whole.stop()
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+        served.stop()
+        tmp.cleanup()
+    parts = [p for r in results for p in r["parts"]]
+    joins = [p["join_s"] for p in parts if p["joiner"]]
+    row: dict[str, Any] = {
+        "members_join_s": members_joined - plan.base,
+        "all_joined_s": all_joined - release,
+        "join_p50_ms": percentile(joins, 50) * 1000,
+        "join_p99_ms": percentile(joins, 99) * 1000,
+        "load_cpu_pct": 100 * sum(r["cpu"] for r in results) / (stop + 2 - plan.base),
+        "skipped": sum(p["skipped"] for p in parts),
+        "busy_before_pct": quiet,
+        "dropped": sum(1 for p in parts if p["dropped"]),
+    }
+    windows = {
+        "calm": (members_joined, release),
+        "storm": (release, all_joined),
+        "tail": (all_joined, stop),
+    }
+    for name, (start, end) in windows.items():
+        for key, value in window_stats(plan, parts, start, end).items():
+            row[f"{name}_{key}"] = value
+        row[f"{name}_cpu_pct"] = sampler.percent(start, end)
+        row[f"{name}_machine_pct"] = whole.percent(start, end)
+    for who, chosen in (("member", False), ("joiner", True)):
+        mine = [p["frames"] for p in parts if p["joiner"] is chosen]
+        total: Counter[str] = sum(mine, Counter())
+        row[f"{who}_frames"] = {k: v / max(1, len(mine)) for k, v in total.most_common()}
+    if ours:
+        check: Counter[str] = Counter()
+        for r in results:
+            check.update(r.get("check", {}))
+        row.update({k: check[k] for k in ("roster_mismatch", "presence_mismatch", "missing")})
+        row["extra"] = check["extra"]
+    return row
+
+
+def frames_note(frames: dict[str, float]) -> str:
+    return ", ".join(f"{kind} {count:,.0f}" for kind, count in frames.items())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--members", type=int, default=200, help="moving members (200)")
+    parser.add_argument(
+        "--joiners", default="500,1000", help="crowd sizes, comma-separated (500,1000)"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs per size; medians")
+    parser.add_argument("--calm-s", type=float, default=3.0, help="moving before the storm")
+    parser.add_argument("--tail-s", type=float, default=3.0, help="moving after the last join")
+    parser.add_argument("--seed", type=int, default=SEED, help="seed of the movers' phases")
+    parser.add_argument(
+        "--profile", default="", help="directory for a cProfile of our server per size"
+    )
+    parser.add_argument(
+        "--only", choices=("both", "ours", "bare"), default="both", help="which servers run"
+    )
+    args = parser.parse_args()
+    print(f"# join under load: {args.members} members moving at {HZ:.0f} Hz (random phases, ")
+    print(f"# seed {args.seed}), then N joiners at once; {machine()}")
+    print(f"# medians of {args.repeats} runs; {PROCESSES} load processes\n")
+    print(
+        "| joiners | server | all joined s | join p50 / p99 ms | members p99 ms: calm "
+        "| storm | after | delivered during storm | server CPU % calm / storm "
+        "| machine CPU % storm | roster / presence mismatches |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---|")
+    servers = [(False, "bare relay"), (True, "tui-collab")]
+    if args.only != "both":
+        servers = [s for s in servers if s[0] == (args.only == "ours")]
+    for joiners in (int(j) for j in args.joiners.split(",") if j):
+        rows = {}
+        for ours, name in servers:
+            runs = []
+            for repeat in range(args.repeats):
+                profile = ""
+                if args.profile and ours and repeat == 0:
+                    Path(args.profile).mkdir(parents=True, exist_ok=True)
+                    profile = str(Path(args.profile) / f"storm-{joiners}.prof")
+                run = run_storm(
+                    ours, args.members, joiners, args.calm_s, args.tail_s, args.seed, profile
+                )
+                brief = {k: v for k, v in run.items() if not k.endswith("_frames")}
+                print(f"<!-- run {name} {joiners}: {brief} -->", flush=True)
+                runs.append(run)
+            rows[name] = {
+                k: median([r[k] for r in runs]) for k in runs[0] if not k.endswith("_frames")
+            }
+            rows[name]["frames"] = runs[0]
+        for name, row in rows.items():
+            mismatches = (
+                f"{row['roster_mismatch']:.0f} / {row['presence_mismatch']:.0f}"
+                if "roster_mismatch" in row
+                else "n/a"
+            )
+            print(
+                f"| {joiners:,} | {name} | {row['all_joined_s']:.2f} "
+                f"| {row['join_p50_ms']:,.0f} / {row['join_p99_ms']:,.0f} "
+                f"| {row['calm_p99_ms']:.0f} | {row['storm_p99_ms']:,.0f} "
+                f"| {row['tail_p99_ms']:,.0f} "
+                f"| {row['storm_delivered']:,.0f} / {row['storm_expected']:,.0f} "
+                f"(lost {row['storm_lost']:.0f}) "
+                f"| {row['calm_cpu_pct']:.0f} / {row['storm_cpu_pct']:.0f} "
+                f"| {row['storm_machine_pct']:.0f} | {mismatches} |",
+                flush=True,
+            )
+        for name, row in rows.items():
+            first = row["frames"]
+            print(
+                f"<!-- {joiners} {name}, frames per member: {frames_note(first['member_frames'])};"
+                f" per joiner: {frames_note(first['joiner_frames'])} -->"
+            )
+
+
+if __name__ == "__main__":
+    main()
