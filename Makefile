@@ -47,6 +47,9 @@ token: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(PY) -m bench.edits --repeats 1 --seconds 3
 	$(PY) -m bench.cursors --clients 10,200 --repeats 1 --seconds 5
+	$(PY) -m bench.cursors --lockstep --clients 200 --repeats 1 --seconds 5
+	$(PY) -m bench.storm --members 100 --joiners 200 --repeats 1
+	$(PY) -m bench.restart_storm --clients 100 --repeats 1
 	$(PY) -m bench.connections --idle 1000 --joiners 200 --repeats 1
 	$(PY) -m bench.app_cursors --repeats 1 --seconds 5
 	$(PY) -m bench.paste --repeats 1
@@ -54,6 +57,9 @@ bench: $(VENV)/.installed-test
 bench-full: $(VENV)/.installed-test
 	$(PY) -m bench.edits
 	$(PY) -m bench.cursors
+	$(PY) -m bench.cursors --lockstep
+	$(PY) -m bench.storm
+	$(PY) -m bench.restart_storm --repeats 3
 	$(PY) -m bench.connections
 	$(PY) -m bench.app_cursors
 	$(PY) -m bench.paste

@@ -33,9 +33,17 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
-def wait_for_quiet(busy_pct: float = 25.0, patience_s: float = 20.0) -> float:
+QUIET_PATIENCE_S = float(os.environ.get("BENCH_QUIET_PATIENCE_S", "20"))
+"""How long a run waits for the machine to idle before it starts anyway (0: not at all)."""
+
+
+def wait_for_quiet(busy_pct: float = 25.0, patience_s: float | None = None) -> float:
     """Start a run once the machine idles (other programs share these cores), or after
-    `patience_s`; returns the machine's busy % of the last second."""
+    `patience_s` (default QUIET_PATIENCE_S); returns the machine's busy % of the last
+    second, or NaN when not waiting at all."""
+    patience_s = QUIET_PATIENCE_S if patience_s is None else patience_s
+    if patience_s <= 0:
+        return float("nan")
     deadline = time.monotonic() + patience_s
     while True:
         before = machine_busy_seconds()

@@ -4,9 +4,10 @@
 
 N clients of the client library (open mode, one user each, one team) spread over
 `--processes` load processes connect, join board `grid` and edit now and then: each
-sets a cell of its own every 1 to 3 s (seeded), at a fresh position, so every acked
-edit must still be on the board at the end. After `--before-s`, the server gets
-SIGTERM; once it has exited, it starts again on the same port and data dir. Reported:
+sets a cell of its own every 1 to 3 s (seeded; `--edit-every-s` is the mean), at a
+fresh position, so every acked edit must still be on the board at the end. After
+`--before-s`, the server gets SIGTERM; once it has exited, it starts again on the
+same port and data dir. Reported:
 
 - shutdown: SIGTERM to exit; restart: exit to listening again;
 - back: from SIGTERM until every client has its board again (a whole `board.state`
@@ -65,9 +66,12 @@ def _count(counter: Any) -> None:
         counter.value += 1
 
 
-async def member(url: str, n: int, shared: Shared, seed: int, observe: bool) -> dict[str, Any]:
+async def member(
+    url: str, n: int, shared: Shared, seed: int, observe: bool, cap_s: float, every_s: float
+) -> dict[str, Any]:
     rng = random.Random(seed * 100_003 + n)
-    client = CollabClient(url, user=f"r{n}", team="bench", backoff=Backoff(rng=rng))
+    backoff = Backoff(base_s=min(Backoff.base_s, cap_s), cap_s=cap_s, rng=rng)
+    client = CollabClient(url, user=f"r{n}", team="bench", backoff=backoff)
     back_at = float("nan")
     acked: list[tuple[int, int, str]] = []
     unacked = 0
@@ -114,7 +118,7 @@ async def member(url: str, n: int, shared: Shared, seed: int, observe: bool) -> 
 
     k = 0
     while not shared.stop_at.value or time.perf_counter() < shared.stop_at.value:
-        await asyncio.sleep(rng.uniform(1.0, 3.0))
+        await asyncio.sleep(rng.uniform(0.5, 1.5) * every_s)
         x, y = k % WIDTH, (n + 1024 * (k // WIDTH)) % HEIGHT  # a fresh cell each time
         edits.append(asyncio.create_task(edit(x, y, f"r{n}-{k}")))
         k += 1
@@ -137,9 +141,19 @@ async def member(url: str, n: int, shared: Shared, seed: int, observe: bool) -> 
     }
 
 
-def _worker(url: str, users: list[int], shared: Shared, seed: int, out: Any) -> None:
+def _worker(
+    url: str,
+    users: list[int],
+    shared: Shared,
+    seed: int,
+    cap_s: float,
+    every_s: float,
+    out: Any,
+) -> None:
     async def run() -> list[dict[str, Any]]:
-        return await asyncio.gather(*(member(url, n, shared, seed, n == 0) for n in users))
+        return await asyncio.gather(
+            *(member(url, n, shared, seed, n == 0, cap_s, every_s) for n in users)
+        )
 
     out.put(asyncio.run(run()))
 
@@ -164,7 +178,15 @@ async def board_cells(url: str) -> dict[tuple[int, int], str]:
     return {(op.x, op.y): op.value for op in state.joined["grid"].cells}
 
 
-def run_once(clients: int, processes: int, before_s: float, after_s: float, seed: int) -> dict:
+def run_once(
+    clients: int,
+    processes: int,
+    before_s: float,
+    after_s: float,
+    seed: int,
+    cap_s: float = Backoff.cap_s,
+    every_s: float = 2.0,
+) -> dict[str, Any]:
     data_dir = tempfile.TemporaryDirectory(prefix="tui-collab-restart-")
     served: Served = start_ours(*FLAGS, data_dir=data_dir)
     port = urlsplit(served.url).port or 0
@@ -178,7 +200,15 @@ def run_once(clients: int, processes: int, before_s: float, after_s: float, seed
         for i in range(processes):
             proc = ctx.Process(
                 target=_worker,
-                args=(served.url, list(range(i, clients, processes)), shared, seed, out),
+                args=(
+                    served.url,
+                    list(range(i, clients, processes)),
+                    shared,
+                    seed,
+                    cap_s,
+                    every_s,
+                    out,
+                ),
             )
             proc.start()
             procs.append(proc)
@@ -195,7 +225,7 @@ def run_once(clients: int, processes: int, before_s: float, after_s: float, seed
         exited_at = time.perf_counter()
         served = start_ours(*FLAGS, port=port, data_dir=data_dir)
         listening_at = time.perf_counter()
-        cap = Backoff().cap_s
+        cap = cap_s
         while shared.back.value < clients:
             if time.perf_counter() - sigterm_at > cap + 120:
                 break
@@ -250,12 +280,29 @@ def main() -> None:
     parser.add_argument("--before-s", type=float, default=5.0, help="editing before SIGTERM")
     parser.add_argument("--after-s", type=float, default=3.0, help="editing after all are back")
     parser.add_argument("--seed", type=int, default=SEED, help="seed of backoff and edit timing")
+    parser.add_argument(
+        "--cap-s",
+        type=float,
+        default=Backoff.cap_s,
+        help=f"the clients' backoff cap (the library's default: {Backoff.cap_s:.0f} s)",
+    )
+    parser.add_argument(
+        "--edit-every-s", type=float, default=2.0, help="mean time between a client's edits"
+    )
     args = parser.parse_args()
     print(f"# restart storm: {args.clients} CollabClients in {args.processes} processes; ")
     print(f"# {machine()}; medians of {args.repeats} run(s)\n")
     runs = []
     for _ in range(args.repeats):
-        run = run_once(args.clients, args.processes, args.before_s, args.after_s, args.seed)
+        run = run_once(
+            args.clients,
+            args.processes,
+            args.before_s,
+            args.after_s,
+            args.seed,
+            args.cap_s,
+            args.edit_every_s,
+        )
         print(f"<!-- run: {run} -->", flush=True)
         runs.append(run)
     row = {k: median([r[k] for r in runs]) for k in runs[0]}

@@ -24,15 +24,20 @@ The bare relay gets the same shape: it answers hello and join with a small frame
 and coalesces cursors like ours, and sends nothing about presence or participants,
 so its join time is the floor. `--profile DIR` runs our server under cProfile and
 writes DIR/storm-<joiners>.prof (the profile slows the server: its numbers are not the
-benchmark's).
+benchmark's); `--py-spy DIR` samples it with py-spy (if installed: `pip install
+py-spy`) from the release to the last join, into DIR/storm-<joiners>.txt.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import multiprocessing
+import pstats
+import signal
+import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -78,6 +83,7 @@ def run_storm(
     tail_s: float,
     seed: int,
     profile: str = "",
+    spy: str = "",
 ) -> dict[str, Any]:
     if ours:
         served = start_ours(*people_flags(members + joiners), profile=profile)
@@ -115,7 +121,19 @@ def run_storm(
             procs.append(proc)
         members_joined = wait_joined(shared, members, 300, procs)
         shared.joiners_at.value = release = members_joined + calm_s
+        spying = None
+        if spy:
+            time.sleep(max(0.0, release - 0.2 - time.perf_counter()))
+            command = "py-spy record --nonblocking --format raw --duration 600 --pid"
+            spying = subprocess.Popen(
+                [*command.split(), str(served.proc.pid), "--output", spy],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         all_joined = wait_joined(shared, members + joiners, 600, procs)
+        if spying is not None:
+            spying.send_signal(signal.SIGINT)
+            spying.wait(60)
         shared.stop_at.value = stop = all_joined + tail_s
         time.sleep(max(0.0, stop + 2.0 - time.perf_counter()))
         shared.snapshot_at.value = time.perf_counter()
@@ -167,6 +185,41 @@ def run_storm(
     return row
 
 
+def profile_summary(path: str, top: int = 15) -> str:
+    """The top entries of a cProfile file, by cumulative and by own time."""
+    out = io.StringIO()
+    stats = pstats.Stats(path, stream=out)
+    stats.strip_dirs()
+    for order in ("cumulative", "tottime"):
+        out.write(f"\n## sorted by {order}\n")
+        stats.sort_stats(order).print_stats(top)
+    return out.getvalue()
+
+
+def spy_summary(path: str, top: int = 15) -> str:
+    """The top functions of a py-spy raw (collapsed stacks) file: by samples in which
+    the function is on the stack (cumulative) and in which it is the leaf (own)."""
+    own: Counter[str] = Counter()
+    cumulative: Counter[str] = Counter()
+    total = 0
+    for line in Path(path).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        own[frames[-1]] += n
+        for frame in set(frames):
+            cumulative[frame] += n
+    out = [f"{total} samples (frames on every stack, the loop's own, left out)"]
+    for name, counter in (("cumulative", cumulative), ("own", own)):
+        out.append(f"\n## by {name} samples")
+        rows = [(f, n) for f, n in counter.most_common() if n < 0.99 * total][:top]
+        out.extend(f"{100 * n / max(1, total):5.1f} %  {frame}" for frame, n in rows)
+    return "\n".join(out)
+
+
 def frames_note(frames: dict[str, float]) -> str:
     return ", ".join(f"{kind} {count:,.0f}" for kind, count in frames.items())
 
@@ -187,6 +240,11 @@ def main() -> None:
         "--profile", default="", help="directory for a cProfile of our server per size"
     )
     parser.add_argument(
+        "--py-spy",
+        default="",
+        help="directory for py-spy samples of our server during each size's first storm",
+    )
+    parser.add_argument(
         "--only", choices=("both", "ours", "bare"), default="both", help="which servers run"
     )
     args = parser.parse_args()
@@ -203,24 +261,34 @@ def main() -> None:
     if args.only != "both":
         servers = [s for s in servers if s[0] == (args.only == "ours")]
     for joiners in (int(j) for j in args.joiners.split(",") if j):
-        rows = {}
+        rows: dict[str, dict[str, Any]] = {}
         for ours, name in servers:
             runs = []
             for repeat in range(args.repeats):
-                profile = ""
+                profile = spy = ""
                 if args.profile and ours and repeat == 0:
                     Path(args.profile).mkdir(parents=True, exist_ok=True)
                     profile = str(Path(args.profile) / f"storm-{joiners}.prof")
+                if args.py_spy and ours and repeat == 0:
+                    Path(args.py_spy).mkdir(parents=True, exist_ok=True)
+                    spy = str(Path(args.py_spy) / f"storm-{joiners}.txt")
                 run = run_storm(
-                    ours, args.members, joiners, args.calm_s, args.tail_s, args.seed, profile
+                    ours, args.members, joiners, args.calm_s, args.tail_s, args.seed, profile, spy
                 )
                 brief = {k: v for k, v in run.items() if not k.endswith("_frames")}
                 print(f"<!-- run {name} {joiners}: {brief} -->", flush=True)
+                if profile and Path(profile).exists():
+                    print(f"<!-- cProfile of our server ({profile}):")
+                    print(profile_summary(profile) + "-->", flush=True)
+                if spy and Path(spy).exists():
+                    print(f"<!-- py-spy of our server during the storm ({spy}):")
+                    print(spy_summary(spy) + "\n-->", flush=True)
                 runs.append(run)
-            rows[name] = {
+            row: dict[str, Any] = {
                 k: median([r[k] for r in runs]) for k in runs[0] if not k.endswith("_frames")
             }
-            rows[name]["frames"] = runs[0]
+            row["frames"] = runs[0]
+            rows[name] = row
         for name, row in rows.items():
             mismatches = (
                 f"{row['roster_mismatch']:.0f} / {row['presence_mismatch']:.0f}"
