@@ -733,7 +733,9 @@ def _settle(
 ) -> None:
     if future.done():  # the caller was cancelled: its ops were still sent
         return
-    if exc is not None:
+    if isinstance(exc, asyncio.CancelledError):  # the writer was, as the loop closes
+        future.cancel()
+    elif exc is not None:
         future.set_exception(exc)
     else:
         future.set_result(result or [])
