@@ -1,6 +1,5 @@
--- The last-writer-wins merge of one op into its board, shared by apply_cell_op.lua and
--- apply_cell_ops.lua so that a single op and a batch can never disagree. Needs
--- compare.lua before it.
+-- The last-writer-wins merge of one op into its board, for apply_cell_ops.lua, which
+-- applies single ops and batches alike through it. Needs compare.lua before it.
 --
 -- A cell (a field of the cells hash) and a history entry are one string:
 -- `{version}[@{at}],{clock},{nonce},{len(client)},{len(by)},{client}{by}{value}`, lengths in
@@ -9,7 +8,8 @@
 --
 -- Returns the op's version (a decimal string) if it won, nil if it lost, and a second
 -- value true when the cell already holds `nonce`: this very call ran before (its reply
--- was lost) and nothing was written now.
+-- was lost) and nothing was written now. apply_cell_ops.lua passes '' (no nonce): its
+-- group's stored reply answers a retry instead.
 local function merge_op(board, cells, history, keep, field, value, clock, client, by, at, nonce)
   local cur = redis.call('HGET', cells, field)
   if cur then
