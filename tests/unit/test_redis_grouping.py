@@ -19,6 +19,7 @@ from redis.exceptions import ResponseError
 
 from server.redis_util import awaited
 from server.store import BoardRecord, RedisStore
+from server.store import redis as redis_store
 from server.store.base import AppliedOp
 from server.wire import board_channel
 from tests.support.redis_server import RedisServer
@@ -271,3 +272,27 @@ async def test_an_idle_store_sends_a_lone_op_at_once_and_close_sends_the_queue(
     await asyncio.sleep(0)
     await store.close()
     assert [task.result().applied for task in pending] == [True] * 5
+
+
+async def test_a_group_stops_at_max_group_ops_and_a_larger_batch_goes_whole(
+    stores: tuple[RedisStore, RedisStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis runs nothing else while a script runs, so a group is bounded; a batch is
+    never split, so one over the bound goes alone."""
+    grouped, _ = stores
+    monkeypatch.setattr(redis_store, "MAX_GROUP_OPS", 5)
+    before = grouped.cell_scripts
+
+    def row(y: int, count: int) -> list[CellOp]:
+        return [CellOp(x, y, f"{x}", 1, "c", "ada") for x in range(count)]
+
+    results = await asyncio.gather(
+        grouped.apply_cell_ops("core", "plan", row(0, 3)),
+        grouped.apply_cell_ops("core", "plan", row(1, 3)),
+        grouped.apply_cell_op("core", "plan", CellOp(0, 2, "s", 1, "c", "ada")),
+        grouped.apply_cell_ops("core", "plan", row(3, 8)),
+    )
+    assert grouped.cell_scripts - before == 3  # [3], [3, 1], [8]
+    assert [r.version for r in results[0] + results[1]] == [1, 2, 3, 4, 5, 6]
+    assert results[2] == AppliedOp(True, 7)
+    assert [r.version for r in results[3]] == list(range(8, 16))
