@@ -4,7 +4,8 @@ A user is online while they hold at least one connection. The status they choose
 sticks across all their connections (the last `presence.set` wins) until they go
 offline. A clean close of the last connection makes them offline at once; a lost one
 waits a grace period first, so a network blip does not make them flap. Every visible
-change goes to the team as exactly one `presence` event, and is persisted.
+change reaches the team once (a `presence` frame, or an entry of a `presence.batch`),
+and is persisted.
 
 With several nodes, each node holds its own connections' view of a user (a *part*) and
 shares it; every node merges the same parts the same way (connections add up, the

@@ -63,12 +63,14 @@ class Timed:
         await asyncio.gather(self._task, return_exceptions=True)
 
 
-def assert_one_per_window(times: list[float], changes: int, what: str) -> None:
-    """At most one frame per window (and the leading one): far fewer than the changes."""
+def assert_one_per_window(times: list[float], since: float, changes: int, what: str) -> None:
+    """At most one frame per window and the leading one, counted from `since` (before the
+    first change) to the last arrival, which bounds the server's own span however late
+    this process reads; and fewer frames than changes."""
     assert times, f"no {what} frames"
-    span = times[-1] - times[0]
+    span = times[-1] - since
     assert len(times) <= span / WINDOW_S + 2, f"{len(times)} {what} frames in {span:.2f} s"
-    assert len(times) < changes / 2, f"{len(times)} {what} frames for {changes} changes"
+    assert len(times) < changes, f"{len(times)} {what} frames for {changes} changes"
 
 
 def server_roster(server: CollabServer) -> dict[str, str]:
@@ -96,6 +98,7 @@ async def test_a_storm_of_50_joiners_is_o1_frames_per_window_for_everyone(
         await asyncio.sleep(0.2)
         timed = [await Timed.start(w) for w in watchers]
         names = [f"j{n:02d}" for n in range(50)]
+        started = asyncio.get_running_loop().time()
         joiners = await asyncio.gather(
             *(Peer.join(server.url, token(u, "core"), header=True) for u in names)
         )
@@ -106,9 +109,10 @@ async def test_a_storm_of_50_joiners_is_o1_frames_per_window_for_everyone(
             "every watcher hears of every joiner",
         )
         for t in timed:
-            assert_one_per_window(t.times(ROSTER), len(names), "participant")
-            assert_one_per_window(t.times(PRESENCE), len(names), "presence")
+            assert_one_per_window(t.times(ROSTER), started, len(names), "participant")
+            assert_one_per_window(t.times(PRESENCE), started, len(names), "presence")
         # Half of them leave at once: the same, the other way.
+        leaving = asyncio.get_running_loop().time()
         await asyncio.gather(*(j.close() for j in joiners[::2]))
         await eventually(
             lambda: all(t.users("left") >= set(names[::2]) for t in timed),
@@ -117,6 +121,8 @@ async def test_a_storm_of_50_joiners_is_o1_frames_per_window_for_everyone(
         )
         for t in timed:
             await t.stop()
+            left = [at for at in t.times(ROSTER) if at > leaving]
+            assert_one_per_window(left, leaving, len(names) // 2, "participant.left")
         await asyncio.sleep(0.2)  # the last windows close
         for peer in [*watchers, *joiners[1::2]]:
             assert roster_seen(peer, "plan") == server_roster(server)
@@ -221,7 +227,8 @@ async def test_two_nodes_a_storm_ends_equal_and_cursors_are_one_frame_a_window(
     timed = [await Timed.start(w) for w in watchers]
     movers = [j for n, j in enumerate(joiners) if n % 3][:4]  # two on each node
     loop = asyncio.get_running_loop()
-    end = loop.time() + 1.0
+    started = loop.time()
+    end = started + 1.0
     step = 0
     while loop.time() < end:
         step += 1
@@ -238,8 +245,9 @@ async def test_two_nodes_a_storm_ends_equal_and_cursors_are_one_frame_a_window(
     for t in timed:
         await t.stop()
         times = t.times(("cursors",))
-        span = times[-1] - times[0]
-        assert len(times) <= span / WINDOW_S + 3, f"{len(times)} cursors frames in {span:.2f} s"
+        span = times[-1] - started
+        # Before the merge: each node's flush, so about twice this.
+        assert len(times) <= span / WINDOW_S + 2, f"{len(times)} cursors frames in {span:.2f} s"
         last: dict[str, int] = {}
         for _, m in t.frames:
             if m["type"] == "cursors":
