@@ -84,11 +84,13 @@ def start_ours(
     port: int = 0,
     data_dir: tempfile.TemporaryDirectory[str] | None = None,
     profile: str = "",
+    log: str = "",
 ) -> Served:
     """Our server in open mode with the per-connection and per-IP limits lifted.
 
     `port` and `data_dir` start it again where an earlier one was (a restart);
-    `profile` runs it under cProfile, which writes its stats there when it stops."""
+    `profile` runs it under cProfile, which writes its stats there when it stops;
+    `log` appends its stderr (warnings, audit events) to that file."""
     if data_dir is None:
         data_dir = tempfile.TemporaryDirectory(prefix="tui-collab-bench-")
     proc = subprocess.Popen(
@@ -127,6 +129,7 @@ def start_ours(
             *extra,
         ],
         stdout=subprocess.PIPE,
+        stderr=open(log, "a") if log else None,  # noqa: SIM115 (the child keeps it)
         text=True,
     )
     return Served(proc, _listening(proc), data_dir)

@@ -662,7 +662,10 @@ def people_table(clients: list[int], seconds: float, repeats: int, seed: int) ->
     for n in clients:
         rows = {}
         for ours, name in ((False, "bare relay"), (True, "tui-collab")):
-            runs = [run_people(ours, n, seconds, seed) for _ in range(repeats)]
+            runs = []
+            for _ in range(repeats):
+                runs.append(run_people(ours, n, seconds, seed))
+                print(f"<!-- run {name} {n}: {runs[-1]} -->", flush=True)
             rows[name] = {k: median([r[k] for r in runs]) for k in runs[0]}
         bare = rows["bare relay"]
         for window, label in (("joins", "during joins"), ("after", "after joins")):

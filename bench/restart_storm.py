@@ -16,6 +16,8 @@ same port and data dir. Reported:
 - acked edits lost: every edit acked before, during or after the restart is looked up
   on the board read afresh at the end (target 0); edits still unacked at the end are
   counted apart;
+- slow-consumer closes: how often the server closed a client that read too slowly
+  (its log, both runs);
 - presence: one client also observes the team. After every event it compares the
   client library's presence mirror with the one before and counts, per user, the
   status changes it saw and the offline -> online transitions (target: none more than
@@ -26,14 +28,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
+import logging
 import multiprocessing
+import queue
 import random
 import signal
 import tempfile
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -122,9 +126,9 @@ async def member(
         x, y = k % WIDTH, (n + 1024 * (k // WIDTH)) % HEIGHT  # a fresh cell each time
         edits.append(asyncio.create_task(edit(x, y, f"r{n}-{k}")))
         k += 1
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*edits, return_exceptions=True), 15)
-    unacked = sum(1 for t in edits if not t.done() or t.exception() is not None)
+    if edits:
+        await asyncio.wait(edits, timeout=15)  # the last acks, or give up on them
+    unacked = sum(1 for t in edits if not t.done() or t.cancelled() or t.exception())
     for task in edits:
         task.cancel()
     await client.close()
@@ -141,6 +145,21 @@ async def member(
     }
 
 
+def collect(out: Any, procs: list[Any], timeout_s: float) -> list[dict[str, Any]]:
+    """Every load process's results; fails fast if one of them died."""
+    results: list[list[dict[str, Any]]] = []
+    deadline = time.monotonic() + timeout_s
+    while len(results) < len(procs) and time.monotonic() < deadline:
+        try:
+            results.append(out.get(timeout=1.0))
+        except queue.Empty:
+            if sum(p.exitcode not in (None, 0) for p in procs):
+                raise RuntimeError("a load process failed") from None
+    if len(results) < len(procs):
+        raise RuntimeError("the load processes did not finish in time")
+    return [r for part in results for r in part]
+
+
 def _worker(
     url: str,
     users: list[int],
@@ -155,6 +174,7 @@ def _worker(
             *(member(url, n, shared, seed, n == 0, cap_s, every_s) for n in users)
         )
 
+    logging.getLogger("tui_collab").setLevel(logging.ERROR)  # reconnects are counted
     out.put(asyncio.run(run()))
 
 
@@ -188,7 +208,8 @@ def run_once(
     every_s: float = 2.0,
 ) -> dict[str, Any]:
     data_dir = tempfile.TemporaryDirectory(prefix="tui-collab-restart-")
-    served: Served = start_ours(*FLAGS, data_dir=data_dir)
+    log = Path(data_dir.name) / "server.log"
+    served: Served = start_ours(*FLAGS, data_dir=data_dir, log=str(log))
     port = urlsplit(served.url).port or 0
     ctx = multiprocessing.get_context("fork")
     shared = Shared(ctx)
@@ -223,7 +244,7 @@ def run_once(
         served.proc.send_signal(signal.SIGTERM)
         served.proc.wait(60)
         exited_at = time.perf_counter()
-        served = start_ours(*FLAGS, port=port, data_dir=data_dir)
+        served = start_ours(*FLAGS, port=port, data_dir=data_dir, log=str(log))
         listening_at = time.perf_counter()
         cap = cap_s
         while shared.back.value < clients:
@@ -234,10 +255,11 @@ def run_once(
         back_count = shared.back.value
         shared.stop_at.value = time.perf_counter() + after_s
         time.sleep(after_s)
-        results = [r for _ in procs for r in out.get(timeout=600)]
+        results = collect(out, procs, 600)
         for proc in procs:
             proc.join(30)
         cells = asyncio.run(board_cells(served.url))
+        slow_closes = log.read_text().count("event=slow_consumer_close")
     finally:
         for proc in procs:
             if proc.is_alive():
@@ -265,6 +287,7 @@ def run_once(
             "changes_max": max((observer["changes"][u] for u in users), default=0),
             "changes_mean": sum(observer["changes"][u] for u in users) / clients,
             "cap_s": cap,
+            "slow_closes": slow_closes,
         }
     )
     return row
@@ -309,16 +332,16 @@ def main() -> None:
     print(
         "| clients | initial join s | shutdown s | restart s | all back s (cap) "
         "| back p50 / p99 s | acked edits | lost | unacked at end | attempts p50 / max "
-        "| users flapping | status changes per user mean / max |"
+        "| users flapping | status changes per user mean / max | slow-consumer closes |"
     )
-    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(
         f"| {args.clients} | {row['joined_s']:.1f} | {row['shutdown_s']:.2f} "
         f"| {row['restart_s']:.2f} | {row['all_back_s']:.1f} ({row['cap_s']:.0f} s) "
         f"| {row['back_p50_s']:.1f} / {row['back_p99_s']:.1f} | {row['acked']:,.0f} "
         f"| {row['lost']:.0f} | {row['unacked']:.0f} "
         f"| {row['attempts_p50']:.0f} / {row['attempts_max']:.0f} | {row['flapped']:.0f} "
-        f"| {row['changes_mean']:.2f} / {row['changes_max']:.0f} |"
+        f"| {row['changes_mean']:.2f} / {row['changes_max']:.0f} | {row['slow_closes']:.0f} |"
     )
     if row["back"] < args.clients:
         print(f"\n{args.clients - row['back']:.0f} clients were not back by the deadline")

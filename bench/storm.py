@@ -84,9 +84,13 @@ def run_storm(
     seed: int,
     profile: str = "",
     spy: str = "",
+    drain_s: float = 2.0,
 ) -> dict[str, Any]:
+    """One run; `drain_s` is how long the clients keep reading after the last move."""
+    tmp = tempfile.TemporaryDirectory(prefix="bench-storm-")
+    log = Path(tmp.name) / "server.log"
     if ours:
-        served = start_ours(*people_flags(members + joiners), profile=profile)
+        served = start_ours(*people_flags(members + joiners), profile=profile, log=str(log))
     else:
         served = start_bare("people")
     ctx = multiprocessing.get_context("fork")
@@ -94,7 +98,6 @@ def run_storm(
     people = [f"u{n}" for n in range(members)]
     crowd = [f"j{n}" for n in range(joiners)]
     procs: list[Any] = []
-    tmp = tempfile.TemporaryDirectory(prefix="bench-storm-")
     try:
         if ours:
             asyncio.run(create_board(served.url, WIDTH, HEIGHT))
@@ -135,7 +138,7 @@ def run_storm(
             spying.send_signal(signal.SIGINT)
             spying.wait(60)
         shared.stop_at.value = stop = all_joined + tail_s
-        time.sleep(max(0.0, stop + 2.0 - time.perf_counter()))
+        time.sleep(max(0.0, stop + drain_s - time.perf_counter()))
         shared.snapshot_at.value = time.perf_counter()
         if ours:
             truth = asyncio.run(server_roster(served.url, people[0]))
@@ -143,6 +146,7 @@ def run_storm(
         shared.close_at.value = time.perf_counter()
         results = collect(out, procs, 900)
         sampler.stop()
+        slow_closes = log.read_text().count("slow_consumer_close") if log.exists() else 0
         whole.stop()
     finally:
         for proc in procs:
@@ -157,10 +161,11 @@ def run_storm(
         "all_joined_s": all_joined - release,
         "join_p50_ms": percentile(joins, 50) * 1000,
         "join_p99_ms": percentile(joins, 99) * 1000,
-        "load_cpu_pct": 100 * sum(r["cpu"] for r in results) / (stop + 2 - plan.base),
+        "load_cpu_pct": 100 * sum(r["cpu"] for r in results) / (stop + drain_s - plan.base),
         "skipped": sum(p["skipped"] for p in parts),
         "busy_before_pct": quiet,
         "dropped": sum(1 for p in parts if p["dropped"]),
+        "slow_closes": slow_closes,
     }
     windows = {
         "calm": (members_joined, release),

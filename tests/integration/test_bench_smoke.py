@@ -18,7 +18,7 @@ def no_quiet_wait(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_join_storm_rosters_equal_the_servers() -> None:
-    row = storm.run_storm(True, members=4, joiners=8, calm_s=0.3, tail_s=0.3, seed=16)
+    row = storm.run_storm(True, members=4, joiners=8, calm_s=0.2, tail_s=0.2, seed=16, drain_s=0.5)
     assert row["dropped"] == 0
     assert row["roster_mismatch"] == 0
     assert row["presence_mismatch"] == 0
