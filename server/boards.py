@@ -122,6 +122,8 @@ class _Participant:
     name: str
     colour: str
     sessions: set[Session] = field(default_factory=set)
+    json: str = ""
+    """The participant as `board.state` lists it, encoded once."""
 
     def model(self) -> Participant:
         return Participant(user=self.user, name=self.name, color=self.colour)
@@ -165,6 +167,8 @@ class BoardRoom:
         self.cluster: Cluster = cluster or LocalCluster("local")
         self.remote: dict[str, tuple[str, Participant]] = {}
         """Participants held by other nodes: user → (node, participant)."""
+        self._remote_json: dict[str, str] = {}
+        """Each of `remote`, encoded once."""
         self.remote_cursors: dict[str, tuple[int, int]] = {}
         self.filling_gap = False
         self.watermark = max(record.version, cells.version)
@@ -242,6 +246,7 @@ class BoardRoom:
                 self._previous_colours.get(session.user),
             )
             participant = _Participant(session.user, session.identity.name, colour)
+            participant.json = encode(participant.model())
             self.participants[session.user] = participant
             self._previous_colours[session.user] = colour
             self._participants_json = None
@@ -270,10 +275,12 @@ class BoardRoom:
         return local + [p for user, (_, p) in self.remote.items() if user not in self.participants]
 
     def participants_json(self) -> str:
-        """`participant_list()` as a JSON list, kept until the participants change."""
+        """`participant_list()` as a JSON list, kept until the participants change and
+        then joined again from each participant's JSON, encoded once."""
         if self._participants_json is None:
-            items = ",".join(encode(p) for p in self.participant_list())
-            self._participants_json = f"[{items}]"
+            local = [p.json for p in self.participants.values()]
+            remote = [j for u, j in self._remote_json.items() if u not in self.participants]
+            self._participants_json = f"[{','.join(local + remote)}]"
         return self._participants_json
 
     def cursor_list(self) -> list[CursorPosition]:
@@ -346,10 +353,9 @@ class BoardRoom:
 
     def add_roster(self, entries: list[RosterEntry]) -> None:
         for entry in entries:
-            self.remote[entry.user] = (
-                entry.node,
-                Participant(user=entry.user, name=entry.name, color=entry.colour),
-            )
+            model = Participant(user=entry.user, name=entry.name, color=entry.colour)
+            self.remote[entry.user] = (entry.node, model)
+            self._remote_json[entry.user] = encode(model)
         self._participants_json = None
 
     def remote_frame(self, node: str, frame: str) -> None:
@@ -361,11 +367,13 @@ class BoardRoom:
         if kind == "participant.joined":
             model = Participant(user=user, name=message["name"], color=message["color"])
             self.remote[user] = (node, model)
+            self._remote_json[user] = encode(model)
             self._participants_json = None
             if user not in self.participants:  # else our own clients know this user
                 self._queue_joined(model)
         elif kind == "participant.left":
             gone = self.remote.pop(user, None)
+            self._remote_json.pop(user, None)
             self._participants_json = None
             if self.remote_cursors.pop(user, None) is not None:
                 self._cursors_json = None
@@ -388,6 +396,7 @@ class BoardRoom:
             if owner != node:
                 continue
             del self.remote[user]
+            self._remote_json.pop(user, None)
             self._participants_json = None
             if self.remote_cursors.pop(user, None) is not None:
                 self._cursors_json = None

@@ -23,6 +23,7 @@ from tui_collab.protocol import (
     Presence,
     Welcome,
     decode_server,
+    encode,
 )
 
 WINDOW_S = 0.05
@@ -185,3 +186,40 @@ async def test_a_join_then_a_leave_after_the_snapshot_reach_the_joiner(tmp_path:
         assert ("ParticipantJoined", "bob") in events
         assert ("ParticipantLeft", "wes") in events
         assert held(watcher) == roster(core)
+
+
+async def test_the_lists_kept_encoded_are_what_the_models_encode(tmp_path: Path) -> None:
+    """`welcome.members` and `board.state`'s participants and cursors are spliced from
+    JSON kept between changes: after joins, leaves, moves and a status, it is what the
+    models would encode."""
+    async with Core(tmp_path, batch_s=WINDOW_S) as core:
+        sessions = {user: (await core.connect(user))[0] for user in ("ada", "bob", "cy")}
+        await core.send(
+            sessions["ada"],
+            {"type": "board.create", "board": "plan", "title": "P", "width": 4, "height": 4},
+        )
+        for session in sessions.values():
+            await join(core, session)
+        room = core.rooms.get("core", "plan")
+        assert room is not None
+        for step, (user, x) in enumerate([("ada", 1), ("bob", 2), ("ada", 3)]):
+            room.move_cursor(user, x, step)
+            assert json.loads(room.cursors_json()) == [c.model_dump() for c in room.cursor_list()]
+        core.disconnect(sessions["bob"])
+        await core.send(sessions["cy"], {"type": "presence.set", "status": "busy"})
+        assert json.loads(room.participants_json()) == [
+            p.model_dump() for p in room.participant_list()
+        ]
+        assert json.loads(room.cursors_json()) == [c.model_dump() for c in room.cursor_list()]
+        members = core.presence.members("core")
+        assert json.loads(core.presence.members_json("core")) == [
+            json.loads(encode(m)) for m in members
+        ]
+        await core.connect("dee")
+        assert [m["user"] for m in core.welcomes["dee"]["members"]] == [
+            "ada",
+            "bob",
+            "cy",
+            "dee",
+        ]
+        assert core.welcomes["dee"]["members"][2]["status"] == "busy"
