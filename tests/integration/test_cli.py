@@ -12,6 +12,7 @@ import jwt
 
 from tests.support.peer import Peer
 from tests.support.process import ServerProcess
+from tests.support.roster import next_entry
 
 
 def run_cli(*args: str, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -142,7 +143,7 @@ async def test_who_prints_the_teams_presence(tmp_path: Path) -> None:
         )
         bob = await Peer.join(url, bob_token)
         await bob.close()
-        await alice.next("presence", user="bob", status="offline")
+        await next_entry(alice, "presence", user="bob", status="offline")
 
         def who(*extra: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(

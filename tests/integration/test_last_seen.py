@@ -22,6 +22,7 @@ from tests.conftest import SECRET, StartServer, token
 from tests.integration.test_scaleout import online
 from tests.support.peer import Peer
 from tests.support.process import ServerProcess
+from tests.support.roster import next_entry
 from tests.support.waiting import eventually
 
 GRACE_S = 1.0
@@ -94,7 +95,7 @@ async def test_last_seen_of_a_clean_close_is_shown_on_every_node(
     alice, bob = await _alice_watching_bob(a, b)
     before = _now()
     await bob.close()
-    gone = await alice.next("presence", user="bob", status="offline", timeout=5)
+    gone = await next_entry(alice, "presence", user="bob", status="offline", timeout=5)
     assert "last_seen" in gone, gone
     assert before <= _when(gone["last_seen"]) <= _now()
     # A node that starts watching the team only now reads it from the store.
@@ -113,7 +114,7 @@ async def test_last_seen_of_a_lost_connection_is_the_loss_on_every_node(
     alice, bob = await _alice_watching_bob(a, b)
     lost = _now()
     bob.abort()  # no close frame: node b waits out the grace period
-    gone = await alice.next("presence", user="bob", status="offline", timeout=GRACE_S + 5)
+    gone = await next_entry(alice, "presence", user="bob", status="offline", timeout=GRACE_S + 5)
     told = _now()
     assert "last_seen" in gone, gone
     last_seen = _when(gone["last_seen"])
@@ -141,7 +142,7 @@ async def test_a_killed_node_s_user_was_last_seen_at_its_last_heartbeat(
         await asyncio.sleep(1.5)  # several heartbeats: the connection's own save is old now
         killed = _now()
         b.kill()
-        gone = await watcher.next("presence", user="stranded", status="offline", timeout=10)
+        gone = await next_entry(watcher, "presence", user="stranded", status="offline", timeout=10)
         noticed = _now()
         last_seen = _when(gone["last_seen"])
         # Node a notices the death about a TTL later; that is not when stranded was seen.

@@ -10,6 +10,7 @@ from server.app import CollabServer
 from tests.conftest import StartServer, token
 from tests.support.peer import Peer
 from tests.support.proxy import Proxy
+from tests.support.roster import next_entry
 
 
 async def test_teammates_see_each_others_status_activity_and_offline(server: CollabServer) -> None:
@@ -19,7 +20,7 @@ async def test_teammates_see_each_others_status_activity_and_offline(server: Col
         "alice": "online",
         "bob": "online",
     }
-    joined = await alice.next("presence", user="bob")
+    joined = await next_entry(alice, "presence", user="bob")
     assert (joined["status"], joined["name"], joined["connections"]) == ("online", "Bob", 1)
 
     await bob.send(
@@ -29,16 +30,16 @@ async def test_teammates_see_each_others_status_activity_and_offline(server: Col
             "activity": {"kind": "editing", "board": "plan", "detail": "Q3 budget"},
         }
     )
-    busy = await alice.next("presence", user="bob")
+    busy = await next_entry(alice, "presence", user="bob")
     assert busy["status"] == "busy"
     assert busy["activity"] == {"kind": "editing", "board": "plan", "detail": "Q3 budget"}
 
     await bob.send({"type": "presence.set", "activity": None})
-    cleared = await alice.next("presence", user="bob")
+    cleared = await next_entry(alice, "presence", user="bob")
     assert (cleared["status"], "activity" in cleared) == ("busy", False)
 
     await bob.close()
-    gone = await alice.next("presence", user="bob")
+    gone = await next_entry(alice, "presence", user="bob")
     assert gone["status"] == "offline"
     assert gone["connections"] == 0
     assert "activity" not in gone
@@ -54,20 +55,20 @@ async def test_user_with_two_connections_stays_online_when_one_closes(
     alice = await Peer.join(server.url, token("alice", "core"))
     bob_laptop = await Peer.join(server.url, token("bob", "core"))
     bob_desktop = await Peer.join(server.url, token("bob", "core"))
-    assert (await alice.next("presence", user="bob", connections=2))["status"] == "online"
+    assert (await next_entry(alice, "presence", user="bob", connections=2))["status"] == "online"
 
     await bob_desktop.send({"type": "presence.set", "status": "away"})
-    await alice.next("presence", user="bob", status="away")
+    await next_entry(alice, "presence", user="bob", status="away")
     # The chosen status sticks across the user's connections.
     await bob_laptop.send({"type": "presence.query", "user": "bob", "id": "q1"})
     snapshot = await bob_laptop.next("presence.snapshot", re="q1")
     assert [m["status"] for m in snapshot["members"]] == ["away"]
 
     await bob_desktop.close()
-    still = await alice.next("presence", user="bob")
+    still = await next_entry(alice, "presence", user="bob")
     assert (still["status"], still["connections"]) == ("away", 1)
     await bob_laptop.close()
-    assert (await alice.next("presence", user="bob"))["status"] == "offline"
+    assert (await next_entry(alice, "presence", user="bob"))["status"] == "offline"
     await alice.close()
 
 
@@ -75,12 +76,12 @@ async def test_lost_connection_goes_offline_only_after_grace(start_server: Start
     server = await start_server(offline_grace_s=0.5)
     alice = await Peer.join(server.url, token("alice", "core"))
     bob = await Peer.join(server.url, token("bob", "core"))
-    await alice.next("presence", user="bob", status="online")
+    await next_entry(alice, "presence", user="bob", status="online")
 
     loop = asyncio.get_running_loop()
     lost_at = loop.time()
     bob.abort()
-    offline = await alice.next("presence", user="bob", status="offline", timeout=5)
+    offline = await next_entry(alice, "presence", user="bob", status="offline", timeout=5)
     waited = loop.time() - lost_at
     assert waited >= 0.45, f"offline after {waited:.2f}s, before the 0.5 s grace"
     assert offline["last_seen"]
@@ -91,7 +92,7 @@ async def test_blip_shorter_than_grace_is_invisible(start_server: StartServer) -
     server = await start_server(offline_grace_s=2.0)
     alice = await Peer.join(server.url, token("alice", "core"))
     bob = await Peer.join(server.url, token("bob", "core"))
-    await alice.next("presence", user="bob", status="online")
+    await next_entry(alice, "presence", user="bob", status="online")
     bob.abort()
     await asyncio.sleep(0.2)  # the point: a blip of this length, shorter than the grace
     bob_again = await Peer.join(server.url, token("bob", "core"))
@@ -107,12 +108,12 @@ async def test_silent_peer_is_detected_by_ping_then_grace(start_server: StartSer
     await proxy.start()
     alice = await Peer.join(server.url, token("alice", "core"))
     bob = await Peer.join(proxy.url(), token("bob", "core"))
-    await alice.next("presence", user="bob", status="online")
+    await next_entry(alice, "presence", user="bob", status="online")
 
     loop = asyncio.get_running_loop()
     frozen_at = loop.time()
     proxy.freeze()  # no close frame, no RST: only the missing pongs tell
-    await alice.next("presence", user="bob", status="offline", timeout=5)
+    await next_entry(alice, "presence", user="bob", status="offline", timeout=5)
     waited = loop.time() - frozen_at
     assert 0.5 <= waited <= 2.5, f"offline after {waited:.2f}s"
     bob.abort()
@@ -127,7 +128,7 @@ async def test_restart_marks_everyone_offline_and_keeps_last_seen(
     alice = await Peer.join(first.url, token("alice", "core"))
     bob = await Peer.join(first.url, token("bob", "core"))
     await bob.send({"type": "presence.set", "status": "busy"})
-    await alice.next("presence", user="bob", status="busy")
+    await next_entry(alice, "presence", user="bob", status="busy")
     await first.stop()  # both still connected: the server goes away under them
     await alice.closed()
     await bob.closed()

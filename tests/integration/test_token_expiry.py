@@ -10,6 +10,7 @@ import jwt
 from server.app import CollabServer
 from tests.conftest import SECRET, StartServer, token
 from tests.support.peer import Peer
+from tests.support.roster import next_entry
 from tui_collab.client import CollabClient
 from tui_collab.events import Connected
 
@@ -28,7 +29,7 @@ async def test_connection_closes_within_a_second_of_exp(server: CollabServer) ->
     assert code == 4001
     assert abs(closed_at - expiry_of(short)) < 1.0
     assert [m["message"] for m in alice.log if m["type"] == "error"] == ["token expired"]
-    assert (await watcher.next("presence", user="alice"))["status"] == "offline"
+    assert (await next_entry(watcher, "presence", user="alice"))["status"] == "offline"
 
 
 async def test_refresh_keeps_the_connection_open(server: CollabServer) -> None:
