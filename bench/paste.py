@@ -18,7 +18,7 @@ import argparse
 import asyncio
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 
 from bench.common import machine, median, start_ours
@@ -62,7 +62,7 @@ async def _run(url: str, cells: int, repeats: int, box: Path) -> dict[str, list[
                 *(paster.set_cell("paste", x, y, f"{tag}-{x}-{y}") for x, y in block)
             )
 
-        ways: dict[str, Callable[[str], Awaitable[None]]] = {
+        ways: dict[str, Callable[[str], Coroutine[None, None, None]]] = {
             "set_cells": batched,
             "set_cell x N": single,
         }

@@ -81,8 +81,10 @@ async def test_keys_typed_before_the_app_catches_up_land_where_meant(
             app.post_message(events.Key(key, key if len(key) == 1 else None))
         await wait_for(
             pilot,
-            lambda: (board.cells.value(0, 0), board.cells.value(1, 0), board.cells.value(0, 1))
-            == ("ab", "c", "e"),
+            lambda: (
+                (board.cells.value(0, 0), board.cells.value(1, 0), board.cells.value(0, 1))
+                == ("ab", "c", "e")
+            ),
             what="every cell of the burst",
         )
         assert board.cells.value(1, 1) == ""  # Esc cancelled the "d"
@@ -147,7 +149,8 @@ async def test_an_import_the_protocol_refuses_sends_nothing(
             "which a cell cannot hold"
         )
         assert refusal.severity == "error"
-        assert board.version == 0 and not app.client.pending("plan")
+        assert board.version == 0
+        assert not app.client.pending("plan")
 
 
 async def choose_path(pilot: Pilot[None], open_prompt: object, path: str) -> None:

@@ -32,9 +32,7 @@ CLIENT_EXAMPLES: list[p._Message] = [
     p.CellSet(board="plan", x=255, y=0, value="", op="c-1:7", clock=p.MAX_CLOCK),
     p.TypingSet(board="plan", x=1, y=2, active=False),
     p.AuthRefresh(token="new"),
-    p.CellsSet(
-        id="b-1", board="plan", ops=[p.CellEdit(x=1, y=2, value="v", op="c-1:8", clock=3)]
-    ),
+    p.CellsSet(id="b-1", board="plan", ops=[p.CellEdit(x=1, y=2, value="v", op="c-1:8", clock=3)]),
     p.CellHistoryQuery(board="plan", x=1, y=2, id="h-1"),
 ]
 
