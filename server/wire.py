@@ -53,7 +53,7 @@ def op_json(op: CellOp) -> str:
 
 
 def _event_json(node_json: str, version: int, op_json: str) -> str:
-    # apply_cell_op.lua builds the very same string; keep the two in step.
+    # apply_cell_ops.lua builds the very same string; keep the two in step.
     return f'{{"node":{node_json},"version":{version},"op":{op_json}}}'
 
 
