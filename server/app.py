@@ -146,6 +146,8 @@ class CollabServer:
             max_message_bytes=config.max_message_bytes,
             rate_per_s=config.rate_per_s,
             burst=config.burst,
+            cell_ops_per_s=config.cell_ops_per_s,
+            cell_ops_burst=config.cell_ops_burst,
             max_cell_chars=config.max_cell_chars,
             max_connections_per_user=config.max_connections_per_user,
             max_board_participants=config.max_board_participants,
@@ -488,6 +490,7 @@ class CollabServer:
             outbound=self.outbound,
             metrics=self.metrics,
             bucket=TokenBucket(self.config.rate_per_s, self.config.burst),
+            cell_bucket=TokenBucket(self.config.cell_ops_per_s, self.config.cell_ops_burst),
             flood=FloodGuard(self.config.flood_close_after_s),
         )
         try:

@@ -11,7 +11,7 @@ from server.forwarded import parse_trusted
 from server.store.base import SESSION_RETENTION_S, SESSIONS_PER_USER
 from tui_collab.defaults import DEFAULT_PORT
 from tui_collab.envflags import ENV_PREFIX
-from tui_collab.protocol import MAX_CELL_CHARS, MAX_MESSAGE_BYTES, Limits
+from tui_collab.protocol import MAX_BATCH_OPS, MAX_CELL_CHARS, MAX_MESSAGE_BYTES, Limits
 
 AuthMode = Literal["token", "open"]
 Durability = Literal["normal", "full"]
@@ -89,6 +89,20 @@ class ServerConfig:
         metadata=flag(
             "burst",
             "messages a connection may send at once before the rate applies (default {default})",
+        ),
+    )
+    cell_ops_per_s: int = field(
+        default=_ANNOUNCED.cell_ops_per_s,
+        metadata=flag("cell-rate", "cells.set ops a second per connection (default {default})"),
+    )
+    """A batch is one message to `rate_per_s` but up to 1,000 writes: its ops are what a
+    connection spends, so one user cannot buy 100,000 writes a second with 100 frames."""
+    cell_ops_burst: int = field(
+        default=_ANNOUNCED.cell_ops_burst,
+        metadata=flag(
+            "cell-burst",
+            "cells.set ops a connection may send at once before --cell-rate applies "
+            "(default {default})",
         ),
     )
     hello_timeout_s: float = field(default=10.0, metadata=flag("hello-timeout"))
@@ -271,6 +285,11 @@ class ServerConfig:
             )
         if self.auth == "token" and not self.secret:
             raise ValueError("token auth needs a secret")
+        if self.cell_ops_per_s < 1 or self.cell_ops_burst < MAX_BATCH_OPS:
+            raise ValueError(
+                f"--cell-rate must be at least 1 and --cell-burst at least {MAX_BATCH_OPS} "
+                "(one whole batch)"
+            )
         if self.sessions_per_user < 1 or self.session_retention_s <= 0:
             raise ValueError("--sessions-per-user must be at least 1, --session-retention positive")
 

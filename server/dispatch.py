@@ -450,6 +450,15 @@ class Dispatcher:
     async def _cells_set(self, session: Session, message: CellsSet) -> None:
         """A batch: one token, one commit, one `cells.changed`; checked whole first."""
         room = await self._joined_room(session, message.board, message.id)
+        spent = session.cell_bucket
+        if spent is not None and not spent.take(len(message.ops)):
+            rate = self._ctx.config.cell_ops_per_s
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"over {rate} cell writes a second; this batch of {len(message.ops)} was "
+                f"dropped: send it again in {spent.wait_s(len(message.ops)):.1f} s",
+                message.id,
+            )
         results = await self._apply_edits(session, room, message.ops, message.id, batch=True)
         session.send(
             encode(

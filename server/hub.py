@@ -81,6 +81,8 @@ class Session:
     bad_frames: int = 0
     metrics: Metrics | None = None
     bucket: TokenBucket | None = None
+    cell_bucket: TokenBucket | None = None
+    """`cells.set` ops: a batch's writes, which `bucket` counts as one message."""
     flood: FloodGuard | None = None
     expiry: asyncio.TimerHandle | None = None
     closing: bool = False

@@ -300,6 +300,10 @@ class Limits(_Message):
     max_message_bytes: int = MAX_MESSAGE_BYTES
     rate_per_s: int = 100
     burst: int = 200
+    cell_ops_per_s: int = 2_000
+    """Ops of `cells.set` one connection may send a second, on top of the message rate:
+    a batch costs one message but its ops are the work."""
+    cell_ops_burst: int = 5_000
     max_cell_chars: int = MAX_CELL_CHARS
     max_connections_per_user: int = 8
     max_board_participants: int = 256

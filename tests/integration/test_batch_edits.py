@@ -10,6 +10,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from server.app import CollabServer
+from server.config import ServerConfig
 from tests.conftest import StartServer, token
 from tests.support.batch import batch, edit, send_batch
 from tests.support.board import create_board, join_board
@@ -206,6 +207,34 @@ async def test_batches_count_against_the_cell_quota(start_server: StartServer) -
     assert swap["code"] == "quota_exceeded"
     assert (await send_batch(alice, "b6", [edit(0, 0, "", 5)]))["ops"][0]["applied"]
     assert (await send_batch(alice, "b7", [edit(5, 5, "swap", 1)]))["ops"][0]["applied"]
+
+
+async def test_batch_ops_draw_on_a_budget_of_their_own(start_server: StartServer) -> None:
+    """One token a batch, but not free: 100 frames of 1,000 ops a second would be 100,000
+    writes a second from one connection. Ops past `--cell-rate` are refused whole."""
+    server = await start_server(cell_ops_per_s=1, cell_ops_burst=MAX_BATCH_OPS)
+    alice, bob = await _pair(server, width=40, height=25)
+    assert server.limits.cell_ops_per_s == 1
+    full = [edit(n % 40, n // 40, "v", 1) for n in range(MAX_BATCH_OPS - 10)]
+    assert all(r["applied"] for r in (await send_batch(alice, "b1", full))["ops"])
+    over = [edit(n, 24, "w", 2) for n in range(20)]
+    refused = await send_batch(alice, "b2", over)
+    assert refused["type"] == "error"
+    assert refused["code"] == "rate_limited"
+    assert refused["re"] == "b2"
+    assert refused["message"].startswith("over 1 cell writes a second; this batch of 20")
+    assert len(await server.store.load_cells("core", "plan")) == MAX_BATCH_OPS - 10
+    # Single cell.sets are paced by the message rate, not this budget.
+    await alice.send(
+        {"type": "cell.set", "board": "plan", "x": 0, "y": 24, "value": "s", "op": "s1", "clock": 5}
+    )
+    assert (await alice.next("ack", re="s1"))["applied"] is True
+    assert not [m for m in bob.log if m["type"] == "error"]
+
+
+def test_a_cell_burst_smaller_than_a_batch_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--cell-burst at least 1000"):
+        ServerConfig(data_dir=tmp_path, auth="open", cell_ops_burst=999)
 
 
 async def test_concurrent_batches_stop_at_the_quota_exactly(start_server: StartServer) -> None:

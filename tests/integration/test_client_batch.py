@@ -192,6 +192,21 @@ async def test_a_thousand_edits_travel_in_one_request(start_server: StartServer)
         await eve.close()
 
 
+async def test_a_block_past_the_cell_budget_waits_and_lands_whole(
+    start_server: StartServer,
+) -> None:
+    """The server refuses a batch over its ops budget (`rate_limited`); the client sends
+    it again a moment later, and every edit lands, none twice."""
+    server = await start_server(**OPEN, cell_ops_per_s=1000, cell_ops_burst=1000)
+    async with CollabClient(server.url, user="alice", team="core") as alice:
+        await alice.create_board("Plan", 40, 40, board="plan")
+        await alice.join("plan")
+        acks = await asyncio.wait_for(alice.set_cells("plan", _block(40, 1600)), 10)
+        assert all(ack.applied for ack in acks)
+        assert sorted(ack.version for ack in acks) == list(range(1, 1601))
+        assert len(await server.store.load_cells("core", "plan")) == 1600
+
+
 async def test_long_values_are_split_by_frame_size(start_server: StartServer) -> None:
     server = await start_server(**OPEN)  # the default 64 KiB frames
     async with CollabClient(server.url, user="alice", team="core") as alice:

@@ -24,6 +24,8 @@ FLAGS = {
     "durability": "durability",
     "rate": "rate_per_s",
     "burst": "burst",
+    "cell-rate": "cell_ops_per_s",
+    "cell-burst": "cell_ops_burst",
     "hello-timeout": "hello_timeout_s",
     "ping-interval": "ping_interval_s",
     "ping-timeout": "ping_timeout_s",
