@@ -3,8 +3,8 @@
     python -m bench.restart_storm [--clients 500] [--processes 4] [--repeats 1]
 
 N clients of the client library (open mode, one user each, one team) spread over
-`--processes` load processes connect, join board `grid` and edit now and then: each
-sets a cell of its own every 1 to 3 s (seeded; `--edit-every-s` is the mean), at a
+`--processes` load processes connect and join board `grid`; once all have, each
+sets a cell of its own every 5 to 15 s (seeded; `--edit-every-s` is the mean), at a
 fresh position, so every acked edit must still be on the board at the end. After
 `--before-s`, the server gets SIGTERM; once it has exited, it starts again on the
 same port and data dir. Reported:
@@ -33,6 +33,7 @@ import logging
 import multiprocessing
 import queue
 import random
+import re
 import signal
 import tempfile
 import time
@@ -46,8 +47,8 @@ from websockets.asyncio.client import connect
 from bench.common import Served, create_board, machine, median, percentile, start_ours
 from tui_collab.backoff import Backoff
 from tui_collab.client import CollabClient
-from tui_collab.client_state import ClientState
-from tui_collab.events import EventBus
+from tui_collab.client_state import ClientError, ClientState, NotConnected
+from tui_collab.events import EventBus, Reconnecting, StateChanged
 from tui_collab.protocol import BoardState, ProtocolError, Welcome, decode_server
 
 WIDTH, HEIGHT = 256, 4096
@@ -61,6 +62,7 @@ class Shared:
     def __init__(self, ctx: Any) -> None:
         self.joined = ctx.Value("i", 0)
         self.back = ctx.Value("i", 0)
+        self.edit_at = ctx.RawValue("d", 0.0)
         self.sigterm_at = ctx.RawValue("d", 0.0)
         self.stop_at = ctx.RawValue("d", 0.0)
 
@@ -89,6 +91,13 @@ async def member(
             _count(shared.back)
 
     client.on(BoardState, on_state)
+    reasons: Counter[str] = Counter()  # why each reconnect after the SIGTERM happened
+
+    def on_change(change: StateChanged) -> None:
+        if shared.sigterm_at.value and isinstance(change.state, Reconnecting):
+            reasons[re.sub(r"\d+", "N", change.state.reason)[:80]] += 1
+
+    client.on(StateChanged, on_change)
 
     async def observe_presence() -> None:
         seen = {u: str(p.status) for u, p in client.presence.items()}
@@ -110,8 +119,19 @@ async def member(
 
     client.start()
     observer = asyncio.create_task(observe_presence()) if observe else None
-    await client.wait_connected()
-    await client.join("grid")
+    join_retries = 0
+    while True:
+        try:
+            await client.wait_connected()
+            await client.join("grid")
+            break
+        except (NotConnected, ConnectionError, ClientError):
+            # The connection dropped during the join (a slow-consumer close, a timeout):
+            # join again once the client is back, as an application would.
+            join_retries += 1
+            if join_retries > 50:
+                raise
+            await asyncio.sleep(0.1)
     _count(shared.joined)
 
     edits: list[asyncio.Task[Any]] = []
@@ -120,6 +140,8 @@ async def member(
         await client.set_cell("grid", x, y, value)
         acked.append((x, y, value))
 
+    while not shared.edit_at.value:  # edits start once everyone has joined
+        await asyncio.sleep(0.05)
     k = 0
     while not shared.stop_at.value or time.perf_counter() < shared.stop_at.value:
         await asyncio.sleep(rng.uniform(0.5, 1.5) * every_s)
@@ -129,6 +151,7 @@ async def member(
     if edits:
         await asyncio.wait(edits, timeout=15)  # the last acks, or give up on them
     unacked = sum(1 for t in edits if not t.done() or t.cancelled() or t.exception())
+    final_state = type(client.state).__name__
     for task in edits:
         task.cancel()
     await client.close()
@@ -142,6 +165,9 @@ async def member(
         "transitions": transitions,
         "changes": changes,
         "observer": observe,
+        "join_retries": join_retries,
+        "reasons": reasons,
+        "final_state": final_state,
     }
 
 
@@ -205,7 +231,7 @@ def run_once(
     after_s: float,
     seed: int,
     cap_s: float = Backoff.cap_s,
-    every_s: float = 2.0,
+    every_s: float = 10.0,
 ) -> dict[str, Any]:
     data_dir = tempfile.TemporaryDirectory(prefix="tui-collab-restart-")
     log = Path(data_dir.name) / "server.log"
@@ -237,8 +263,11 @@ def run_once(
         while shared.joined.value < clients:
             if time.perf_counter() - started > 300:
                 raise RuntimeError(f"only {shared.joined.value} of {clients} joined")
+            if any(p.exitcode not in (None, 0) for p in procs):
+                raise RuntimeError("a load process failed")
             time.sleep(0.05)
         row["joined_s"] = time.perf_counter() - started
+        shared.edit_at.value = time.perf_counter()
         time.sleep(before_s)
         shared.sigterm_at.value = sigterm_at = time.perf_counter()
         served.proc.send_signal(signal.SIGTERM)
@@ -259,7 +288,7 @@ def run_once(
         for proc in procs:
             proc.join(30)
         cells = asyncio.run(board_cells(served.url))
-        slow_closes = log.read_text().count("event=slow_consumer_close")
+        events = Counter(re.findall(r"event=(\w+)", log.read_text()))
     finally:
         for proc in procs:
             if proc.is_alive():
@@ -287,7 +316,11 @@ def run_once(
             "changes_max": max((observer["changes"][u] for u in users), default=0),
             "changes_mean": sum(observer["changes"][u] for u in users) / clients,
             "cap_s": cap,
-            "slow_closes": slow_closes,
+            "slow_closes": events["slow_consumer_close"],
+            "server_events": dict(events.most_common(8)),
+            "reasons": dict(sum((r["reasons"] for r in results), Counter()).most_common(6)),
+            "final_states": dict(Counter(r["final_state"] for r in results)),
+            "join_retries": sum(r["join_retries"] for r in results),
         }
     )
     return row
@@ -310,7 +343,7 @@ def main() -> None:
         help=f"the clients' backoff cap (the library's default: {Backoff.cap_s:.0f} s)",
     )
     parser.add_argument(
-        "--edit-every-s", type=float, default=2.0, help="mean time between a client's edits"
+        "--edit-every-s", type=float, default=10.0, help="mean time between a client's edits"
     )
     args = parser.parse_args()
     print(f"# restart storm: {args.clients} CollabClients in {args.processes} processes; ")
@@ -328,7 +361,7 @@ def main() -> None:
         )
         print(f"<!-- run: {run} -->", flush=True)
         runs.append(run)
-    row = {k: median([r[k] for r in runs]) for k in runs[0]}
+    row = {k: median([r[k] for r in runs]) for k in runs[0] if not isinstance(runs[0][k], dict)}
     print(
         "| clients | initial join s | shutdown s | restart s | all back s (cap) "
         "| back p50 / p99 s | acked edits | lost | unacked at end | attempts p50 / max "

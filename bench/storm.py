@@ -127,7 +127,7 @@ def run_storm(
         spying = None
         if spy:
             time.sleep(max(0.0, release - 0.2 - time.perf_counter()))
-            command = "py-spy record --nonblocking --format raw --duration 600 --pid"
+            command = "py-spy record --nonblocking --function --format raw --duration 600 --pid"
             spying = subprocess.Popen(
                 [*command.split(), str(served.proc.pid), "--output", spy],
                 stdout=subprocess.DEVNULL,
