@@ -36,6 +36,7 @@ import io
 import json
 import multiprocessing
 import pstats
+import re
 import signal
 import subprocess
 import tempfile
@@ -213,7 +214,7 @@ def spy_summary(path: str, top: int = 15) -> str:
             continue
         n = int(count)
         total += n
-        frames = stack.split(";")
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]  # by function
         own[frames[-1]] += n
         for frame in set(frames):
             cumulative[frame] += n
