@@ -27,6 +27,7 @@ from tests.support.board import create_board, join_board
 from tests.support.peer import Closed, Peer
 from tests.support.process import ServerProcess
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import eventually
 from tui_collab.cells import CellOp
 from tui_collab.protocol import HISTORY_PER_CELL, MAX_BATCH_OPS
 
@@ -174,7 +175,14 @@ async def test_widths_set_on_one_node_are_in_a_join_on_another(two_nodes: Nodes)
         }
     )
     await bob.next("ack", re="u2")
-    await ada.next("board.updated", timeout=5)
+    # Node 0 has taken u2 once ada has its board.updated (not u1's, read or not).
+    await eventually(
+        lambda: any(
+            m["type"] == "board.updated" and m["board"]["title"] == "Wide" for m in ada.log
+        ),
+        5,
+        "u2's board.updated on node 0",
+    )
     want = [{"x": 2, "width": 20}, {"x": 7, "width": 30}]
     for url in two_nodes.urls:
         late = await Peer.join(url, token("cy", "core"), header=True)
