@@ -105,7 +105,7 @@ async def test_1100_half_open_upgrades_leave_a_normal_client_connecting_at_once(
             )
 
         # The server may still be taking the last of them from the backlog.
-        await eventually(lambda: refused() >= 1_000, 5, "the half-open sockets refused")
+        await eventually(lambda: refused() >= 1_000, 15, "the half-open sockets refused")
         lines = [
             r.getMessage()
             for r in caplog.records
