@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 from server.cluster import Cluster, LocalCluster, RosterEntry
 from server.hub import Session, Window
@@ -61,19 +61,7 @@ def pick_colour(in_use: list[str], previous: str | None) -> str:
 
 def changed_frame(board: str, op: CellOp) -> str:
     """The `cell.changed` event for an op the store applied (`op.version` set)."""
-    return encode(
-        CellChanged(
-            board=board,
-            x=op.x,
-            y=op.y,
-            value=op.value,
-            clock=op.clock,
-            client=op.client,
-            by=op.by,
-            version=op.version,
-            at=op_time(op),
-        )
-    )
+    return encode(CellChanged(board=board, **op_fields(op)))
 
 
 def cells_changed_frame(board: str, ops: Sequence[CellOp]) -> str:
@@ -82,21 +70,24 @@ def cells_changed_frame(board: str, ops: Sequence[CellOp]) -> str:
         CellsChanged(
             board=board,
             version=max(op.version for op in ops),
-            cells=[
-                ChangedCell(
-                    x=op.x,
-                    y=op.y,
-                    value=op.value,
-                    clock=op.clock,
-                    client=op.client,
-                    by=op.by,
-                    version=op.version,
-                    at=op_time(op),
-                )
-                for op in ops
-            ],
+            cells=[ChangedCell(**op_fields(op)) for op in ops],
         )
     )
+
+
+def op_fields(op: CellOp) -> dict[str, Any]:
+    """An applied op as the protocol's cell messages name its fields (`CellChanged`,
+    `ChangedCell`, `HistoryEntry`, which ignores `x` and `y`)."""
+    return {
+        "x": op.x,
+        "y": op.y,
+        "value": op.value,
+        "clock": op.clock,
+        "client": op.client,
+        "by": op.by,
+        "version": op.version,
+        "at": op_time(op),
+    }
 
 
 def op_time(op: CellOp) -> datetime | None:

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from server import __version__
 from server.audit import AUTH_FAILED, RATE_LIMIT_CLOSE, audit
 from server.auth import AuthError
-from server.boards import BoardRoom, board_meta, cells_changed_frame, changed_frame, op_time
+from server.boards import BoardRoom, board_meta, cells_changed_frame, changed_frame, op_fields
 from server.context import ServerContext
 from server.hub import Session
 from server.join_stream import cost_tokens
@@ -558,17 +558,7 @@ class Dispatcher:
         record = await self._record(session, message.board, message.id)
         self._check_inside(record, message.x, message.y, message.id)
         ops = await self._ctx.store.cell_history(session.team, record.id, message.x, message.y)
-        entries = [
-            HistoryEntry(
-                value=op.value,
-                clock=op.clock,
-                client=op.client,
-                by=op.by,
-                version=op.version,
-                at=op_time(op),
-            )
-            for op in ops[:HISTORY_PER_CELL]
-        ]
+        entries = [HistoryEntry(**op_fields(op)) for op in ops[:HISTORY_PER_CELL]]
         frame = encode(
             CellHistory(re=message.id, board=record.id, x=message.x, y=message.y, entries=entries)
         )
