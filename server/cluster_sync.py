@@ -25,8 +25,6 @@ class ClusterSync:
     def __init__(self, ctx: ServerContext) -> None:
         self._ctx = ctx
         self._tasks: set[asyncio.Task[None]] = set()
-        self._rereads: dict[tuple[str, str], int] = {}
-        """Per board, how many store reads of its record a `board.updated` started."""
 
     def on_team_frame(self, team: str, frame: str) -> None:
         self._ctx.hub.to_team(team, frame)
@@ -56,15 +54,17 @@ class ClusterSync:
         only the store's record is sure to be the latest. The cached version is kept:
         the store's may be ahead of the ops this node has received.
         """
-        key = (team, board)
-        ticket = self._rereads[key] = self._rereads.get(key, 0) + 1
+        directory = self._ctx.boards
+        before = directory.remembered(team, board)
         try:
             fresh = await self._ctx.store.get_board(team, board)
         except Exception:
             logger.exception("re-reading board %s/%s failed", team, board)
             return
-        if fresh is None or self._rereads[key] != ticket:
-            return  # gone, or a later read started: its answer is at least as new
+        if fresh is None or directory.remembered(team, board) != before:
+            # Gone; or replaced meanwhile, by an update here (the store's answer to it is
+            # newer than this read) or another node's frame (which reads again itself).
+            return
         room = self._ctx.rooms.get(team, board)
         loaded = self._ctx.boards.loaded(team)
         cached = room.record if room is not None else (loaded or {}).get(board)

@@ -17,6 +17,9 @@ class BoardDirectory:
         self._rooms = rooms
         self._boards: dict[str, dict[str, BoardRecord]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._remembered: dict[tuple[str, str], int] = {}
+        """Per board, how many times its record was replaced: a store read started before
+        a replacement must not overwrite it (see `remembered`)."""
 
     async def team(self, team: str) -> dict[str, BoardRecord]:
         """The team's boards by id, loaded once; the same dict is returned each time."""
@@ -46,6 +49,13 @@ class BoardDirectory:
         if boards is not None:
             boards[record.id] = record
         self._rooms.update_record(record)
+        key = (record.team, record.id)
+        self._remembered[key] = self._remembered.get(key, 0) + 1
+
+    def remembered(self, team: str, board: str) -> int:
+        """How many times the board's record was replaced; a reader that finds it moved
+        on while its own read was out holds an older record than the one kept."""
+        return self._remembered.get((team, board), 0)
 
     def loaded(self, team: str) -> dict[str, BoardRecord] | None:
         """The team's boards if they were loaded already (no store read)."""

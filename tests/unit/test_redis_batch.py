@@ -289,3 +289,41 @@ async def test_a_stale_board_updated_frame_is_corrected_from_the_store(tmp_path:
             ColumnWidth(x=2, width=30),
         ]
         assert [f["type"] for f in peer.take()].count("board.updated") == 1
+
+
+async def test_a_store_read_older_than_an_update_here_does_not_undo_it(tmp_path: Path) -> None:
+    """Another node's frame starts a store read; an update made here lands while that
+    read's answer is on its way back. The update's record stays: the read is older."""
+    async with Core(tmp_path) as core:
+        sync = ClusterSync(core.ctx)
+        await core.store.create_board(BoardRecord("core", "plan", "Plan", 8, 8, "bob"))
+        ada, _ = await core.connect("ada")
+        await core.send(ada, {"type": "board.join", "id": "j", "board": "plan"})
+        room = core.rooms.get("core", "plan")
+        assert room is not None
+        read, answer = asyncio.Event(), asyncio.Event()
+        get_board = core.store.get_board
+
+        async def slow_answer(team: str, board: str) -> BoardRecord | None:
+            record = await get_board(team, board)  # read now, answered late: a slow link
+            read.set()
+            await answer.wait()
+            return record
+
+        core.store.get_board = slow_answer  # type: ignore[method-assign]
+        first = await core.store.update_board("core", "plan", "One", {1: 20})
+        assert first is not None
+        sync.on_team_frame("core", encode(BoardUpdated(board=core.boards.meta(first))))
+        await asyncio.wait_for(read.wait(), 2)
+        update = {
+            "type": "board.update",
+            "id": "u",
+            "board": "plan",
+            "widths": [{"x": 3, "width": 9}],
+        }
+        await core.send(ada, update)
+        assert room.record.widths == ((1, 20), (3, 9))
+        answer.set()
+        await asyncio.sleep(0.05)  # the read's answer arrives and is weighed
+        assert room.record.widths == ((1, 20), (3, 9))
+        assert core.boards.meta(room.record).title == "One"
