@@ -53,6 +53,7 @@ bench: $(VENV)/.installed-test
 	$(PY) -m bench.connections --idle 1000 --joiners 200 --repeats 1
 	$(PY) -m bench.app_cursors --repeats 1 --seconds 5
 	$(PY) -m bench.paste --repeats 1
+	$(PY) -m bench.paste_app --repeats 1
 
 bench-full: $(VENV)/.installed-test
 	$(PY) -m bench.edits
@@ -63,6 +64,7 @@ bench-full: $(VENV)/.installed-test
 	$(PY) -m bench.connections
 	$(PY) -m bench.app_cursors
 	$(PY) -m bench.paste
+	$(PY) -m bench.paste_app
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
