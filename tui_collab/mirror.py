@@ -15,6 +15,7 @@ from tui_collab.protocol import (
     DEFAULT_COLUMN_WIDTH,
     BoardMeta,
     BoardState,
+    Cell,
     CellChanged,
     CellsChanged,
     CellSet,
@@ -106,18 +107,7 @@ class BoardMirror:
         self.epoch = first.epoch
         for part in parts:
             for cell in part.cells:
-                self.cells.apply(
-                    CellOp(
-                        cell.x,
-                        cell.y,
-                        cell.value,
-                        cell.clock,
-                        cell.client,
-                        cell.by,
-                        first.version,
-                        unix_ms(cell.at),
-                    )
-                )
+                self.cells.apply(cell_op(cell, first.version))
         self.cells.version = max(self.cells.version, first.version)
         self.participants = {p.user: p for p in first.participants}
         self.cursors = {c.user: (c.x, c.y) for c in first.cursors}
@@ -126,18 +116,7 @@ class BoardMirror:
         if self._parts is not None:
             self._held.append(change)  # applied after the snapshot it follows
             return
-        self.cells.apply(
-            CellOp(
-                change.x,
-                change.y,
-                change.value,
-                change.clock,
-                change.client,
-                change.by,
-                change.version,
-                unix_ms(change.at),
-            )
-        )
+        self.cells.apply(cell_op(change, change.version))
 
     def apply_changes(self, changes: CellsChanged) -> None:
         """Every cell one `cells.set` won, held like a `cell.changed` during a snapshot."""
@@ -145,18 +124,7 @@ class BoardMirror:
             self._held.append(changes)
             return
         for cell in changes.cells:
-            self.cells.apply(
-                CellOp(
-                    cell.x,
-                    cell.y,
-                    cell.value,
-                    cell.clock,
-                    cell.client,
-                    cell.by,
-                    cell.version,
-                    unix_ms(cell.at),
-                )
-            )
+            self.cells.apply(cell_op(cell, cell.version))
         self.cells.version = max(self.cells.version, changes.version)
 
     def apply_cursors(self, frame: Cursors) -> None:
@@ -174,6 +142,14 @@ class BoardMirror:
             if op.x == x and op.y == y:
                 return op
         return None
+
+
+def cell_op(cell: Cell | CellChanged, version: int) -> CellOp:
+    """A cell as the server sent it (in `board.state`, `cell.changed`, `cells.changed`),
+    as the op the mirror's cell map holds."""
+    return CellOp(
+        cell.x, cell.y, cell.value, cell.clock, cell.client, cell.by, version, unix_ms(cell.at)
+    )
 
 
 def unix_ms(at: datetime | None) -> int:
