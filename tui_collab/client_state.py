@@ -204,16 +204,7 @@ class ClientState:
         if problem is not None:
             raise ClientError(ErrorCode.BAD_REQUEST, f"value {problem}")
         op_id = f"{self._op_prefix}{next(self._op_numbers)}"
-        try:
-            op = CellSet(
-                board=board, x=x, y=y, value=value, op=op_id, clock=mirror.next_clock(), id=op_id
-            )
-        except ValidationError as exc:
-            first = exc.errors(include_url=False, include_input=False)[0]
-            where = ".".join(str(part) for part in first["loc"]) or "cell"
-            raise ClientError(
-                ErrorCode.BAD_REQUEST, printable(f"{where}: {first['msg']}")
-            ) from None
+        op = _cell_set(board, x, y, value, op_id, mirror.next_clock())
         self._keep(op)
         mirror.pending[op_id] = op
         self._op_futures[op_id] = future
@@ -248,23 +239,12 @@ class ClientState:
             problem = self._value_problem(value)
             if problem is not None:
                 raise ClientError(ErrorCode.BAD_REQUEST, f"{cell_name(x, y)}: value {problem}")
-        clock = mirror.next_clock()
-        ops: list[CellSet] = []
-        try:
-            for index, (x, y, value) in enumerate(edits):
-                op_id = f"{self._batch_op_prefix}{next(self._op_numbers)}"
-                # One clock each, in order: a cell written twice in a block keeps the later.
-                ops.append(
-                    CellSet(
-                        board=board, x=x, y=y, value=value, op=op_id, clock=clock + index, id=op_id
-                    )
-                )
-        except ValidationError as exc:
-            first = exc.errors(include_url=False, include_input=False)[0]
-            where = ".".join(str(part) for part in first["loc"]) or "cell"
-            raise ClientError(
-                ErrorCode.BAD_REQUEST, printable(f"{where}: {first['msg']}")
-            ) from None
+        # One clock each, in order: a cell written twice in a block keeps the later.
+        first_clock = mirror.next_clock()
+        ops = [
+            _cell_set(board, x, y, value, f"{self._batch_op_prefix}{next(self._op_numbers)}", clock)
+            for clock, (x, y, value) in enumerate(edits, start=first_clock)
+        ]
         if not ops:
             return
         self._write_outbox(lambda outbox: outbox.add_many(ops))
@@ -681,3 +661,14 @@ def _runs(ops: list[CellSet]) -> list[list[CellSet]]:
         else:
             runs.append([op])
     return runs
+
+
+def _cell_set(board: str, x: int, y: int, value: str, op_id: str, clock: int) -> CellSet:
+    """The `cell.set` for an edit; `ClientError` (`bad_request`) for what the protocol
+    refuses, in its words."""
+    try:
+        return CellSet(board=board, x=x, y=y, value=value, op=op_id, clock=clock, id=op_id)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "cell"
+        raise ClientError(ErrorCode.BAD_REQUEST, printable(f"{where}: {first['msg']}")) from None
