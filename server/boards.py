@@ -363,12 +363,7 @@ class BoardRoom:
             if user not in self.participants:  # else our own clients know this user
                 self._queue_joined(model)
         elif kind == "participant.left":
-            gone = self.remote.pop(user, None)
-            self._remote_json.pop(user, None)
-            self._participants_json = None
-            if self.remote_cursors.pop(user, None) is not None:
-                self._cursors_json = None
-            self._moved_remote.pop(user, None)
+            gone = self._forget_remote(user)
             if user not in self.participants:
                 model = Participant(user=user, name=message["name"], color=message["color"])
                 self._queue_left(gone[1] if gone is not None else model)
@@ -386,14 +381,20 @@ class BoardRoom:
         for user, (owner, participant) in list(self.remote.items()):
             if owner != node:
                 continue
-            del self.remote[user]
-            self._remote_json.pop(user, None)
-            self._participants_json = None
-            if self.remote_cursors.pop(user, None) is not None:
-                self._cursors_json = None
-            self._moved_remote.pop(user, None)
+            self._forget_remote(user)
             if user not in self.participants:
                 self._queue_left(participant)
+
+    def _forget_remote(self, user: str) -> tuple[str, Participant] | None:
+        """Drop a user another node held here: their entry, kept JSON and cursor; return
+        the entry (node, participant), if there was one."""
+        gone = self.remote.pop(user, None)
+        self._remote_json.pop(user, None)
+        self._participants_json = None
+        if self.remote_cursors.pop(user, None) is not None:
+            self._cursors_json = None
+        self._moved_remote.pop(user, None)
+        return gone
 
     def broadcast(
         self, frame: str, exclude: Peer | None = None, *, coalescible: bool = False
