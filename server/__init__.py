@@ -2,4 +2,7 @@
 
 from tui_collab import __version__
 
-__all__ = ["__version__"]
+__distribution__ = "tui-collab"
+"""Marks this `server` package as tui-collab's (`tui_collab.server_package` checks it)."""
+
+__all__ = ["__distribution__", "__version__"]

@@ -29,6 +29,7 @@ from server.logs import configure as configure_logging
 from server.startup import StartupError
 from tui_collab.defaults import default_data_dir
 from tui_collab.envflags import ENV_PREFIX, EnvValueError, env_flag, port, resolve_env
+from tui_collab.server_package import ServerPackageError, check_server_package
 
 logger = logging.getLogger("server")
 
@@ -178,6 +179,11 @@ def _debug_flag(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        check_server_package()  # this module is ours; is the `server` it runs in?
+    except ServerPackageError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
     args = build_parser().parse_args(argv)
     try:
         resolve_env(args)
