@@ -90,6 +90,11 @@ def env_flag(
     return action
 
 
+def env_source(value: object) -> str | None:
+    """The variable a parsed value still waiting for `resolve_env` came from, if any."""
+    return value.name if isinstance(value, _FromEnv) else None
+
+
 def resolve_env(args: argparse.Namespace) -> None:
     """Replace every value that came from the environment by the flag's conversion of it."""
     for dest, value in vars(args).items():
