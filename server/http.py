@@ -1,4 +1,4 @@
-"""Plain HTTP on the WebSocket port: health, metrics, the team's presence, and the
+"""Plain HTTP on the WebSocket port: liveness, readiness, metrics, the team's presence, and the
 refusals every request may get (a repeated `Authorization` header; in open mode, a
 `Host` or `Origin` that is not this machine's). The upgrade itself is `server.app`'s."""
 
@@ -21,6 +21,7 @@ from server.auth import AuthError, MalformedHeader, authorization, bearer_token
 from server.context import ServerContext
 from server.metrics import CONTENT_TYPE_LATEST
 from server.outbound import peer_ip
+from server.readiness import readiness
 from tui_collab.protocol import encode, is_identifier
 
 WS_PATH = "/ws"
@@ -82,9 +83,15 @@ def loopback_host(host: str, port: int, default_port: int = 80) -> bool:
 class HttpRoutes:
     """Answers every plain HTTP request; `refuse` comes first, for the upgrade too."""
 
-    def __init__(self, ctx: ServerContext, port: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        ctx: ServerContext,
+        port: Callable[[], int],
+        draining: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._ctx = ctx
         self._port = port
+        self._draining = draining
 
     async def answer(self, connection: ServerConnection, request: Request, path: str) -> Response:
         """The response to a request for `path`, anything but the WebSocket's."""
@@ -99,6 +106,8 @@ class HttpRoutes:
                     "connections": self._ctx.hub.connection_count,
                 },
             )
+        if path == "/readyz":
+            return await self._readyz()
         if path == "/metrics":
             body = self._ctx.metrics.exposition()
             headers = Headers(
@@ -112,6 +121,15 @@ class HttpRoutes:
         if path == "/api/presence":
             return await self._presence_api(connection, request)
         return text_response(connection, HTTPStatus.NOT_FOUND, "not found")
+
+    async def _readyz(self) -> Response:
+        """200 while the store answers; 503 while it does not, or while draining."""
+        state = await readiness(self._ctx.store, self._draining())
+        body: dict[str, Any] = {"status": state.status, "node": self._ctx.node}
+        if state.reason:
+            body["reason"] = state.reason
+        status = HTTPStatus.OK if state.ready else HTTPStatus.SERVICE_UNAVAILABLE
+        return json_response(status, body)
 
     def refuse(self, connection: ServerConnection, request: Request, path: str) -> Response | None:
         """What no endpoint should read: a repeated `Authorization` header (400); and, in
