@@ -1,11 +1,26 @@
-"""Prometheus metrics for one server process (its own registry, so tests stay apart)."""
+"""Prometheus metrics for one server process (its own registry, so tests stay apart).
+
+Besides the server's own: `tui_collab_build_info` (which release on which Python, for
+telling nodes apart during an upgrade) and prometheus-client's `process_*` metrics (CPU,
+memory, open files, start time; on Linux)."""
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from tui_collab import __version__
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -28,6 +43,14 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        Info("tui_collab_build", "This server's release and Python", registry=r).info(
+            {
+                "version": __version__,
+                "python": platform.python_version(),
+                "implementation": platform.python_implementation(),
+            }
+        )
+        ProcessCollector(registry=r)
         self.connections = Gauge("tui_collab_connections", "Open WebSocket sessions", registry=r)
         self.users_online = Gauge("tui_collab_users_online", "Users with a connection", registry=r)
         self.messages_in = Counter(
