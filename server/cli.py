@@ -70,6 +70,13 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         help="event loop; uvloop needs `pip install uvloop` (see docs/benchmarks.md)",
     )
     flag("log-level", default="info", choices=("debug", "info", "warning", "error"))
+    flag(
+        "log-format",
+        default="text",
+        choices=("text", "json"),
+        help="json: one object a line (time, level, logger, message, fields); tokens are "
+        "redacted in both",
+    )
     _debug_flag(serve, env)
 
     token = commands.add_parser("token", help="print a signed token for a user")
@@ -220,7 +227,7 @@ def token(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    held = HeldLogs(configure_logging(args.log_level))
+    held = HeldLogs(configure_logging(args.log_level, args.log_format))
     try:
         config = _config(args)
     except StartupError as exc:

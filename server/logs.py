@@ -7,13 +7,18 @@ The filter sits on the handler, so it covers every logger that reaches it.
 
 from __future__ import annotations
 
+import json
 import logging
 import logging.handlers
+import math
 import re
 import sys
 import time
 from collections.abc import Callable
-from typing import Final
+from datetime import UTC, datetime
+from typing import Final, Literal
+
+LogFormat = Literal["text", "json"]
 
 _SECRETS: Final = re.compile(
     r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*"  # anything shaped like a JWT
@@ -40,10 +45,60 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def configure(level: str) -> logging.Handler:
+_RECORD_ATTRIBUTES: Final = frozenset(
+    {*vars(logging.LogRecord("", 0, "", 0, "", None, None)), "message", "asctime", "taskName"}
+)
+"""What every `LogRecord` has; anything else on a record came from `extra=`."""
+
+AUDIT_LOGGER: Final = "tui_collab.audit"
+_AUDIT_FIELD: Final = re.compile(r"(\w+)=(\S+)")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC, ISO 8601), level, logger, message, and the
+    record's `extra=` fields; an audit line's `key=value` pairs also as `audit`.
+
+    Tokens are scrubbed from every string, the traceback included: `RedactTokens` sees
+    only the message.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRIBUTES and not key.startswith("_") and key not in entry:
+                entry[key] = _plain(value)
+        if record.name == AUDIT_LOGGER:
+            # Audit values are single words by construction (server.audit): pairs parse.
+            entry["audit"] = dict(_AUDIT_FIELD.findall(str(entry["message"])))
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        if record.stack_info:
+            entry["stack"] = redact(self.formatStack(record.stack_info))
+        return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+
+
+def _plain(value: object) -> object:
+    """A JSON value for an `extra=` field: numbers and booleans as they are, the rest as
+    scrubbed text."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return redact(str(value))
+
+
+def configure(level: str, log_format: LogFormat = "text") -> logging.Handler:
     """Log to stderr at `level`, tokens scrubbed; returns the handler for `hold`."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactTokens())
     root = logging.getLogger()
     root.handlers[:] = [handler]
