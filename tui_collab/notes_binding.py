@@ -10,7 +10,8 @@ Three index spaces meet here, and every conversion is in this module:
 - the editor's locations: (row, column), the column a code point offset in its line;
 - pycrdt 0.14 `Text.insert`/`del` and `TextEvent.delta`: UTF-8 byte offsets (an offset
   inside a character appends at the end, so it must never happen);
-- pycrdt `sticky_index` and teammates' caret indexes: UTF-16 code units, as in Yjs.
+- pycrdt `sticky_index`: UTF-16 code units, as in Yjs (`SharedNotes` converts carets,
+  which it takes and gives as character indexes).
 
 The local selection is carried through a remote change by the change's own delta (each
 insert and delete moves it, with an insert exactly at a collapsed caret landing after
@@ -64,12 +65,6 @@ def utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
-def utf16_len(text: str) -> int:
-    if text.isascii():
-        return len(text)
-    return len(text.encode("utf-16-le")) // 2
-
-
 def advance_bytes(text: str, start: int, nbytes: int) -> int:
     """The code point offset `nbytes` UTF-8 bytes after code point offset `start`.
 
@@ -83,17 +78,6 @@ def advance_bytes(text: str, start: int, nbytes: int) -> int:
     if len(data) < nbytes:
         raise ValueError(f"{nbytes} bytes from {start} run past the end")
     return start + len(data[:nbytes].decode("utf-8"))  # strict: a split character raises
-
-
-def from_utf16(text: str, units: int) -> int:
-    """The code point offset of UTF-16 offset `units` (clamped to the text; an offset
-    inside a surrogate pair counts as before the character)."""
-    if units <= 0:
-        return 0
-    if text.isascii():
-        return min(units, len(text))
-    data = text.encode("utf-16-le")[: 2 * units]
-    return len(data.decode("utf-16-le", errors="ignore"))
 
 
 def location_of(text: str, offset: int) -> Location:
@@ -224,13 +208,13 @@ class NotesBinding:
         self.head = offset_of(self.value, head)
 
     def caret_indexes(self) -> tuple[int, int]:
-        """The local selection as UTF-16 indexes (anchor, head), as carets are sent."""
-        value = self.value
-        return utf16_len(value[: self.anchor]), utf16_len(value[: self.head])
+        """The local selection as character indexes (anchor, head), as `SharedNotes`
+        takes a caret."""
+        return self.anchor, self.head
 
-    def location_of_index(self, units: int) -> Location:
-        """Where a teammate's caret (a UTF-16 index) is in the editor."""
-        return location_of(self.value, from_utf16(self.value, units))
+    def location_of_index(self, index: int) -> Location:
+        """Where a teammate's caret (a character index) is in the editor."""
+        return location_of(self.value, index)
 
     # --- undo -------------------------------------------------------------------------
 

@@ -20,10 +20,8 @@ from tui_collab.notes_binding import (
     NotesBinding,
     ViewChange,
     advance_bytes,
-    from_utf16,
     location_of,
     offset_of,
-    utf16_len,
 )
 
 
@@ -232,10 +230,6 @@ def test_index_conversions() -> None:
         advance_bytes(text, 0, 99)
     with pytest.raises(UnicodeDecodeError):
         advance_bytes(text, 0, 3)  # inside the emoji
-    assert utf16_len(text) == 7
-    assert from_utf16(text, 3) == 2
-    assert from_utf16(text, 2) == 1  # inside the surrogate pair: before it
-    assert from_utf16(text, 99) == len(text)
 
 
 @given(
