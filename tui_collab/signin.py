@@ -122,7 +122,7 @@ class SignInScreen(Screen[Credentials]):
                 yield Input(password=True, placeholder="paste the token", id="signin-input")
             else:
                 yield Label(f"Your name (team {self._team})", classes="signin-label")
-                yield Input(max_length=64, placeholder="e.g. Ada", id="signin-input")
+                yield Input(placeholder="e.g. Ada", id="signin-input")
             yield Label("", id="signin-error")
             yield Label("Enter signs in · ctrl+q leaves", classes="dialog-hint")
 
