@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from syrupy.assertion import SnapshotAssertion
 from textual.widgets import Input, Label
 
 from server.app import CollabServer
 from tests.conftest import StartServer, token
 from tests.support.waiting import eventually
-from tests.tui.conftest import FIXED_CLOCK, open_server
+from tests.tui.conftest import FIXED_CLOCK, open_server, wait_for
 from tui_collab.protocol import is_identifier
 from tui_collab.screens import PathScreen
 from tui_collab.signin import Credentials, SignInError, SignInScreen, credentials_from
@@ -108,3 +109,16 @@ async def test_no_host_files_for_a_visitor(start_server: StartServer) -> None:
         said = [n.message for n in app._notifications]
         assert said == [HOST_FILES, HOST_FILES]
         assert not isinstance(app.screen, PathScreen)
+
+
+async def test_sign_in_screen(svg_snapshot: SnapshotAssertion) -> None:
+    """What a page shows first, here after Enter on an empty name."""
+    app = WebCollabApp("ws://team.example:9001/ws", auth="open", clock=FIXED_CLOCK)
+    app.theme = "textual-dark"
+    async with app.run_test(size=(80, 20)) as pilot:
+        await pilot.pause()
+        field = app.screen.query_one("#signin-input", Input)
+        field.cursor_blink = False
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "type the name" in error_line(app))
+        assert svg_snapshot == app.export_screenshot()
