@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import ClassVar
@@ -23,11 +23,13 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.theme import Theme
 from textual.widgets import Footer, Input, Label
 
 from tui_collab.board_tools import BoardTools
 from tui_collab.cells import cell_name
 from tui_collab.client import ClientError, CollabClient, NotConnected
+from tui_collab.config import ConfigError
 from tui_collab.events import (
     Closed,
     Connected,
@@ -57,6 +59,7 @@ from tui_collab.protocol import (
     printable,
 )
 from tui_collab.retry import FATAL_REASONS
+from tui_collab.screen_fit import ScreenFit
 from tui_collab.screens import HelpScreen, PickScreen, QuitScreen
 from tui_collab.widgets.editor import CellEditor
 from tui_collab.widgets.feed import ActivityFeed
@@ -95,7 +98,7 @@ def board_id_from(name: str) -> str:
     return slug[:64] or "board"
 
 
-class CollabApp(BoardTools, App[None]):
+class CollabApp(BoardTools, ScreenFit, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "tui-collab"
 
@@ -103,6 +106,7 @@ class CollabApp(BoardTools, App[None]):
         Binding("s", "cycle_status", "Status"),
         Binding("f", "follow", "Follow"),
         Binding("b", "boards", "Boards"),
+        Binding("z", "zoom", "Zoom"),
         Binding("r", "reconnect", "Reconnect", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
@@ -119,12 +123,18 @@ class CollabApp(BoardTools, App[None]):
         board: str = "main",
         clock: Clock | None = None,
         where: str = "",
+        intro: Sequence[str] = (),
+        save_theme: Callable[[str], object] | None = None,
     ) -> None:
+        """`intro`: lines the feed starts with; `save_theme`: keeps a theme picked in the
+        palette for next time (see config_theme.py)."""
         super().__init__()
         self.client = client
         self.board_id = board
         self.clock = clock or Clock()
         self.where = where
+        self.intro = tuple(intro)
+        self._save_theme = save_theme
         self.status: Status = "online"
         self.auto_away = False
         self.last_input = self.clock.monotonic()
@@ -162,6 +172,7 @@ class CollabApp(BoardTools, App[None]):
                     yield Label("/", id="search-label")
                     yield Input(placeholder="find in cells · Enter · Esc", id="search-input")
                 yield ActivityFeed(self.clock.now, id="feed")
+        yield Label("", id="too-small")
         yield StatusBar(self.clock.monotonic, now=self.clock.now, id="status")
         yield Footer()
 
@@ -204,6 +215,11 @@ class CollabApp(BoardTools, App[None]):
         # screen opens): take its state as if it had just changed.
         self._on_state(StateChanged(client.state))
         self.set_interval(15, self._check_idle)
+        for line in self.intro:
+            self.feed.add(line)
+        if self._save_theme is not None:
+            self.theme_changed_signal.subscribe(self, self._theme_changed)
+        self.fit_to(self.size.width, self.size.height)
         self.grid.focus()
         client.start()
         self.open_board(self.board_id)
@@ -688,6 +704,15 @@ class CollabApp(BoardTools, App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    def _theme_changed(self, theme: Theme) -> None:
+        assert self._save_theme is not None
+        try:
+            saved = self._save_theme(theme.name)
+        except ConfigError as exc:
+            self.notify(f"Theme not saved: {exc}", title="Theme", severity="warning", markup=False)
+            return
+        self.notify(f"Theme {theme.name} saved in {saved}", title="Theme", markup=False)
 
     # --- quit -----------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ Column width     < or > narrows or widens it, for everyone
 Status           s cycles online → busy → away
 Follow           f, then pick a teammate; any key stops
 Boards           b switches board or creates one
+Zoom             z hides the sidebar and the feed (z shows them)
 Reconnect        r reconnects now
 Commands         ctrl+p opens the command palette
 Quit             q (asks first if edits are not saved yet)
