@@ -330,15 +330,11 @@ def describe(settings: Settings) -> str:
     named = "" if config.named_by == "default" else f", named by {config.named_by}"
     state = "read" if config.found else "not found: built-in defaults apply"
     lines = [f"config file: {config.path} ({state}{named})", ""]
-    rows = [("setting", "value", "from")]
-    for dest in SHOWN:
-        if not hasattr(settings.args, dest):
-            continue
+    shown = [dest for dest in SHOWN if hasattr(settings.args, dest)]
+    width = max(len(dest) for dest in shown)
+    for dest in shown:
         value = settings.set_aside.get(dest, getattr(settings.args, dest))
-        rows.append((dest, _shown(dest, value), str(settings.sources[dest])))
-    widths = [max(len(row[i]) for row in rows) for i in range(2)]
-    for name, value, source in rows:
-        lines.append(f"{name.ljust(widths[0])}  {value.ljust(widths[1])}  {source}".rstrip())
+        lines.append(f"{dest.ljust(width)}  {_shown(dest, value)}  [{settings.sources[dest]}]")
     return "\n".join(lines)
 
 
