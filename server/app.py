@@ -173,7 +173,9 @@ class CollabServer:
             limits=self.limits,
         )
         self.dispatcher = Dispatcher(self.context)
-        self.http = HttpRoutes(self.context, lambda: self.port)
+        self.draining = False
+        """Set by `drain` (SIGTERM): `/readyz` answers 503 while connections are still served."""
+        self.http = HttpRoutes(self.context, lambda: self.port, lambda: self.draining)
         self._header_identity: weakref.WeakKeyDictionary[ServerConnection, Identity] = (
             weakref.WeakKeyDictionary()
         )
@@ -276,6 +278,13 @@ class CollabServer:
             self.config.auth,
             self.store.epoch,
         )
+
+    def drain(self) -> None:
+        """Say not ready (`/readyz` 503), so a load balancer sends new clients elsewhere,
+        while the clients here are still served until `stop`."""
+        if not self.draining:
+            self.draining = True
+            logger.info("draining: /readyz answers 503 until the server stops")
 
     async def stop(self) -> None:
         """Close every connection with 1001, then flush and close the store."""

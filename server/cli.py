@@ -281,10 +281,10 @@ async def _serve(config: ServerConfig, held: HeldLogs) -> None:
     # variable need not wait for.
     from server.app import CollabServer
 
-    stop = asyncio.Event()
+    signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, signals.put_nowait, sig)
     server = CollabServer(config)
     try:
         await server.start()
@@ -296,7 +296,10 @@ async def _serve(config: ServerConfig, held: HeldLogs) -> None:
     try:
         # Scripts wait for this exact line; it is printed once connections are accepted.
         print(f"listening on {server.url}", flush=True)
-        await stop.wait()
+        if await signals.get() == signal.SIGTERM and config.drain_s > 0:
+            server.drain()  # /readyz says 503 while the balancer catches up
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(signals.get(), config.drain_s)
         logger.info("shutting down")
     finally:
         await server.stop()

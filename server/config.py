@@ -116,6 +116,16 @@ class ServerConfig:
     )
     close_timeout_s: float = 2.0
     """How long a closing handshake may take before the TCP connection is dropped."""
+    drain_s: float = field(
+        default=0.0,
+        metadata=flag(
+            "drain",
+            "after SIGTERM, seconds to go on serving while /readyz answers 503, so a load "
+            "balancer sends new clients elsewhere first; a second signal ends it (default "
+            "{default})",
+        ),
+    )
+    """After SIGTERM, how long `/readyz` says 503 while clients are still served."""
     cursor_interval_s: float = 0.05
     max_connections_per_user: int = field(
         default=_ANNOUNCED.max_connections_per_user,
@@ -290,6 +300,8 @@ class ServerConfig:
                 f"--cell-rate must be at least 1 and --cell-burst at least {MAX_BATCH_OPS} "
                 "(one whole batch)"
             )
+        if self.drain_s < 0:
+            raise ValueError(f"--drain must be 0 or more seconds, not {self.drain_s:g}")
         if self.sessions_per_user < 1 or self.session_retention_s <= 0:
             raise ValueError("--sessions-per-user must be at least 1, --session-retention positive")
 

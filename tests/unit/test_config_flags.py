@@ -30,6 +30,7 @@ FLAGS = {
     "ping-interval": "ping_interval_s",
     "ping-timeout": "ping_timeout_s",
     "offline-grace": "offline_grace_s",
+    "drain": "drain_s",
     "max-connections-per-user": "max_connections_per_user",
     "max-connections": "max_connections",
     "connect-rate": "connects_per_user_s",
@@ -50,7 +51,7 @@ FLAGS = {
     "session-retention": "session_retention_s",
     "sessions-per-user": "sessions_per_user",
 }
-NOT_CONFIG_FIELDS = ("data-dir", "loop", "log-level", "debug")
+NOT_CONFIG_FIELDS = ("data-dir", "loop", "log-level", "log-format", "debug")
 NOT_FLAGS = ("secret", "node", "cursor_interval_s", "slow_close_grace_s", "send_hard_cap_bytes")
 
 
