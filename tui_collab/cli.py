@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import getpass
 import json
 import logging
@@ -27,8 +28,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui_collab import __version__
+from tui_collab.config import ConfigError, default_config_path, describe, settle, theme_name
 from tui_collab.defaults import DEFAULT_PORT, default_data_dir
-from tui_collab.envflags import EnvValueError, env_flag, port, resolve_env
+from tui_collab.demo_dir import throwaway_data_dir
+from tui_collab.envflags import EnvValueError, env_flag, port
 
 if TYPE_CHECKING:
     from tui_collab.client import TokenProvider
@@ -82,7 +85,20 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         action="store_true",
         help="log in detail to the data dir's tui-collab.log; show tracebacks of start-up errors",
     )
+    env_flag(
+        parser,
+        "theme",
+        environ=env,
+        type=theme_name,
+        help="colour theme (one picked in the command palette is saved in the config file)",
+    )
     commands = parser.add_subparsers(dest="command")
+    commands.add_parser(
+        "config",
+        help="print the effective settings and where each came from",
+        description="Print what `tui-collab [FLAGS]` would use, and where each value "
+        "came from: a flag, an environment variable, the config file or the default.",
+    )
     who = commands.add_parser("who", help="print the team's presence as a table")
     _connection_flags(who, env)
     who.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -133,6 +149,14 @@ TRANSFER_FORMATS = ("csv", "tsv", "json")
 def _connection_flags(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     env_flag(
         parser,
+        "config",
+        environ=env,
+        metavar="PATH",
+        type=Path,
+        help=f"config file (default {default_config_path()})",
+    )
+    env_flag(
+        parser,
         "server",
         environ=env,
         help="ws:// or wss:// URL of a server, e.g. ws://host:9001/ws",
@@ -177,18 +201,27 @@ def default_user() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        resolve_env(args)
-    except EnvValueError as exc:
+        settings = settle(build_parser, argv, os.environ)
+    except (ConfigError, EnvValueError) as exc:
         print(f"tui-collab: {exc}", file=sys.stderr)
         return 2
+    args = settings.args
+    if args.command == "config":
+        print(describe(settings))
+        return 0
     if args.command == "who":
         return who(args)
     if args.command in ("export", "import"):
         return transfer(args)
     try:
-        return asyncio.run(run_app(args))
+        with contextlib.ExitStack() as cleanup:
+            intro = []
+            if args.demo and settings.sources["data_dir"].layer in ("default", "file"):
+                args.data_dir = cleanup.enter_context(throwaway_data_dir())
+                intro.append(f"demo data in {args.data_dir} (removed on exit)")
+                print(f"tui-collab: {intro[0]}", file=sys.stderr)  # seen once the app is gone
+            return asyncio.run(run_app(args, config_path=settings.config.path, intro=intro))
     except StartupFailure as exc:
         if args.debug:
             traceback.print_exception(exc.__cause__ or exc)
@@ -202,11 +235,16 @@ class StartupFailure(Exception):
     """The app cannot start; the message is the one line the person sees."""
 
 
-async def run_app(args: argparse.Namespace) -> int:
+async def run_app(
+    args: argparse.Namespace, *, config_path: Path | None = None, intro: Sequence[str] = ()
+) -> int:
+    """`config_path`: where a theme picked in the palette is saved; `intro`: the feed's
+    first lines."""
     _check_server_package()  # before the first import of `server`
     from server.startup import warn_if_wide
     from tui_collab.app import CollabApp
     from tui_collab.client import CollabClient
+    from tui_collab.config_theme import save_theme
     from tui_collab.outbox import Outbox, OutboxError
     from tui_collab.private_files import create_private_file
     from tui_collab.tokens import token_identity
@@ -248,7 +286,10 @@ async def run_app(args: argparse.Namespace) -> int:
             url, user=user, team=team, name=args.name, ssl_context=tls, outbox=outbox
         )
     where = f"{url}" if server is None else f"local server {url}"
-    app = CollabApp(client, board=args.board, where=where)
+    saver = None if config_path is None else functools.partial(save_theme, config_path)
+    app = CollabApp(client, board=args.board, where=where, intro=intro, save_theme=saver)
+    if args.theme is not None:
+        app.theme = args.theme
     demo: asyncio.Task[None] | None = None
     try:
         await first_contact(client)
