@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test lint serve token bench bench-full clean
+.PHONY: demo web web-screenshot test lint serve token bench bench-full clean
 
 $(PY):
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -23,6 +23,14 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 ## demo: set up and start the app with a local server and four simulated teammates
 demo: $(VENV)/.installed-test
 	$(VENV)/bin/tui-collab --demo $(DEMO_ARGS)
+
+## web: the app in browser pages on http://127.0.0.1:8000/, one local server shared by all
+web: $(VENV)/.installed-test
+	$(VENV)/bin/tui-collab web $(WEB_ARGS)
+
+## web-screenshot: redraw docs/images/web.png with the browser test (needs chromium)
+web-screenshot: $(VENV)/.installed-test
+	TUI_COLLAB_WEB_SCREENSHOT=docs/images/web.png $(PY) -m pytest -q tests/integration/test_web.py
 
 ## test: create the venv if needed, install the project with its test extras, run the suite
 test: $(VENV)/.installed-test

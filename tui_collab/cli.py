@@ -32,6 +32,7 @@ from tui_collab.config import ConfigError, default_config_path, describe, settle
 from tui_collab.defaults import DEFAULT_PORT, default_data_dir
 from tui_collab.demo_dir import throwaway_data_dir
 from tui_collab.envflags import EnvValueError, env_flag, port
+from tui_collab.web_cli import add_web_command, run_web
 
 if TYPE_CHECKING:
     from tui_collab.client import TokenProvider
@@ -140,6 +141,7 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
         action="store_true",
         help="create the board if the team has none by that id (big enough for the file)",
     )
+    add_web_command(commands)
     return parser
 
 
@@ -214,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return who(args)
     if args.command in ("export", "import"):
         return transfer(args)
+    if args.command == "web":
+        return run_web(args)
     try:
         with contextlib.ExitStack() as cleanup:
             intro = []
