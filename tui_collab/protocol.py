@@ -36,6 +36,14 @@ MAX_COLUMN_WIDTH: Final = 64
 """Column widths a board may set, in terminal cells (the default is `DEFAULT_COLUMN_WIDTH`)."""
 HISTORY_PER_CELL: Final = 50
 """Applied ops a store keeps per cell, newest first, for `cell.history`."""
+NOTES_MAX_BYTES: Final = 256 * 1024
+"""A board's notes text at most, in UTF-8 bytes: about 5,000 lines of markdown, far more
+than people read together, and small enough that a cold open is one fast frame."""
+NOTES_UPDATE_MAX_BYTES: Final = 32 * 1024
+"""One `notes.update` at most, decoded: its base64 (43,692 characters) and the frame
+around it stay within `MAX_MESSAGE_BYTES`. Clients split larger updates."""
+MAX_STICKY_CHARS: Final = 256
+"""A caret end's base64 relative position at most (a real one is under 40 characters)."""
 
 _CONTROL = r"\x00-\x1f\x7f-\x9f"
 """C0, DEL and C1 characters: they could drive another user's terminal."""
@@ -81,6 +89,10 @@ StoredName = Annotated[str, Field(min_length=1, max_length=64, pattern=_NO_CONTR
 StoredTitle = Annotated[str, Field(min_length=1, max_length=80, pattern=_NO_CONTROL)]
 StoredCellValue = Annotated[str, Field(max_length=MAX_CELL_CHARS, pattern=_NO_CONTROL)]
 Token = Annotated[str, Field(min_length=1, max_length=MAX_TOKEN_CHARS)]
+Base64 = Annotated[str, Field(max_length=MAX_MESSAGE_BYTES, pattern=r"^[A-Za-z0-9+/]*={0,2}$")]
+"""Binary data (a Yjs update or state vector) as standard base64 with padding."""
+StickyIndex = Annotated[str, Field(max_length=MAX_STICKY_CHARS, pattern=r"^[A-Za-z0-9+/]*={0,2}$")]
+"""A Yjs relative position (`encodeRelativePosition`, pycrdt `StickyIndex.encode()`)."""
 Column = Annotated[int, Field(ge=0, lt=MAX_BOARD_WIDTH)]
 Row = Annotated[int, Field(ge=0, lt=MAX_BOARD_HEIGHT)]
 Clock = Annotated[int, Field(ge=1, le=MAX_CLOCK)]
@@ -265,6 +277,37 @@ class AuthRefresh(_Request):
     token: Token
 
 
+class NotesOpen(_Request):
+    """Subscribe to a joined board's notes; `sv` is the client's Yjs state vector."""
+
+    type: Literal["notes.open"] = "notes.open"
+    board: Identifier
+    sv: Base64
+
+
+class NotesUpdate(_Request):
+    """One Yjs v1 update to the board's notes; acked once stored."""
+
+    type: Literal["notes.update"] = "notes.update"
+    id: MessageId
+    board: Identifier
+    update: Base64
+
+
+class NotesCaret(_Request):
+    """The sender's caret (`head`) and selection start (`anchor`); null: no caret."""
+
+    type: Literal["notes.caret"] = "notes.caret"
+    board: Identifier
+    anchor: StickyIndex | None = None
+    head: StickyIndex | None = None
+
+
+class NotesClose(_Request):
+    type: Literal["notes.close"] = "notes.close"
+    board: Identifier
+
+
 ClientMessage: TypeAlias = Annotated[
     Hello
     | PresenceSet
@@ -278,7 +321,11 @@ ClientMessage: TypeAlias = Annotated[
     | CellsSet
     | CellHistoryQuery
     | TypingSet
-    | AuthRefresh,
+    | AuthRefresh
+    | NotesOpen
+    | NotesUpdate
+    | NotesCaret
+    | NotesClose,
     Field(discriminator="type"),
 ]
 
@@ -309,6 +356,8 @@ class Limits(_Message):
     max_board_participants: int = 256
     max_boards_per_team: int = 1_000
     max_cells_per_board: int = 10_000
+    notes_max_bytes: int = NOTES_MAX_BYTES
+    notes_update_max_bytes: int = NOTES_UPDATE_MAX_BYTES
 
 
 class BoardMeta(_Message):
@@ -528,6 +577,43 @@ class Ack(_Message):
     """For `cells.set`: one result per op, in the request's order."""
 
 
+class NoteCaret(_Message):
+    """One user's caret in a board's notes; null ends: they have no caret there now."""
+
+    user: Identifier
+    anchor: StickyIndex | None = None
+    head: StickyIndex | None = None
+
+
+class NotesState(_Message):
+    """The reply to `notes.open`: what the client lacks, the server's state vector (so
+    the client sends what the server lacks) and the others' carets."""
+
+    type: Literal["notes.state"] = "notes.state"
+    re: MessageId | None = None
+    board: Identifier
+    update: str
+    sv: str
+    carets: list[NoteCaret]
+
+
+class NotesUpdated(_Message):
+    """Another connection's update to notes this connection opened."""
+
+    type: Literal["notes.updated"] = "notes.updated"
+    board: Identifier
+    update: str
+    by: Identifier
+
+
+class NotesCarets(_Message):
+    """The caret changes of one 50 ms window of a board's notes."""
+
+    type: Literal["notes.carets"] = "notes.carets"
+    board: Identifier
+    carets: list[NoteCaret]
+
+
 class ErrorMessage(_Message):
     type: Literal["error"] = "error"
     code: ErrorCode
@@ -551,6 +637,9 @@ ServerMessage: TypeAlias = Annotated[
     | CellsChanged
     | CellHistory
     | Typing
+    | NotesState
+    | NotesUpdated
+    | NotesCarets
     | Ack
     | ErrorMessage,
     Field(discriminator="type"),

@@ -34,6 +34,10 @@ CLIENT_EXAMPLES: list[p._Message] = [
     p.AuthRefresh(token="new"),
     p.CellsSet(id="b-1", board="plan", ops=[p.CellEdit(x=1, y=2, value="v", op="c-1:8", clock=3)]),
     p.CellHistoryQuery(board="plan", x=1, y=2, id="h-1"),
+    p.NotesOpen(board="plan", sv="AA==", id="n-1"),
+    p.NotesUpdate(board="plan", update="AQHkx9KGv+vSCwAEAQVub3RlcwVoZWxsbwA=", id="n-2"),
+    p.NotesCaret(board="plan", anchor="AAGcAQA=", head=None),
+    p.NotesClose(board="plan"),
 ]
 
 MEMBER = p.Presence(
@@ -91,6 +95,15 @@ SERVER_EXAMPLES: list[p._Message] = [
         entries=[p.HistoryEntry(value="v", clock=2, client="c-1", by="bob", version=5)],
     ),
     p.Typing(board="plan", user="bob", x=1, y=1, active=True),
+    p.NotesState(
+        re="n-1",
+        board="plan",
+        update="AAA=",
+        sv="AA==",
+        carets=[p.NoteCaret(user="bob", anchor="AAGcAQA=", head="AAGcAQA=")],
+    ),
+    p.NotesUpdated(board="plan", update="AAA=", by="bob"),
+    p.NotesCarets(board="plan", carets=[p.NoteCaret(user="bob")]),
     p.Ack(re="op-1", version=4, applied=True),
     p.ErrorMessage(code=p.ErrorCode.NOT_FOUND, message="no board 'x'", re="q"),
 ]
