@@ -135,6 +135,23 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
                   ORDER BY version DESC LIMIT 1 OFFSET 50);
         END""",
     ),
+    # 6: each board's notes: an append-only log of Yjs updates, folded into one
+    # snapshot per board (server/store/notes_sqlite.py)
+    (
+        """CREATE TABLE notes_log (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            team TEXT NOT NULL,
+            board TEXT NOT NULL,
+            data BLOB NOT NULL,
+            author TEXT NOT NULL,
+            at INTEGER NOT NULL)""",
+        "CREATE INDEX notes_log_by_board ON notes_log (team, board, seq)",
+        """CREATE TABLE notes_snapshots (
+            team TEXT NOT NULL,
+            board TEXT NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (team, board))""",
+    ),
 )
 
 LATEST: Final = len(MIGRATIONS)

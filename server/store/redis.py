@@ -16,6 +16,11 @@ identifiers, which cannot contain ":", so no two keys collide):
     {p}t:{team}:b:{board}:h:{x},{y}
                                   list    the cell's applied ops, newest first, at most
                                           `HISTORY_PER_CELL` (`cell_history`)
+    {p}t:{team}:b:{board}:notes:snap
+                                  string  the board's notes snapshot, base64
+    {p}t:{team}:b:{board}:notes:log
+                                  list    notes updates since the snapshot, base64
+                                          (both: server/store/notes_redis.py)
     {p}done:{nonce}               string  a group's reply, for `BATCH_REPLY_TTL_MS`
     {p}layout                     string  the cell layout, `LAYOUT` (see `_migrate_layout`)
     {p}session:{id}               hash    team, user, client_id, started_at, ended_at,
@@ -382,6 +387,11 @@ class RedisStore:
     async def ping(self) -> None:
         """Raise unless Redis answers (after the usual reconnect attempts)."""
         await awaited(self._require().ping())
+
+    @property
+    def client(self) -> Redis:
+        """The open connection pool, for stores that share this Redis (the notes)."""
+        return self._require()
 
     def _require(self) -> Redis:
         if self._redis is None:

@@ -212,6 +212,16 @@ class SQLiteStore:
             self._writer.on_commit = callback
 
     @property
+    def writer(self) -> GroupCommitWriter:
+        """The group-commit writer, for stores that share this file (the notes)."""
+        return self._require_writer()
+
+    @property
+    def reader(self) -> aiosqlite.Connection:
+        """The read connection, for stores that share this file (the notes)."""
+        return self._require_reader()
+
+    @property
     def commits(self) -> int:
         return 0 if self._writer is None else self._writer.commits
 
