@@ -56,6 +56,7 @@ from tui_collab.events import (
     StateChanged,
 )
 from tui_collab.mirror import BoardMirror
+from tui_collab.notes import NotesReplica, SharedNotes
 from tui_collab.outbox import Outbox
 from tui_collab.protocol import (
     PROTOCOL_VERSION,
@@ -242,7 +243,11 @@ class CollabClient:
             unsubscribe()
 
     async def close(self) -> None:
-        """Close for good: unacknowledged ops stay unacknowledged, and their futures fail."""
+        """Close for good: unacknowledged ops stay unacknowledged, and their futures fail.
+        Open notes are closed too (their replicas stay on disk)."""
+        for notes in list(self._state.notes.values()):
+            if isinstance(notes, SharedNotes):
+                await notes.close()
         self._closing = True
         self._wake.set()
         if self._ws is not None:
@@ -309,6 +314,51 @@ class CollabClient:
             raise
         assert isinstance(reply, BoardState)
         return await future
+
+    async def open_notes(self, board: str) -> SharedNotes:
+        """Open a board's notes (joining the board first if needed): the replica kept on
+        disk is loaded, and once connected, synced with the server; returns after that
+        first sync, or at once while offline (it syncs on reconnect).
+
+        Raises `ClientError` when the server refuses to open them.
+        """
+        notes = self._state.notes.get(board)
+        if notes is None:
+            if board not in self.joined and self._state.send is not None:
+                await self.join(board)
+            elif board not in self.joined:
+                self._state.stand_in(board)  # offline: joined on connect, then synced
+            replica = None
+            if self._outbox_file is not None:
+                replica = NotesReplica.beside(self._outbox_file.path, self._outbox_file.key)
+            limits = self.welcome.limits if self.welcome else None
+            user = self.welcome.user.id if self.welcome else (self._user or "")
+            notes = SharedNotes(
+                board,
+                user,
+                self._bus,
+                _call_later,
+                replica,
+                update_max_bytes=limits.notes_update_max_bytes if limits else 32 * 1024,
+                on_close=lambda closed: self._forget_notes(board, closed),
+            )
+            self._state.notes[board] = notes
+            if self._state.send is not None:
+                notes.attached(self._state.send)
+        if not isinstance(notes, SharedNotes):
+            raise TypeError(f"notes of {board!r} are not SharedNotes")
+        if self._state.send is not None:
+            try:
+                await notes.wait_synced()
+            except ConnectionRefusedError as exc:
+                await notes.close()
+                code, _, message = str(exc).partition(": ")
+                raise ClientError(code, message) from None
+        return notes
+
+    def _forget_notes(self, board: str, notes: SharedNotes) -> None:
+        if self._state.notes.get(board) is notes:
+            del self._state.notes[board]
 
     async def leave(self, board: str) -> None:
         await self._request(BoardLeave(board=board))

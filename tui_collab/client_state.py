@@ -16,7 +16,7 @@ import itertools
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from pydantic import ValidationError
 
@@ -44,6 +44,9 @@ from tui_collab.protocol import (
     Cursors,
     ErrorCode,
     ErrorMessage,
+    NotesCarets,
+    NotesState,
+    NotesUpdated,
     OpResult,
     Participant,
     ParticipantJoined,
@@ -84,6 +87,22 @@ _RETRYABLE_ERRORS: Final = {ErrorCode.INTERNAL, ErrorCode.RATE_LIMITED}
 FRAME_MARGIN_BYTES: Final = 1024
 """Room left under the server's `max_message_bytes` when packing a `cells.set`: the
 size is measured, but a frame that is one byte over closes the connection (1009)."""
+
+
+NOTES_ID: Final = "n:"
+"""The prefix of the ids of notes requests: `n:{board}:...` (see tui_collab.notes)."""
+
+
+class NotesPeer(Protocol):
+    """One board's notes (`tui_collab.notes.SharedNotes`), as the connection sees it."""
+
+    def attached(self, send: Send) -> None: ...
+
+    def detached(self) -> None: ...
+
+    def handle(
+        self, message: NotesState | NotesUpdated | NotesCarets | Ack | ErrorMessage
+    ) -> None: ...
 
 
 class ClientError(Exception):
@@ -134,6 +153,8 @@ class ClientState:
         self._connection = 0
         """Counts attaches, so a resend scheduled on an old connection does not repeat the
         resend every attach makes."""
+        self.notes: dict[str, NotesPeer] = {}
+        """Boards whose notes are open: synced after each (re)join."""
         self.restore_only: set[str] = set()
         """Boards joined only to deliver edits kept from an earlier run; left once done."""
         self.restored = self._restore_outbox()
@@ -165,10 +186,14 @@ class ClientState:
         self._connection += 1
         self._send_ops(send, list(self._op_boards))
         self.send = send
+        for notes in self.notes.values():
+            notes.attached(send)
 
     def detach(self) -> None:
         """The connection is gone: half-received snapshots and requests fail."""
         self.send = None
+        for notes in self.notes.values():
+            notes.detached()
         for mirror in self.joined.values():
             mirror.abandon_parts()
         self.fail_requests(NotConnected("connection lost before the reply"))
@@ -330,6 +355,16 @@ class ClientState:
 
     def handle(self, message: ServerMessage) -> None:
         """Apply one server message to the mirrors, settle what it answers, emit it."""
+        if isinstance(message, NotesState | NotesUpdated | NotesCarets):
+            peer = self.notes.get(message.board)
+            if peer is not None:
+                peer.handle(message)
+            return
+        if isinstance(message, Ack | ErrorMessage) and (message.re or "").startswith(NOTES_ID):
+            peer = self.notes.get((message.re or "").split(":")[1])
+            if peer is not None:
+                peer.handle(message)  # refusals reach the bus as `NotesRefused`
+            return
         if isinstance(message, Presence | PresenceBatch):
             for member in message.members if isinstance(message, PresenceBatch) else [message]:
                 self._on_presence(member)
@@ -599,17 +634,22 @@ class ClientState:
         for op in kept:
             mirror = self.joined.get(op.board)
             if mirror is None:
-                # A stand-in until the server's board.state: nothing reads it before that.
-                meta = BoardMeta.model_construct(
-                    id=op.board, title=op.board, width=1, height=1, created_by="", version=0
-                )
-                mirror = self.joined[op.board] = BoardMirror(meta=meta)
+                mirror = self.stand_in(op.board)
                 self.restore_only.add(op.board)
             mirror.pending[op.op] = op
             self._op_boards[op.op] = op.board
         if kept:
             logger.info("re-sending %d edits kept from an earlier run", len(kept))
         return len(kept)
+
+    def stand_in(self, board: str) -> BoardMirror:
+        """A mirror for a board to join on connect, until the server's `board.state`
+        replaces it (nothing reads it before that)."""
+        meta = BoardMeta.model_construct(
+            id=board, title=board, width=1, height=1, created_by="", version=0
+        )
+        mirror = self.joined[board] = BoardMirror(meta=meta)
+        return mirror
 
     def _keep(self, op: CellSet) -> None:
         self._write_outbox(lambda outbox: outbox.add(op))

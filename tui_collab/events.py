@@ -85,6 +85,32 @@ class OutboxFailed:
     message: str
 
 
+@dataclass(frozen=True)
+class NotesChanged:
+    """A board's notes text changed: by this client (`remote` False) or another."""
+
+    board: str
+    by: str
+    """The user whose edit it was; the server's node name for text it filled in."""
+    remote: bool
+
+
+@dataclass(frozen=True)
+class NotesCaretsChanged:
+    """Other people's carets in a board's notes moved, came or went."""
+
+    board: str
+
+
+@dataclass(frozen=True)
+class NotesRefused:
+    """The server refused a notes request for good (the `error`'s code and message)."""
+
+    board: str
+    code: str
+    message: str
+
+
 E = TypeVar("E")
 Handler = Callable[[Any], Any]
 
