@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,24 @@ settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 SECRET = "test-secret-" + "x" * 60
+
+
+TEST_ORDERS = frozenset({"TUI_COLLAB_WEB_SCREENSHOT"})
+"""Variables that tell a test what to write, not settings of the code under test."""
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_personal_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep a developer's own config file and TUI_COLLAB_* variables out of every test:
+    the CLIs the tests start read them, and a result must not depend on whose machine."""
+    saved = dict(os.environ)
+    personal = [n for n in os.environ if n.startswith("TUI_COLLAB_") and n not in TEST_ORDERS]
+    for name in personal:
+        del os.environ[name]
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("xdg-config"))
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def fast_config(data_dir: Path, **overrides: Any) -> ServerConfig:
@@ -70,9 +88,6 @@ async def server(start_server: StartServer) -> CollabServer:
 
 
 # --- a real redis-server, for the Redis store and scale-out tests ---------------------------
-# Imported here rather than above so this block stands on its own.
-from collections.abc import Iterator  # noqa: E402
-
 from tests.support.redis_server import RedisServer, redis_server_path  # noqa: E402
 
 REDIS_MISSING = "redis-server not installed: apt-get install redis-server"
