@@ -60,6 +60,7 @@ from server.join_stream import stream_parts
 from server.limits import ConnectRate, FloodGuard, TokenBucket
 from server.logs import RateLimitedLog
 from server.metrics import Metrics
+from server.notes import NotesHub, NotesLimits
 from server.outbound import BacklogPolicy, Outbound, peer_address, peer_ip, socket_ip
 from server.peer import Peer
 from server.presence import PresenceTracker
@@ -67,6 +68,7 @@ from server.startup import listen_error, load_tls
 from server.store import RedisStore, SQLiteStore, Store
 from server.store.base import SessionRetention
 from server.store.group_commit import StoreWriteFailed
+from server.store.notes_store import notes_store_for
 from server.upgrades import AcceptFailures
 from tui_collab.protocol import (
     PROTOCOL_VERSION,
@@ -153,6 +155,16 @@ class CollabServer:
             max_board_participants=config.max_board_participants,
             max_boards_per_team=config.max_boards_per_team,
             max_cells_per_board=config.max_cells_per_board,
+            notes_max_bytes=config.notes_max_bytes,
+            notes_update_max_bytes=config.notes_update_max_bytes,
+        )
+        self.notes = NotesHub(
+            notes_store_for(self.store),
+            self.outbound,
+            self.cluster,
+            self.spawn,
+            config.cursor_interval_s,
+            NotesLimits(config.notes_max_bytes, config.notes_update_max_bytes),
         )
         self.verifier = TokenVerifier(config.secret)
         self.boards = BoardDirectory(self.store, self.rooms)
@@ -171,6 +183,7 @@ class CollabServer:
             spawn=self.spawn,
             node=self.node,
             limits=self.limits,
+            notes=self.notes,
         )
         self.dispatcher = Dispatcher(self.context)
         self.draining = False
@@ -299,6 +312,7 @@ class CollabServer:
         await self.cluster.stop()
         self.presence.shutdown()
         self.rooms.close()
+        self.notes.close_all()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         await self.store.close()

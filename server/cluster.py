@@ -34,6 +34,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from server.redis_util import awaited, compact_json
+from server.store.notes_base import notes_channel
 from server.wire import (
     CellEvent,
     CellsEvent,
@@ -77,6 +78,10 @@ class ClusterListener(Protocol):
         """The winners of one batch, in version order (consecutive versions)."""
         ...
 
+    def on_notes(self, team: str, board: str, node: str, message: dict[str, Any]) -> None:
+        """A board's notes: an update another node stored (`u`, `by`), or its `carets`."""
+        ...
+
     def on_node_down(self, node: str) -> None: ...
 
     async def on_resync(self) -> None: ...
@@ -116,6 +121,16 @@ class Cluster(Protocol):
     def roster_join(self, team: str, board: str, user: str, name: str, colour: str) -> None: ...
 
     def roster_leave(self, team: str, board: str, user: str) -> None: ...
+
+    async def watch_notes(self, team: str, board: str) -> None:
+        """Subscribe to a board's notes channel (before its document is loaded)."""
+        ...
+
+    def unwatch_notes(self, team: str, board: str) -> None: ...
+
+    def publish_notes(self, team: str, board: str, message: dict[str, Any]) -> None:
+        """Carets of this node's users (updates are published by the store)."""
+        ...
 
 
 class LocalCluster:
@@ -158,6 +173,15 @@ class LocalCluster:
         return None
 
     def roster_leave(self, team: str, board: str, user: str) -> None:
+        return None
+
+    async def watch_notes(self, team: str, board: str) -> None:
+        return None
+
+    def unwatch_notes(self, team: str, board: str) -> None:
+        return None
+
+    def publish_notes(self, team: str, board: str, message: dict[str, Any]) -> None:
         return None
 
 
@@ -272,6 +296,17 @@ class RedisCluster:
         for channel in (self._board_frames(team, board), board_channel(self.prefix, team, board)):
             if self._channels.pop(channel, None) is not None and self._pubsub is not None:
                 self._outbox.put_nowait(("unsubscribe", (channel,)))
+
+    async def watch_notes(self, team: str, board: str) -> None:
+        await self._subscribe(notes_channel(self.prefix, team, board), ("notes", team, board))
+
+    def unwatch_notes(self, team: str, board: str) -> None:
+        channel = notes_channel(self.prefix, team, board)
+        if self._channels.pop(channel, None) is not None and self._pubsub is not None:
+            self._outbox.put_nowait(("unsubscribe", (channel,)))
+
+    def publish_notes(self, team: str, board: str, message: dict[str, Any]) -> None:
+        self._publish(notes_channel(self.prefix, team, board), message)
 
     async def _subscribe(self, channel: str, meaning: tuple[str, str, str]) -> None:
         if channel in self._channels:
@@ -403,7 +438,9 @@ class RedisCluster:
             if node == self.node:
                 return
             self._known_nodes.add(node)
-            if kind == "team" and "frame" in message:
+            if kind == "notes":
+                listener.on_notes(team, board, node, message)
+            elif kind == "team" and "frame" in message:
                 listener.on_team_frame(team, message["frame"])
             elif kind == "team":
                 listener.on_part(

@@ -110,13 +110,18 @@ class ClusterSync:
         if room.seen_above:
             self._refill(room)
 
+    def on_notes(self, team: str, board: str, node: str, message: dict[str, Any]) -> None:
+        self._ctx.notes.remote(team, board, node, message)
+
     def on_node_down(self, node: str) -> None:
+        self._ctx.notes.node_down(node)
         self._ctx.presence.node_down(node)
         for room in self._ctx.rooms.rooms():
             room.node_down(node)
 
     async def on_resync(self) -> None:
         await self._ctx.presence.resync()
+        await self._ctx.notes.resync()
         for room in self._ctx.rooms.rooms():
             for user, participant in room.participants.items():
                 self._ctx.cluster.roster_join(

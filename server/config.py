@@ -215,6 +215,16 @@ class ServerConfig:
     )
     """Non-empty cells; this also bounds a board snapshot (about 10.4 MiB at 256 four-byte
     characters a cell, sent in parts of 64 KiB)."""
+    notes_max_bytes: int = field(
+        default=_ANNOUNCED.notes_max_bytes,
+        metadata=flag(
+            "notes-max-bytes", "a board's notes text, in UTF-8 bytes (default {default})"
+        ),
+    )
+    notes_update_max_bytes: int = field(
+        default=_ANNOUNCED.notes_update_max_bytes,
+        metadata=flag("notes-update-max-bytes", "one decoded notes.update (default {default})"),
+    )
     send_high_water_bytes: int = field(
         default=256 * 1024,
         metadata=flag(

@@ -14,6 +14,7 @@ from server.config import ServerConfig
 from server.directory import BoardDirectory
 from server.hub import Hub
 from server.metrics import Metrics
+from server.notes import NotesHub
 from server.peer import Peer, Sender
 from server.presence import PresenceTracker
 from server.store.base import Store
@@ -47,3 +48,5 @@ class ServerContext:
     """This server process's name in a cluster."""
     limits: Limits
     """The limits `welcome` announces."""
+    notes: NotesHub
+    """Each board's live notes document."""

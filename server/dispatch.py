@@ -51,6 +51,10 @@ from tui_collab.protocol import (
     ErrorCode,
     Hello,
     HistoryEntry,
+    NotesCaret,
+    NotesClose,
+    NotesOpen,
+    NotesUpdate,
     OpResult,
     PresenceQuery,
     PresenceSet,
@@ -104,6 +108,10 @@ class Dispatcher:
             CellsSet: self._cells_set,
             CellHistoryQuery: self._cell_history,
             AuthRefresh: self._auth_refresh,
+            NotesOpen: self._notes_open,
+            NotesUpdate: self._notes_update,
+            NotesCaret: self._notes_caret,
+            NotesClose: self._notes_close,
         }
 
     async def dispatch(self, session: Session, frame: str | bytes) -> None:
@@ -228,6 +236,7 @@ class Dispatcher:
         self._ctx.hub.remove(session)
         for board in list(session.boards):
             self.leave_board(session, board)
+        self._ctx.notes.forget(session)
         self._ctx.presence.disconnected(session, clean=clean)
         self._ctx.spawn(self._ctx.store.session_ended(session.id, utc_now(), close_code))
 
@@ -414,6 +423,7 @@ class Dispatcher:
 
     def leave_board(self, session: Session, board: str) -> None:
         session.boards.discard(board)
+        self._ctx.notes.close(session, board)
         room = self._ctx.rooms.get(session.team, board)
         if room is None:
             return
@@ -565,6 +575,23 @@ class Dispatcher:
         session.send(frame)
         if session.bucket is not None:
             session.bucket.charge(cost_tokens(len(frame)))  # by size, like presence.query
+
+    # --- notes (server.notes) -------------------------------------------------------
+
+    async def _notes_open(self, session: Session, message: NotesOpen) -> None:
+        await self._joined_room(session, message.board, message.id)
+        await self._ctx.notes.open(session, message)
+
+    async def _notes_update(self, session: Session, message: NotesUpdate) -> None:
+        await self._joined_room(session, message.board, message.id)
+        await self._ctx.notes.update(session, message)
+
+    async def _notes_caret(self, session: Session, message: NotesCaret) -> None:
+        await self._joined_room(session, message.board, message.id)
+        self._ctx.notes.caret(session, message)
+
+    async def _notes_close(self, session: Session, message: NotesClose) -> None:
+        self._ctx.notes.close(session, message.board)
 
     async def _auth_refresh(self, session: Session, message: AuthRefresh) -> None:
         try:

@@ -20,9 +20,11 @@ from server.dispatch import Dispatcher
 from server.hub import Hub, Session
 from server.limits import FloodGuard, TokenBucket
 from server.metrics import Metrics
+from server.notes import NotesHub, NotesLimits
 from server.peer import Peer
 from server.presence import PresenceTracker
 from server.store import SQLiteStore
+from server.store.notes_sqlite import SQLiteNotes
 from tests.unit.doubles import ManualClock, RecordingPeer, RecordingSender
 from tui_collab.protocol import BoardState, Limits
 
@@ -75,6 +77,14 @@ class Core:
             spawn=self.spawn,
             node="n-test",
             limits=Limits(),
+            notes=NotesHub(
+                SQLiteNotes(self.store),
+                self.sender,
+                self.cluster,
+                self.spawn,
+                0.05,
+                NotesLimits(self.config.notes_max_bytes, self.config.notes_update_max_bytes),
+            ),
         )
         self.dispatcher = Dispatcher(self.ctx)
 

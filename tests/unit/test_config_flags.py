@@ -43,6 +43,8 @@ FLAGS = {
     "max-board-participants": "max_board_participants",
     "max-boards-per-team": "max_boards_per_team",
     "max-cells-per-board": "max_cells_per_board",
+    "notes-max-bytes": "notes_max_bytes",
+    "notes-update-max-bytes": "notes_update_max_bytes",
     "send-high-water": "send_high_water_bytes",
     "slow-close-after": "slow_close_after_s",
     "redis": "redis_url",
