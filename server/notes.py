@@ -46,6 +46,7 @@ from tui_collab.yupdate import (
     ParsedUpdate,
     UpdateError,
     check_notes_update,
+    state_vector,
 )
 
 logger = logging.getLogger(__name__)
@@ -302,7 +303,8 @@ class NotesHub:
         except (UpdateError, ValueError) as exc:
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"update: {exc}", message.id) from None
         cap = self.limits.max_bytes
-        if parsed.inserted_bytes and len(notes.text) + parsed.inserted_bytes > cap:
+        adds = parsed.new_bytes(state_vector(notes.doc.get_state()))
+        if adds and len(notes.text) + adds > cap:
             raise ProtocolError(
                 ErrorCode.QUOTA_EXCEEDED,
                 f"the notes of board {message.board!r} would pass {cap} bytes; "

@@ -80,11 +80,16 @@ class ParsedUpdate:
     @property
     def inserted_bytes(self) -> int:
         """UTF-8 bytes of text the update inserts (duplicates of known text included)."""
+        return self.new_bytes({})
+
+    def new_bytes(self, have: dict[int, int]) -> int:
+        """UTF-8 bytes of text a document at state vector `have` does not hold yet (a
+        string only partly known counts whole)."""
         return sum(
             len(s.text.encode("utf-8", "surrogatepass"))
-            for _, structs in self.clients
+            for client, structs in self.clients
             for s in structs
-            if s.text is not None
+            if s.text is not None and s.clock + s.length > have.get(client, 0)
         )
 
 

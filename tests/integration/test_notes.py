@@ -191,6 +191,8 @@ async def test_oversize_full_not_joined_not_opened_and_bad_sv_are_refused(
     reply = await send_update(alice, "plan", doc.get_update(more_sv), "full")
     assert reply["code"] == "quota_exceeded"
     assert "1000 bytes" in reply["message"]
+    # Sending again what the server holds (a re-sync after a reconnect) adds nothing.
+    assert (await send_update(alice, "plan", pieces[0], "again"))["type"] == "ack"
 
 
 async def test_a_notes_update_over_the_rate_is_refused_rate_limited(

@@ -21,6 +21,7 @@ from tui_collab.yupdate import (
     check_notes_update,
     parse_update,
     split_update,
+    state_vector,
     text_problem,
 )
 
@@ -96,6 +97,14 @@ def test_what_an_update_inserts_is_counted_in_utf8_bytes() -> None:
     text.insert(0, "é😀a")
     assert parse_update(doc.get_update()).inserted_bytes == 7
     assert parse_update(EMPTY_UPDATE).inserted_bytes == 0
+    # What a document already holds is not new to it.
+    have = state_vector(doc.get_state())
+    before = doc.get_state()
+    text.insert(0, "xy")
+    both = parse_update(doc.get_update())
+    assert both.inserted_bytes == 9
+    assert both.new_bytes(have) == 2
+    assert parse_update(doc.get_update(before)).new_bytes(have) == 2
 
 
 @pytest.mark.parametrize(
