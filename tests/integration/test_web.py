@@ -40,6 +40,7 @@ def web(tmp_path: Path) -> Iterator[WebProcess]:
     process.start()
     yield process
     assert process.stop() == 0, process.log()
+    assert all(process_gone(pid) for pid in process.visitor_pids())  # none outlives it
 
 
 async def open_page(browser: Browser, web: WebProcess) -> TerminalPage:
