@@ -46,6 +46,7 @@ from tui_collab.yupdate import (
     ParsedUpdate,
     UpdateError,
     check_notes_update,
+    is_panic,
     state_vector,
 )
 
@@ -116,7 +117,13 @@ class BoardNotes:
         each update as it is applied, so every subscriber gets them in causal order."""
         for ready, tag in self.queue.offer(update, (by, sender), self.doc.get_state(), parsed):
             author, origin = cast("tuple[str, Peer | None]", tag)
-            self.doc.apply_update(ready)
+            try:
+                self.doc.apply_update(ready)
+            except BaseException as exc:
+                if not is_panic(exc) and not isinstance(exc, ValueError):
+                    raise
+                logger.error("notes %s/%s: Yrs failed on an update: %s", self.team, self.board, exc)
+                continue
             frame = encode(NotesUpdated(board=self.board, update=b64(ready), by=author))
             self.broadcast(frame, exclude=origin)
 
@@ -302,6 +309,12 @@ class NotesHub:
             Doc().apply_update(data)  # Yrs' own decoder, on nothing of ours
         except (UpdateError, ValueError) as exc:
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"update: {exc}", message.id) from None
+        except BaseException as exc:
+            if not is_panic(exc):
+                raise
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST, "update: Yjs cannot apply it", message.id
+            ) from None
         cap = self.limits.max_bytes
         adds = parsed.new_bytes(state_vector(notes.doc.get_state()))
         if adds and len(notes.text) + adds > cap:

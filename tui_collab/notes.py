@@ -56,6 +56,7 @@ from tui_collab.yupdate import (
     NOTES_ROOT,
     CausalQueue,
     UpdateError,
+    is_panic,
     parse_update,
     split_update,
 )
@@ -384,6 +385,11 @@ class SharedNotes:
             try:
                 with self.doc.transaction(origin=self.REMOTE):
                     self.doc.apply_update(piece)
+            except BaseException as exc:
+                if not is_panic(exc) and not isinstance(exc, ValueError):
+                    raise
+                logger.warning("notes of %s: Yrs failed on an update: %s", self.board, exc)
+                continue
             finally:
                 self._remote = False
             if persist and self._replica is not None:

@@ -197,6 +197,13 @@ def _read_struct(reader: _Reader, clock: int) -> Struct:
     return struct
 
 
+def is_panic(exc: BaseException) -> bool:
+    """Whether `exc` is a Rust panic inside Yrs, which pyo3 raises as a `BaseException`
+    (`pyo3_runtime.PanicException`, not importable): callers catch it around Yrs calls
+    on untrusted updates, as they catch `ValueError`, and re-raise everything else."""
+    return type(exc).__name__ == "PanicException"
+
+
 def text_problem(text: str) -> str | None:
     """Why the notes would refuse `text`, in words; None when it is fine."""
     found = NOTES_REFUSED.search(text)

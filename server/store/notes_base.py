@@ -11,12 +11,15 @@ matters.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from pycrdt import Doc, Text
 
-from tui_collab.yupdate import NOTES_ROOT, CausalQueue, UpdateError
+from tui_collab.yupdate import NOTES_ROOT, CausalQueue, UpdateError, is_panic
+
+logger = logging.getLogger(__name__)
 
 COMPACT_AFTER: Final = 500
 """Log entries that trigger a compaction. A keystroke is one update of 25 to 40 bytes,
@@ -53,7 +56,12 @@ class StoredNotes:
             except UpdateError:
                 continue  # checked before it was stored; an older format stays unread
             for piece, _ in ready:
-                doc.apply_update(piece)
+                try:
+                    doc.apply_update(piece)
+                except BaseException as exc:
+                    if not is_panic(exc) and not isinstance(exc, ValueError):
+                        raise
+                    logger.error("a stored notes update Yrs cannot apply was skipped: %s", exc)
         return doc, queue
 
     def compacted(self) -> tuple[bytes, list[bytes]]:

@@ -19,6 +19,7 @@ from tui_collab.yupdate import (
     EMPTY_UPDATE,
     UpdateError,
     check_notes_update,
+    is_panic,
     parse_update,
     split_update,
     state_vector,
@@ -149,3 +150,13 @@ def test_tabs_and_newlines_are_text() -> None:
 def test_malformed_bytes_are_refused(data: bytes, says: str) -> None:
     with pytest.raises(UpdateError, match=says):
         parse_update(data)
+
+
+def test_a_yrs_panic_is_told_apart_from_other_errors() -> None:
+    _doc, text = notes()
+    text.insert(0, "ab")
+    with pytest.raises(BaseException) as raised:  # noqa: PT011 - pyo3's panic is not importable
+        del text[1:5]
+    assert is_panic(raised.value)
+    assert not isinstance(raised.value, Exception)
+    assert not is_panic(ValueError("x"))
