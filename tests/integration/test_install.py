@@ -95,7 +95,8 @@ def test_the_wheel_installs_into_a_fresh_venv_bare_and_with_server(tmp_path: Pat
     assert "Requires-Dist: aiosqlite" not in info.split("Provides-Extra")[0]  # not bare
 
     venv = tmp_path / "venv"
-    made = run([sys.executable, "-m", "venv", str(venv)])
+    # No pip in it (ensurepip is most of a venv's making): ours installs into it.
+    made = run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
     assert made.returncode == 0, made.stderr
     python, bin_dir = venv / "bin" / "python", venv / "bin"
     # Out of the checkout, with no path of ours: only what the wheel installed is found.
@@ -105,7 +106,8 @@ def test_the_wheel_installs_into_a_fresh_venv_bare_and_with_server(tmp_path: Pat
     def in_venv(*command: str) -> subprocess.CompletedProcess[str]:
         return run(list(command), env=clean | {"HOME": str(home)}, cwd=tmp_path)
 
-    bare = in_venv(str(python), "-m", "pip", "install", "-q", str(wheel))
+    pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-compile"]
+    bare = in_venv(*pip, str(wheel))
     assert bare.returncode == 0, bare.stderr
     client = in_venv(
         str(python), "-c", "import tui_collab.client, tui_collab.app; print(tui_collab.__file__)"
@@ -127,7 +129,7 @@ def test_the_wheel_installs_into_a_fresh_venv_bare_and_with_server(tmp_path: Pat
         "pass --server URL\n"
     )
 
-    full = in_venv(str(python), "-m", "pip", "install", "-q", f"{wheel}[server]")
+    full = in_venv(*pip, f"{wheel}[server]")
     assert full.returncode == 0, full.stderr
     version = in_venv(str(bin_dir / "tui-collab"), "--version")
     assert (version.returncode, version.stdout) == (0, f"tui-collab {__version__}\n")
