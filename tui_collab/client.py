@@ -26,6 +26,7 @@ import contextlib
 import itertools
 import logging
 import secrets
+import sqlite3
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -50,6 +51,7 @@ from tui_collab.events import (
     Connecting,
     ConnectionState,
     EventBus,
+    OutboxFailed,
     PendingChanged,
     Reconnecting,
     Restored,
@@ -330,7 +332,11 @@ class CollabClient:
                 self._state.stand_in(board)  # offline: joined on connect, then synced
             replica = None
             if self._outbox_file is not None:
-                replica = NotesReplica.beside(self._outbox_file.path, self._outbox_file.key)
+                try:
+                    replica = NotesReplica.beside(self._outbox_file.path, self._outbox_file.key)
+                except (OSError, sqlite3.Error) as exc:
+                    # Synced all the same; only quitting while offline would lose edits.
+                    self._bus.emit(OutboxFailed(f"cannot keep the notes on disk: {exc}"))
             limits = self.welcome.limits if self.welcome else None
             user = self.welcome.user.id if self.welcome else (self._user or "")
             notes = SharedNotes(

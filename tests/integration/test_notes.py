@@ -7,6 +7,7 @@ made by pycrdt documents, as a client in any language would send them.
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +19,8 @@ from tests.support.board import create_board, join_board
 from tests.support.peer import Message, Peer
 from tests.support.waiting import eventually
 from tui_collab.client import ClientError, CollabClient
-from tui_collab.events import NotesCaretsChanged, NotesChanged
+from tui_collab.events import NotesCaretsChanged, NotesChanged, OutboxFailed
+from tui_collab.outbox import Outbox
 from tui_collab.yupdate import EMPTY_UPDATE, split_update
 
 
@@ -248,3 +250,25 @@ async def test_client_library_syncs_edits_carets_and_events(server: CollabServer
         with pytest.raises(ClientError) as refused:
             await bob.open_notes("nope")
         assert refused.value.code == "not_found"
+
+
+async def test_notes_sync_when_the_data_dir_cannot_keep_them(
+    server: CollabServer, tmp_path: Path
+) -> None:
+    outbox = Outbox(tmp_path / "alice" / "outbox.sqlite3", "alice-key")
+    (tmp_path / "alice" / "notes.sqlite3").mkdir()  # no file can be made there
+    failures: list[OutboxFailed] = []
+    async with CollabClient(server.url, token=token("alice", "core"), outbox=outbox) as alice:
+        alice.on(OutboxFailed, failures.append)
+        await alice.create_board("Plan", 4, 4, board="plan")
+        notes = await alice.open_notes("plan")
+        notes.insert(0, "still synced")
+        await eventually(lambda: notes.unacked == 0 and notes.synced)
+        carol = await Peer.join(server.url, token("carol", "core"))
+        await join_board(carol, "plan")
+        state = await open_notes(carol, "plan")
+        copy, copy_text = replica(9)
+        copy.apply_update(base64.b64decode(state["update"]))
+        assert str(copy_text) == "still synced"
+    assert len(failures) == 1
+    assert "cannot keep the notes on disk" in failures[0].message
