@@ -1,8 +1,11 @@
-"""Notes across two server nodes on one real Redis, and compaction through the server."""
+"""Notes across server nodes on one real Redis: fan-out, a node killed mid-typing, and
+compaction through the server."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import random
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +17,11 @@ from server.redis_util import awaited
 from server.store.notes_base import COMPACT_AFTER
 from tests.conftest import StartServer, token
 from tests.support.board import create_board, join_board
+from tests.support.notes_typing import fast_backoff, holds, type_into
 from tests.support.peer import Message, Peer
+from tests.support.process import ServerProcess
 from tests.support.waiting import eventually
+from tui_collab.client import CollabClient
 
 
 def b64(data: bytes) -> str:
@@ -94,3 +100,49 @@ async def test_the_log_is_compacted_past_its_threshold_and_loads_whole(
     cold: Doc[Any] = Doc()
     cold.apply_update(base64.b64decode(state["update"]))
     assert str(cold.get("notes", type=Text)) == str(text)
+
+
+async def test_a_node_killed_while_its_client_types_loses_no_acked_update(
+    redis_url: str, tmp_path: Path
+) -> None:
+    nodes = [
+        ServerProcess(tmp_path / f"node{n}", "--redis", redis_url, "--auth", "open")
+        for n in range(2)
+    ]
+    urls = [node.start() for node in nodes]
+    typist = CollabClient(urls, user="ann", team="core", backoff=fast_backoff(1))
+    reader = CollabClient(urls[1], user="ben", team="core", backoff=fast_backoff(2))
+    acked: list[bytes] = []
+    stop = asyncio.Event()
+    typing: asyncio.Task[None] | None = None
+    try:
+        for client in (typist, reader):
+            client.start()
+            await client.wait_connected()
+        await typist.create_board("Plan", 4, 4, board="plan")
+        mine = await typist.open_notes("plan")
+        theirs = await reader.open_notes("plan")
+        mine.on_acked = acked.append
+        typing = asyncio.create_task(type_into(mine, random.Random(3), stop))
+        await eventually(lambda: len(acked) > 40, timeout=10, what="acks from node 0")
+        nodes[0].kill()
+        killed_with = len(acked)
+        await eventually(lambda: len(acked) > killed_with + 20, timeout=10, what="acks, node 1")
+        stop.set()
+        await typing
+        await eventually(
+            lambda: mine.unacked == 0 and str(theirs.text) == str(mine.text),
+            timeout=10,
+            what="the reader on node 1 has every key",
+        )
+        state = theirs.doc.get_update()
+        assert all(holds(state, update) for update in acked)
+    finally:
+        stop.set()
+        if typing is not None:
+            typing.cancel()
+            await asyncio.gather(typing, return_exceptions=True)
+        for client in (typist, reader):
+            await client.close()
+        for node in nodes:
+            node.stop()
