@@ -317,7 +317,7 @@ class NotesHub:
             ) from None
         cap = self.limits.max_bytes
         adds = parsed.new_bytes(state_vector(notes.doc.get_state()))
-        if adds and len(notes.text) + adds > cap:
+        if adds and len(notes.text) + notes.queue.held_bytes + adds > cap:
             raise ProtocolError(
                 ErrorCode.QUOTA_EXCEEDED,
                 f"the notes of board {message.board!r} would pass {cap} bytes; "

@@ -405,6 +405,12 @@ class CausalQueue:
 
     held: list[tuple[bytes, ParsedUpdate, object]] = field(default_factory=list)
 
+    @property
+    def held_bytes(self) -> int:
+        """The size of what is held: a cap on a document must count it too, or updates
+        that never become ready would escape it."""
+        return sum(len(update) for update, _, _ in self.held)
+
     def offer(
         self, update: bytes, tag: object, state: bytes, parsed: ParsedUpdate | None = None
     ) -> list[tuple[bytes, object]]:

@@ -272,3 +272,28 @@ async def test_notes_sync_when_the_data_dir_cannot_keep_them(
         assert str(copy_text) == "still synced"
     assert len(failures) == 1
     assert "cannot keep the notes on disk" in failures[0].message
+
+
+async def test_updates_that_wait_for_a_missing_one_count_against_the_cap(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(notes_max_bytes=1_000)
+    alice = await Peer.join(server.url, token("alice", "core"))
+    await create_board(alice, "plan")
+    await join_board(alice, "plan")
+    await open_notes(alice, "plan")
+    doc, text = replica(1)
+    text.insert(0, "never sent")  # what every later update builds on
+    for n in range(5):
+        before = doc.get_state()
+        text.insert(len(text), "w" * 180)
+        reply = await send_update(alice, "plan", doc.get_update(before), f"w{n}")
+        assert reply["type"] == "ack"  # stored, held back: nothing to build on yet
+    before = doc.get_state()
+    text.insert(len(text), "w" * 150)
+    reply = await send_update(alice, "plan", doc.get_update(before), "over")
+    assert reply["code"] == "quota_exceeded"
+    live = server.notes.get("core", "plan")
+    assert live is not None
+    assert str(live.text) == ""
+    assert len(live.queue.held) == 5
