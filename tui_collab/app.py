@@ -41,6 +41,7 @@ from tui_collab.events import (
     StateChanged,
 )
 from tui_collab.mirror import BoardMirror
+from tui_collab.notes_tools import NotesTools
 from tui_collab.protocol import (
     MAX_CELL_CHARS,
     Activity,
@@ -64,6 +65,7 @@ from tui_collab.screens import HelpScreen, PickScreen, QuitScreen
 from tui_collab.widgets.editor import CellEditor
 from tui_collab.widgets.feed import ActivityFeed
 from tui_collab.widgets.grid import BoardGrid
+from tui_collab.widgets.notes import NotesPane
 from tui_collab.widgets.presence import BoardList, PresenceList
 from tui_collab.widgets.status import StatusBar, closed_line
 from tui_collab.widgets.value_line import ValueLine
@@ -98,7 +100,7 @@ def board_id_from(name: str) -> str:
     return slug[:64] or "board"
 
 
-class CollabApp(BoardTools, ScreenFit, App[None]):
+class CollabApp(NotesTools, BoardTools, ScreenFit, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "tui-collab"
 
@@ -106,6 +108,7 @@ class CollabApp(BoardTools, ScreenFit, App[None]):
         Binding("s", "cycle_status", "Status"),
         Binding("f", "follow", "Follow"),
         Binding("b", "boards", "Boards"),
+        Binding("t", "notes", "Notes"),
         Binding("z", "zoom", "Zoom"),
         Binding("r", "reconnect", "Reconnect", show=False),
         Binding("question_mark", "help", "Help"),
@@ -151,6 +154,7 @@ class CollabApp(BoardTools, ScreenFit, App[None]):
         """What the app said as it quit ('discarded 3 unsaved edits'); also printed."""
         self._titles: dict[str, str] = {}
         self._init_tools()
+        self._init_notes()
 
     # --- layout ---------------------------------------------------------------------
 
@@ -172,6 +176,7 @@ class CollabApp(BoardTools, ScreenFit, App[None]):
                     yield Label("/", id="search-label")
                     yield Input(placeholder="find in cells · Enter · Esc", id="search-input")
                 yield ActivityFeed(self.clock.now, id="feed")
+            yield NotesPane(self.clock.monotonic, id="notes-pane")
         yield Label("", id="too-small")
         yield StatusBar(self.clock.monotonic, now=self.clock.now, id="status")
         yield Footer()
@@ -191,6 +196,7 @@ class CollabApp(BoardTools, ScreenFit, App[None]):
     def on_mount(self) -> None:
         self.query_one("#editor").display = False
         self.query_one("#search").display = False
+        self.notes_pane.display = False
         self.status_bar.where = self.where
         client = self.client
         self.status_bar.token_expires_at = lambda: client.token_expires_at
@@ -210,6 +216,7 @@ class CollabApp(BoardTools, ScreenFit, App[None]):
             client.on(OpRefused, self._on_op_refused),
             client.on(Restored, self._on_restored),
             client.on(OutboxFailed, self._on_outbox_failed),
+            *self.notes_subscriptions(),
         ]
         # The command line may have started the client already (to fail before the
         # screen opens): take its state as if it had just changed.
@@ -227,6 +234,7 @@ class CollabApp(BoardTools, ScreenFit, App[None]):
     async def on_unmount(self) -> None:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
+        await self.close_notes()
         await self.client.close()
 
     # --- board ----------------------------------------------------------------------
@@ -255,6 +263,7 @@ class CollabApp(BoardTools, ScreenFit, App[None]):
         self._update_title()
         self._refresh_sidebar()
         self.show_value()
+        self.notes_board_shown(mirror.id)
 
     def _update_title(self) -> None:
         mirror = self.client.joined.get(self.board_id)
@@ -375,7 +384,7 @@ class CollabApp(BoardTools, ScreenFit, App[None]):
 
     def _on_pending(self, event: PendingChanged) -> None:
         unsaved = self.client.unsaved_count
-        self.status_bar.pending = unsaved
+        self.status_bar.pending = unsaved + self.notes_unsaved
         self.status_bar.refresh()
         if event.board == self.board_id:
             self.grid.refresh()
@@ -775,6 +784,7 @@ class CollabApp(BoardTools, ScreenFit, App[None]):
         yield SystemCommand("Cycle status", "online → busy → away", self.action_cycle_status)
         yield SystemCommand("Follow a teammate", "keep their cursor in view", self.action_follow)
         yield SystemCommand("Switch or create board", "pick a board", self.action_boards)
+        yield SystemCommand("Notes", "the board's shared notes (t)", self.action_notes)
         yield SystemCommand("Reconnect now", "skip the reconnect wait", self.action_reconnect)
         yield SystemCommand("Undo", "take back your last edit (ctrl+z)", self.action_undo)
         yield SystemCommand("Redo", "write again what undo took back (ctrl+y)", self.action_redo)

@@ -32,6 +32,8 @@ from typing import Any
 
 from pycrdt import Subscription, Text, TextEvent, UndoManager
 
+from tui_collab.yupdate import NOTES_REFUSED
+
 logger = logging.getLogger(__name__)
 
 Location = tuple[int, int]
@@ -53,6 +55,14 @@ class LocalOrigin:
         return "<notes: local edit>"
 
 
+def cleaned(text: str) -> tuple[str, int]:
+    """`text` as the notes can hold it, and how many characters were taken out: line
+    breaks become "\\n", other control characters (which the server refuses) go."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    kept = NOTES_REFUSED.sub("", text)
+    return kept, len(text) - len(kept)
+
+
 def shown(text: str) -> str:
     """`text` as the editor shows it: same length, no line break but "\\n"."""
     return text.translate(_SEPARATOR_TABLE)
@@ -63,6 +73,10 @@ def shown(text: str) -> str:
 
 def utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def utf16_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-16-le")) // 2
 
 
 def advance_bytes(text: str, start: int, nbytes: int) -> int:
@@ -160,8 +174,11 @@ class NotesBinding:
         on_change: Callable[[ViewChange], None],
         *,
         capture_ms: int = UNDO_CAPTURE_MS,
+        max_bytes: int | None = None,
     ) -> None:
         self.text = text
+        self.max_bytes = max_bytes
+        """The server's cap on the text (UTF-8 bytes); None: no cap known."""
         self.on_change = on_change
         self.origin = LocalOrigin()
         self.value = str(text)
@@ -201,6 +218,16 @@ class NotesBinding:
                 self.text.insert(at, inserted)
         self.value = value[:a] + inserted + value[b:]
         self.anchor = self.head = a + len(inserted)
+
+    def too_big(self, start: Location, end: Location, inserted: str) -> bool:
+        """Whether replacing `start`..`end` with `inserted` would take the text past
+        `max_bytes` (what the server would refuse; a deletion never does)."""
+        if self.max_bytes is None or not inserted:
+            return False
+        value = self.value
+        a, b = sorted((offset_of(value, start), offset_of(value, end)))
+        size = utf8_len(value) - utf8_len(value[a:b]) + utf8_len(inserted)
+        return size > self.max_bytes
 
     def select(self, anchor: Location, head: Location) -> None:
         """The editor's selection moved (by keys, the mouse, or an edit)."""

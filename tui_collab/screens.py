@@ -30,6 +30,7 @@ Column width     < or > narrows or widens it, for everyone
 Status           s cycles online → busy → away
 Follow           f, then pick a teammate; any key stops
 Boards           b switches board or creates one
+Notes            t opens the board's shared notes; Esc leaves
 Zoom             z hides the sidebar and the feed (z shows them)
 Reconnect        r reconnects now
 Commands         ctrl+p opens the command palette
@@ -47,7 +48,13 @@ Undo never overwrites a teammate: a cell someone changed
 after your edit keeps their value, and the status bar says
 who. A paste or a clear is one undo step. A paste fills the
 block from the cursor; what falls past the board's edge is
-left out, and you are told."""
+left out, and you are told.
+
+In the notes everyone types at once and every key is kept;
+teammates' carets and selections show in their colour with
+their name, and ✎ while they type. There ctrl+z / ctrl+y undo
+and redo your own changes only. Changes made offline are kept
+and merged when the connection returns."""
 
 
 class HelpScreen(ModalScreen[None]):

@@ -20,9 +20,11 @@ from tui_collab.notes_binding import (
     NotesBinding,
     ViewChange,
     advance_bytes,
+    cleaned,
     location_of,
     offset_of,
 )
+from tui_collab.notes_tools import sendable_caret
 
 
 class Editor:
@@ -273,3 +275,34 @@ def test_a_change_that_does_not_fit_the_text_held_reloads_the_whole_text() -> No
     editor.text = "ab"
     remote_insert(theirs, their_text, mine, 6, "!")
     assert editor.text == str(my_text) == "abcdef!"
+
+
+def test_pasted_control_characters_are_left_out_and_counted() -> None:
+    assert cleaned("plain\ttext\n") == ("plain\ttext\n", 0)
+    assert cleaned("a\r\nb\rc") == ("a\nb\nc", 0)  # line breaks kept, as "\n"
+    assert cleaned("bell\x07 esc\x1b[31m nel\x85 del\x7f") == ("bell esc[31m nel del", 4)
+
+
+def test_an_edit_past_the_cap_is_told_before_it_is_made() -> None:
+    _doc, text = replica("héllo")  # 6 bytes
+    editor = Editor(text)
+    editor.binding.max_bytes = 8
+    assert not editor.binding.too_big((0, 5), (0, 5), "ab")  # 8 bytes: fits
+    assert editor.binding.too_big((0, 5), (0, 5), "é!")  # 9 bytes
+    assert not editor.binding.too_big((0, 0), (0, 2), "abc")  # replaces "hé": 7 bytes
+    assert not editor.binding.too_big((0, 0), (0, 5), "")  # deleting always fits
+
+
+def test_a_caret_is_sent_as_an_index_shared_notes_can_place() -> None:
+    """`SharedNotes.set_caret` makes a UTF-8 offset of the index and pycrdt reads it as
+    UTF-16 units, failing at or past the end: the app sends what lands right (or just
+    before, at the end) and never past it."""
+    assert sendable_caret("", 0) is None
+    assert [sendable_caret("abc", i) for i in range(4)] == [0, 1, 2, 2]
+    for text in ("héllo wörld", "a😀b\n日本語"):
+        total = len(text.encode("utf-16-le")) // 2
+        for index in range(len(text) + 1):
+            sent = sendable_caret(text, index)
+            assert sent is not None
+            assert len(text[:sent].encode()) < total
+    assert sendable_caret("héllo", 4) == 3  # "hél" is 4 bytes as "héll" is 4 units: exact

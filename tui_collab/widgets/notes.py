@@ -23,7 +23,7 @@ from textual.message import Message
 from textual.widgets import Label, TextArea
 from textual.widgets.text_area import Edit, EditResult, Selection
 
-from tui_collab.notes_binding import Location, NotesBinding, ViewChange
+from tui_collab.notes_binding import Location, NotesBinding, ViewChange, cleaned
 from tui_collab.widgets.grid import IDLE_AFTER_S, TYPING_EXPIRES_S, TYPING_MARK
 
 RELOAD_OVER_EDITS = 64
@@ -62,6 +62,20 @@ class NotesArea(TextArea, inherit_bindings=True):
 
     class CaretMoved(Message):
         """This user's caret or selection moved (to send it to the others)."""
+
+    class Cleaned(Message):
+        """Pasted text held control characters the notes cannot hold: they were left out."""
+
+        def __init__(self, removed: int) -> None:
+            super().__init__()
+            self.removed = removed
+
+    class Full(Message):
+        """An edit would take the notes past the server's cap; it was not made."""
+
+        def __init__(self, max_bytes: int) -> None:
+            super().__init__()
+            self.max_bytes = max_bytes
 
     class NothingToUndo(Message):
         """ctrl+z (or ctrl+y) found none of this user's changes to take back (or redo)."""
@@ -119,9 +133,16 @@ class NotesArea(TextArea, inherit_bindings=True):
         """Every change to the text passes here: this user's go to the binding too."""
         if self._applying or self.binding is None:
             return super().edit(edit)
+        edit.text, removed = cleaned(edit.text)
+        if removed:
+            self.post_message(self.Cleaned(removed))
         top, bottom = sorted((edit.from_location, edit.to_location))
         top = self.clamp_visitable(top)
         bottom = self.clamp_visitable(bottom)
+        if self.binding.too_big(top, bottom, edit.text):
+            # Refused here, said at once, nothing changed: the server would refuse it.
+            self.post_message(self.Full(self.binding.max_bytes or 0))
+            return EditResult(end_location=self.selection.end, replaced_text="")
         result = super().edit(edit)
         # What the document holds now, which is what was typed or pasted with its line
         # breaks made "\n" (the editor splits "\r\n" and the rest into lines).
@@ -224,6 +245,7 @@ class NotesPane(Vertical):
     def __init__(self, clock: Callable[[], float] = time.monotonic, *, id: str | None = None):
         super().__init__(id=id)
         self.clock = clock
+        self._title = Text()
 
     def compose(self) -> ComposeResult:
         yield Label("", id="notes-title")
@@ -247,4 +269,6 @@ class NotesPane(Vertical):
         if problem:
             title.append(f"  ! {problem}", "bold red")
         title.append("   esc grid · ctrl+z undo", "dim")
-        self.query_one("#notes-title", Label).update(title)
+        if title != self._title:  # an update lays the screen out again: only a change
+            self._title = title
+            self.query_one("#notes-title", Label).update(title)
