@@ -62,6 +62,7 @@ bench: $(VENV)/.installed-test
 	$(PY) -m bench.app_cursors --repeats 1 --seconds 5
 	$(PY) -m bench.paste --repeats 1
 	$(PY) -m bench.paste_app --repeats 1
+	$(PY) -m bench.notes --repeats 1 --seconds 5
 
 bench-full: $(VENV)/.installed-test
 	$(PY) -m bench.edits
@@ -73,6 +74,7 @@ bench-full: $(VENV)/.installed-test
 	$(PY) -m bench.app_cursors
 	$(PY) -m bench.paste
 	$(PY) -m bench.paste_app
+	$(PY) -m bench.notes
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
