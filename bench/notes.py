@@ -11,7 +11,8 @@ typist's replica has applied it (`NotesChanged` from that typist, in arrival ord
 the server keeps each sender's order); every key counts once per other typist. The
 load generator shares the machine with the server: its own work (19 replicas applying
 every key) is in the figures, as an app's would be, and its CPU is printed beside the
-server's (percent of one core).
+server's (percent of one core). Each run first waits (up to BENCH_QUIET_PATIENCE_S,
+20 s) for the machine to idle, and says how busy it was.
 
 Opening: a writer builds a document of `--chars` characters in 50-character updates,
 the server is restarted on the same data directory, and a fresh client opens the notes
@@ -33,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.common import cpu_seconds, machine, median, percentile, start_ours
+from bench.common import cpu_seconds, machine, median, percentile, start_ours, wait_for_quiet
 from tui_collab.client import CollabClient
 from tui_collab.events import NotesChanged
 from tui_collab.notes import SharedNotes
@@ -185,10 +186,14 @@ def main() -> None:
         f"# {args.typists} typists x {args.rate:g} keys/s for {args.seconds:g} s; "
         "latency = key made to another replica applied it"
     )
-    print("| run | keys | deliveries | p50 ms | p99 ms | max ms | server CPU % | clients CPU % |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| run | machine busy % before | keys | deliveries | p50 ms | p99 ms | max ms "
+        "| server CPU % | clients CPU % |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     p50s, p99s, cpus = [], [], []
     for repeat in range(args.repeats):
+        quiet = wait_for_quiet()
         served = start_ours()
         try:
             before = cpu_seconds(served.proc.pid)
@@ -207,11 +212,11 @@ def main() -> None:
         cpus.append(cpu)
         late = f" ({typing.late} unmatched)" if typing.late else ""
         print(
-            f"| {repeat + 1} | {keys:,} | {len(lat):,}{late} | {p50:,.1f} | {p99:,.1f} "
-            f"| {max(lat):,.1f} | {cpu:,.0f} | {clients_cpu:,.0f} |"
+            f"| {repeat + 1} | {quiet:,.0f} | {keys:,} | {len(lat):,}{late} | {p50:,.1f} "
+            f"| {p99:,.1f} | {max(lat):,.1f} | {cpu:,.0f} | {clients_cpu:,.0f} |"
         )
     p50, p99, cpu = median(p50s), median(p99s), median(cpus)
-    print(f"| median | | | {p50:,.1f} | {p99:,.1f} | | {cpu:,.0f} | |")
+    print(f"| median | | | | {p50:,.1f} | {p99:,.1f} | | {cpu:,.0f} | |")
     print(f"\n# opening {args.chars:,} characters (ms, open_notes to the whole text)")
     print("| run | cold (server just started) | warm |")
     print("|---|---:|---:|")
