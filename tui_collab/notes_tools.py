@@ -9,8 +9,9 @@ pane is tui_collab.widgets.notes; the replica and its sync are tui_collab.notes.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, ParamSpec, TypeAlias
 
 from textual import work
 from textual.app import App
@@ -30,6 +31,21 @@ CARET_EVERY_S = 0.05
 """This user's caret goes out at most this often (the server's window is 50 ms too)."""
 BESIDE_FROM_COLUMNS = 110
 """Terminals this wide show the notes beside the grid; narrower ones, instead of it."""
+
+
+P = ParamSpec("P")
+
+
+def _unless_quitting(method: Callable[P, None]) -> Callable[P, None]:
+    """Do nothing once the screen is gone: client events still arrive while the app
+    quits, after its widgets are removed."""
+
+    @functools.wraps(method)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> None:
+        with contextlib.suppress(NoMatches):
+            method(*args, **kwargs)
+
+    return guarded
 
 
 def sendable_caret(text: str, index: int) -> int | None:
@@ -268,6 +284,7 @@ class NotesTools(_Base):
 
     # --- the client's notes events -----------------------------------------------------
 
+    @_unless_quitting
     def _on_notes_changed(self, event: NotesChanged) -> None:
         notes = self.notes
         if notes is None or event.board != notes.board:
@@ -288,6 +305,7 @@ class NotesTools(_Base):
             self._notes_kept = 0
         self._show_notes_state()
 
+    @_unless_quitting
     def _on_notes_carets(self, event: NotesCaretsChanged) -> None:
         notes, binding = self.notes, self.notes_binding
         if notes is None or binding is None or event.board != notes.board:
@@ -313,6 +331,7 @@ class NotesTools(_Base):
             )
         area.show_carets(shown)
 
+    @_unless_quitting
     def _on_notes_refused(self, event: NotesRefused) -> None:
         if self.notes is None or event.board != self.notes.board:
             return
@@ -332,6 +351,7 @@ class NotesTools(_Base):
         mirror = self.client.joined.get(board)
         return mirror.meta.title if mirror else board
 
+    @_unless_quitting
     def _show_notes_state(self) -> None:
         notes = self.notes
         pane = self.notes_pane
