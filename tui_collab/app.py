@@ -22,6 +22,7 @@ from textual.actions import SkipAction
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.driver import Driver
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.widgets import Footer, Input, Label
@@ -40,6 +41,7 @@ from tui_collab.events import (
     Restored,
     StateChanged,
 )
+from tui_collab.hangup import ending_driver
 from tui_collab.mirror import BoardMirror
 from tui_collab.notes_tools import NotesTools
 from tui_collab.protocol import (
@@ -155,6 +157,10 @@ class CollabApp(NotesTools, BoardTools, ScreenFit, App[None]):
         self._titles: dict[str, str] = {}
         self._init_tools()
         self._init_notes()
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver, made to exit once the terminal or pipe is gone (hangup.py)."""
+        return ending_driver(super().get_driver_class())
 
     # --- layout ---------------------------------------------------------------------
 

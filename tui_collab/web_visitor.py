@@ -16,12 +16,10 @@ from typing import get_args
 
 from textual import events
 from textual.app import SystemCommand
-from textual.driver import Driver
 from textual.screen import Screen
 
 from tui_collab.app import Clock, CollabApp
 from tui_collab.client import CollabClient
-from tui_collab.hangup import ending_driver
 from tui_collab.signin import AuthMode, Credentials, SignInScreen
 
 log = logging.getLogger(__name__)
@@ -54,9 +52,6 @@ class WebCollabApp(CollabApp):
         self.team = team
         self.cafile = cafile
         self.signed_in = False
-
-    def get_driver_class(self) -> type[Driver]:
-        return ending_driver(super().get_driver_class())
 
     def on_mount(self, event: events.Mount | None = None) -> None:
         if event is not None:
