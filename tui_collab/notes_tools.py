@@ -228,7 +228,12 @@ class NotesTools(_Base):
         if self.notes_pane.display:
             self.open_notes(board)
         else:
-            self.run_worker(self.close_notes(), group="notes", exclusive=True)
+            self.put_notes_away()
+
+    @work(exclusive=True, group="notes", exit_on_error=False)
+    async def put_notes_away(self) -> None:
+        """Close the old board's notes, in the background (the pane is not showing)."""
+        await self.close_notes()
 
     # --- this user's edits and caret ---------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.color import Color
@@ -54,7 +55,6 @@ class NotesArea(TextArea, inherit_bindings=True):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+z", "undo", "Undo", show=False),
         Binding("ctrl+y", "redo", "Redo", show=False),
-        Binding("escape", "app.close_notes", "Grid", key_display="esc"),
     ]
 
     class LocalEdit(Message):
@@ -157,6 +157,14 @@ class NotesArea(TextArea, inherit_bindings=True):
             return
         self.binding.select(selection.start, selection.end)
         self.post_message(self.CaretMoved())
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "escape":  # the TextArea would move the focus on: leave instead
+            event.stop()
+            event.prevent_default()
+            await self.run_action("app.close_notes")
+            return
+        await super()._on_key(event)
 
     def action_undo(self) -> None:
         if self.binding is not None and not self.binding.undo():
