@@ -97,7 +97,9 @@ async def test_two_apps_typing_into_one_line_at_once_both_keep_their_words(
             assert any(s.text.startswith(caret.name) for s in painted), painted
 
 
-async def test_undo_takes_back_only_this_users_changes(start_server: StartServer) -> None:
+async def test_undo_takes_back_only_this_users_changes_and_the_notes_follow_the_board(
+    start_server: StartServer,
+) -> None:
     server = await open_server(start_server)
     app = live_app(server.url)
     async with (
@@ -118,12 +120,23 @@ async def test_undo_takes_back_only_this_users_changes(start_server: StartServer
         await press_until(pilot, "ctrl+y", "nothing of yours to redo in the notes")
         assert area.text == "mine theirs"
         await wait_for(pilot, lambda: str(theirs.text) == "mine theirs", what="redo reached bob")
+        # Another board: its notes replace these in the open pane.
+        await bob.create_board("Ops", 5, 5, board="ops")
+        ops = await bob.open_notes("ops")
+        ops.insert(0, "on ops")
+        app.open_board("ops")
+        await wait_for(pilot, lambda: area.text == "on ops", what="the ops notes shown")
+        assert title(app).startswith("NOTES · Ops")
         # Esc: back to the grid, and her caret goes from Bob's notes.
-        await wait_for(pilot, lambda: "alice" in theirs.carets(), what="bob sees her caret")
+        await wait_for(pilot, lambda: "alice" in ops.carets(), what="bob sees her caret")
         await pilot.press("escape")
         assert not app.notes_pane.display
         assert app.focused is app.grid
-        await wait_for(pilot, lambda: "alice" not in theirs.carets(), what="her caret gone")
+        await wait_for(pilot, lambda: "alice" not in ops.carets(), what="her caret gone")
+        app.open_board("plan")  # with the pane closed, the old notes close too
+        await wait_for(pilot, lambda: app.board_id == "plan" and app.notes is None)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: area.text == "mine theirs", what="the plan notes again")
 
 
 async def test_edits_made_offline_are_kept_and_merged_on_reconnect(
@@ -189,29 +202,6 @@ async def test_a_paste_loses_its_control_characters_and_a_full_document_refuses_
         assert area.text == "ring the\nbell"
         await pilot.press(*" ok")  # what fits still goes in
         await wait_for(pilot, lambda: str(theirs.text) == "ring the\nbell ok")
-
-
-async def test_the_open_notes_follow_the_board(start_server: StartServer) -> None:
-    server = await open_server(start_server)
-    app = live_app(server.url)
-    async with (
-        app.run_test(size=(140, 30)) as pilot,
-        CollabClient(server.url, user="bob", team="core", name="Bob") as bob,
-    ):
-        area = await open_notes(pilot)
-        await pilot.press(*"on plan")
-        await bob.create_board("Ops", 5, 5, board="ops")
-        ops = await bob.open_notes("ops")
-        ops.insert(0, "on ops")
-        app.open_board("ops")
-        await wait_for(pilot, lambda: app.notes is not None and app.notes.board == "ops")
-        await wait_for(pilot, lambda: area.text == "on ops", what="the ops notes shown")
-        assert title(app).startswith("NOTES · Ops")
-        await pilot.press("escape")
-        app.open_board("plan")  # the pane is closed: the old notes close too
-        await wait_for(pilot, lambda: app.board_id == "plan" and app.notes is None)
-        await pilot.press("t")
-        await wait_for(pilot, lambda: area.text == "on plan", what="the plan notes again")
 
 
 async def press_until(pilot: Pilot[None], key: str, note: str) -> None:
