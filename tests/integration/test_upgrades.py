@@ -49,9 +49,12 @@ def _send_half(sockets: list[socket.socket]) -> int:
 
 
 def _dropped(sock: socket.socket) -> bool:
-    """Whether the server has closed this socket (EOF or reset)."""
+    """Whether the server has closed this socket (EOF or reset), reading past anything
+    it said first (a refusal's response), so that asking again is safe."""
     try:
-        return sock.recv(1) == b""
+        while sock.recv(65536):
+            pass
+        return True
     except BlockingIOError:
         return False
     except OSError:
@@ -116,7 +119,10 @@ async def test_1100_half_open_upgrades_leave_a_normal_client_connecting_at_once(
         # The deadline closes the ones that were let in; the client that upgraded stays.
         await eventually(lambda: len(server.upgrades) == 0, 1.3, "the upgrade deadline")
         assert len(server.upgrades) == 0
-        assert all(_dropped(sock) for sock in half_open)
+        # Closing a thousand sockets takes the server a moment on a busy machine.
+        await eventually(
+            lambda: all(_dropped(sock) for sock in half_open), 5, "every half-open closed"
+        )
         await peer.send({"type": "presence.query", "id": "q"})
         await peer.next("presence.snapshot", re="q")
         await peer.close()
