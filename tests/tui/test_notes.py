@@ -200,8 +200,9 @@ async def test_a_paste_loses_its_control_characters_and_a_full_document_refuses_
         area.post_message(events.Paste(" and then some more"))  # 14 + 19 > 24 bytes
         await wait_for(pilot, lambda: bool(notices.find("the notes would pass 24 bytes")))
         assert area.text == "ring the\nbell"
-        await pilot.press(*" ok")  # what fits still goes in
-        await wait_for(pilot, lambda: str(theirs.text) == "ring the\nbell ok")
+        await pilot.press(*" ok", "é")  # what fits still goes in (the caret after an é too)
+        await wait_for(pilot, lambda: str(theirs.text) == "ring the\nbell oké")
+        await wait_for(pilot, lambda: "alice" in theirs.carets(), what="her caret sent")
 
 
 async def press_until(pilot: Pilot[None], key: str, note: str) -> None:
