@@ -418,18 +418,36 @@ class SharedNotes:
             self._send(encode(NotesUpdate(id=update_id, board=self.board, update=_b64(piece))))
 
     def _sticky(self, current: str, index: int | None) -> str | None:
+        """A relative position for a character index, or None where Yrs cannot make one.
+
+        Yrs (pycrdt 0.14) panics for a position at the end of the text when asked to
+        stick after it, and for some offsets inside multi-byte characters: the end sticks
+        before instead, and a panic means no caret rather than a dead client. Exact for
+        ASCII text; a caret after other characters may land a few characters off
+        (y-crdt/pycrdt#382)."""
         if index is None:
             return None
-        offset = char_to_byte(current, min(max(0, index), len(current)))
-        return _b64(self.text.sticky_index(offset, Assoc.AFTER).encode())
+        at = min(max(0, index), len(current))
+        assoc = Assoc.AFTER if at < len(current) else Assoc.BEFORE
+        try:
+            return _b64(self.text.sticky_index(char_to_byte(current, at), assoc).encode())
+        except BaseException as exc:
+            if not is_panic(exc):
+                raise
+            logger.debug("no relative position for index %d of %d", at, len(current))
+            return None
 
     def _resolve(self, current: str, encoded: str | None) -> int | None:
+        """Where another user's relative position is now; None if it cannot be placed
+        (not yet known here, malformed, or a Yrs panic: their caret, never our crash)."""
         if encoded is None:
             return None
         try:
             sticky = StickyIndex.decode(base64.b64decode(encoded), self.text)
             return byte_to_char(current, sticky.get_index())
-        except Exception:  # a position this replica cannot place (yet)
+        except BaseException as exc:
+            if not (is_panic(exc) or isinstance(exc, Exception)):
+                raise
             return None
 
     def _replica_call(self, call: Callable[[NotesReplica], Any]) -> Any:

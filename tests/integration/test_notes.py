@@ -297,3 +297,30 @@ async def test_updates_that_wait_for_a_missing_one_count_against_the_cap(
     assert live is not None
     assert str(live.text) == ""
     assert len(live.queue.held) == 5
+
+
+async def test_a_caret_anywhere_is_sent_or_left_out_never_fatal(server: CollabServer) -> None:
+    """Yrs panics for some positions (the end, after multi-byte text two people typed):
+    every index of such a text gives a caret or none, and the other side places every
+    caret it gets within the text; in ASCII text exactly where it was set."""
+    async with (
+        CollabClient(server.url, token=token("alice", "core")) as alice,
+        CollabClient(server.url, token=token("bob", "core")) as bob,
+    ):
+        await alice.create_board("Plan", 8, 4, board="plan")
+        a = await alice.open_notes("plan")
+        b = await bob.open_notes("plan")
+        a.set_caret(0, 0)  # an empty text
+        a.insert(0, "plain text")
+        await eventually(lambda: str(b.text) == "plain text")
+        for index in range(len("plain text") + 1):
+            a.set_caret(index, index)
+            await eventually(lambda i=index: b.carets().get("alice") == (i, i))  # type: ignore[misc]
+        b.insert(0, "€€")
+        a.insert(len(str(a.text)), " é日😀")
+        await eventually(lambda: str(a.text) == str(b.text) and len(str(a.text)) == 16)
+        for index in range(len(str(a.text)) + 1):
+            a.set_caret(index, len(str(a.text)) - index)
+            for anchor, head in b.carets().values():
+                assert 0 <= anchor <= len(str(b.text))
+                assert 0 <= head <= len(str(b.text))
