@@ -48,19 +48,20 @@ def _unless_quitting(method: Callable[P, None]) -> Callable[P, None]:
     return guarded
 
 
-def sendable_caret(text: str, index: int) -> int | None:
+def sendable_caret(text: str, index: int) -> int:
     """The index to give `SharedNotes.set_caret` for a caret at character `index`.
 
     `SharedNotes.set_caret` (as of this version) passes the index's UTF-8 byte offset
     to pycrdt's `sticky_index`, which counts UTF-16 code units and panics (killing the
     app) at or past the end of the text. So: the character whose byte offset is the
     caret's UTF-16 offset (exact unless multi-byte characters come first), never the
-    end (a caret there is sent on the last character), and None (no caret) for an empty
-    text. To go once `set_caret` converts the index itself.
+    end (a caret there is sent on the last character), and 0 for an empty text (where
+    `set_caret` sticks it to the start: a caret left unsent there would stay unsent when
+    text arrives, as it does not move). To go once `set_caret` converts the index itself.
     """
     total = utf16_len(text)
     if total == 0:
-        return None
+        return 0
     target = min(utf16_len(text[: max(0, index)]), total - 1)
     low, high = 0, len(text)  # the largest i with utf8_len(text[:i]) <= target
     while low < high:

@@ -297,7 +297,7 @@ def test_a_caret_is_sent_as_an_index_shared_notes_can_place() -> None:
     """`SharedNotes.set_caret` makes a UTF-8 offset of the index and pycrdt reads it as
     UTF-16 units, failing at or past the end: the app sends what lands right (or just
     before, at the end) and never past it."""
-    assert sendable_caret("", 0) is None
+    assert sendable_caret("", 0) == 0
     assert [sendable_caret("abc", i) for i in range(4)] == [0, 1, 2, 2]
     for text in ("héllo wörld", "a😀b\n日本語"):
         total = len(text.encode("utf-16-le")) // 2
