@@ -4,7 +4,6 @@ refusals every request may get (a repeated `Authorization` header; in open mode,
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Callable
 from http import HTTPStatus
@@ -22,6 +21,7 @@ from server.context import ServerContext
 from server.metrics import CONTENT_TYPE_LATEST
 from server.outbound import peer_ip
 from server.readiness import readiness
+from tui_collab.hosts import is_loopback
 from tui_collab.protocol import encode, is_identifier
 
 WS_PATH = "/ws"
@@ -71,13 +71,7 @@ def loopback_host(host: str, port: int, default_port: int = 80) -> bool:
             return False
     elif port != default_port:
         return False
-    name = name.lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(name)
 
 
 class HttpRoutes:

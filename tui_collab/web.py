@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tui_collab.hosts import is_loopback
 from tui_collab.signin import AuthMode
 from tui_collab.web_visitors import (
     Visitor,
@@ -63,18 +63,6 @@ class WebSettings:
     allowed_origins: frozenset[str] = field(default_factory=frozenset)
     grace_s: float = GRACE_S
     heartbeat_s: float = HEARTBEAT_S
-
-
-def is_loopback(host: str) -> bool:
-    """`localhost` (and names under `.localhost`, kept on loopback by browsers),
-    127.0.0.0/8 or ::1."""
-    name = host.strip("[]").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def _page(name: str) -> str:

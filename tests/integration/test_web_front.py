@@ -18,7 +18,8 @@ from tests.conftest import StartServer
 from tests.support.browser import WebProcess, process_gone
 from tests.support.waiting import eventually
 from tui_collab.cli import main
-from tui_collab.web import WebFront, WebSettings, bind, is_loopback
+from tui_collab.hosts import is_loopback
+from tui_collab.web import WebFront, WebSettings, bind
 
 
 def get(url: str, host: str | None = None) -> tuple[int, str]:
