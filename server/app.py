@@ -128,6 +128,8 @@ class CollabServer:
         )
         self.hub = Hub(self.outbound)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._recorded_users: dict[tuple[str, str], str] = {}
+        """(team, user) -> the name this process stored for them."""
         self._background_failures = RateLimitedLog(logger)
         self.presence = PresenceTracker(
             self.store,
@@ -516,12 +518,7 @@ class CollabServer:
             cell_bucket=TokenBucket(self.config.cell_ops_per_s, self.config.cell_ops_burst),
             flood=FloodGuard(self.config.flood_close_after_s),
         )
-        try:
-            await self.store.record_user(identity.team, identity.user, identity.name)
-        except StoreWriteFailed as exc:
-            # A full disk must not lock people out: the member list catches up on the
-            # next connection once there is room; the store has said why already.
-            self._write_failed(exc)
+        self._record_user(identity)
         await self.presence.ensure_team(identity.team)
         boards = await self.boards.metas(identity.team)
         # From here until the session is registered nothing awaits: the joiner's snapshot
@@ -543,6 +540,32 @@ class CollabServer:
             peer_address(ws),
         )
         return session
+
+    def _record_user(self, identity: Identity) -> None:
+        """Store the member (for the member list after a restart) without holding up the
+        welcome: under a join storm a hello waited some 200 ms for its turn in the
+        writer's queue.
+
+        The write is queued before `welcome` queues the user's first presence row (a
+        task's first step runs in creation order and queues at once), which the user row
+        must precede. A name this process already stored is not written again, so a
+        team reconnecting after a restart writes nothing here. A failed write (a full
+        disk) is forgotten, so the next connection tries again; it never locks anyone out.
+        """
+        key = (identity.team, identity.user)
+        if self._recorded_users.get(key) == identity.name:
+            return
+        self._recorded_users[key] = identity.name
+
+        async def record() -> None:
+            try:
+                await self.store.record_user(identity.team, identity.user, identity.name)
+            except BaseException:
+                if self._recorded_users.get(key) == identity.name:
+                    del self._recorded_users[key]
+                raise
+
+        self.spawn(record())
 
     def _identify(self, ws: ServerConnection, hello: Hello) -> Identity:
         from_header = self._header_identity.pop(ws, None)
