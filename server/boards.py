@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -187,6 +187,7 @@ class BoardRoom:
         self._roster_window = Window(
             cursor_interval_s if roster_interval_s is None else roster_interval_s,
             self._flush_roster,
+            lambda: len(self.connections),
         )
         self._participants_json: str | None = None
         self._cursors_json: str | None = None
@@ -375,7 +376,7 @@ class BoardRoom:
             self._cursors_json = None
             self._cursor_window.poke()
         elif kind == "typing":
-            self.broadcast(frame, coalescible=True)
+            self.broadcast(frame, coalescible=True, about=(user,))
 
     def node_down(self, node: str) -> None:
         for user, (owner, participant) in list(self.remote.items()):
@@ -397,24 +398,40 @@ class BoardRoom:
         return gone
 
     def broadcast(
-        self, frame: str, exclude: Peer | None = None, *, coalescible: bool = False
+        self,
+        frame: str,
+        exclude: Peer | None = None,
+        *,
+        coalescible: bool = False,
+        about: Collection[str] | None = None,
     ) -> None:
         """Send to the board; a coalescible frame (cursors, typing) may skip a peer behind.
 
-        Participant changes waiting for their window go first: nobody sees a user's
-        cursor or typing before they learn the user joined.
+        Participant changes waiting for their window go first if the frame is `about` a
+        user they announce (any user, when not said): nobody sees a user's cursor or
+        typing before they learn the user joined. Other moves leave the window alone,
+        so a crowd's arrival is not sent with every cursor frame.
         """
-        if coalescible and self._roster_window.waiting:
+        if (
+            coalescible
+            and self._roster_window.waiting
+            and (about is None or not self._joined.keys().isdisjoint(about))
+        ):
             self._roster_window.fire()
         targets = self.connections if exclude is None else self.connections - {exclude}
         self.outbound.send(targets, frame, coalescible=coalescible)
 
     def announce(
-        self, frame: str, exclude: Peer | None = None, *, coalescible: bool = False
+        self,
+        frame: str,
+        exclude: Peer | None = None,
+        *,
+        coalescible: bool = False,
+        about: Collection[str] | None = None,
     ) -> None:
         """An event of this node's share of the board: to its peers here, and to the
         other nodes for theirs."""
-        self.broadcast(frame, exclude, coalescible=coalescible)
+        self.broadcast(frame, exclude, coalescible=coalescible, about=about)
         self.cluster.publish_board_frame(self.team, self.id, frame)
 
     def resend_cursors(self, session: Session) -> None:
@@ -442,9 +459,10 @@ class BoardRoom:
         started = time.perf_counter()
         local, remote = self._moved, self._moved_remote
         self._moved, self._moved_remote = {}, {}
-        frame = cursors_frame(self.id, {**remote, **local})
+        moved = {**remote, **local}
+        frame = cursors_frame(self.id, moved)
         self.frames_sent += 1
-        self.broadcast(frame, coalescible=True)
+        self.broadcast(frame, coalescible=True, about=moved.keys())
         if local:
             shared = frame if not remote else cursors_frame(self.id, local)
             self.cluster.publish_board_frame(self.team, self.id, shared)

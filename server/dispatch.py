@@ -450,7 +450,7 @@ class Dispatcher:
                 board=room.id, user=session.user, x=message.x, y=message.y, active=message.active
             )
         )
-        room.announce(frame, exclude=session.ws, coalescible=True)
+        room.announce(frame, exclude=session.ws, coalescible=True, about=(session.user,))
 
     async def _cell_set(self, session: Session, message: CellSet) -> None:
         room = await self._joined_room(session, message.board, message.op)

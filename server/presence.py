@@ -441,7 +441,9 @@ class PresenceTracker:
         self._pending.setdefault(team, {})[user] = None
         window = self._windows.get(team)
         if window is None:
-            window = self._windows[team] = Window(self._batch_s, lambda: self._flush(team))
+            window = self._windows[team] = Window(
+                self._batch_s, lambda: self._flush(team), lambda: self._hub.team_size(team)
+            )
         window.poke()
 
     def _flush(self, team: str) -> bool:

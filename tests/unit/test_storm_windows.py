@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from server.hub import Session
+from server.hub import BASE_AUDIENCE, Session, Window
 from tests.unit.server_core import Core
 from tui_collab.client_state import ClientState
 from tui_collab.events import EventBus
@@ -223,3 +223,40 @@ async def test_the_lists_kept_encoded_are_what_the_models_encode(tmp_path: Path)
             "dee",
         ]
         assert core.welcomes["dee"]["members"][2]["status"] == "busy"
+
+
+async def test_a_move_by_someone_known_leaves_the_joins_in_their_window(tmp_path: Path) -> None:
+    roster_window_s = 0.3  # longer than the cursors' 50 ms, so the two do not meet
+    async with Core(tmp_path, batch_s=roster_window_s) as core:
+        wes, _ = await core.connect("wes")
+        ada, ada_peer = await core.connect("ada")
+        bob, _ = await core.connect("bob")
+        await core.send(
+            wes, {"type": "board.create", "board": "plan", "title": "P", "width": 4, "height": 4}
+        )
+        await join(core, wes)
+        await join(core, ada)
+        await asyncio.sleep(roster_window_s + PAST_WINDOW_S)
+        await join(core, bob)  # the lone change: at once
+        await core.send(bob, {"type": "board.leave", "id": "l", "board": "plan"})
+        await join(core, bob)  # bob's return waits for the roster window
+        ada_peer.take()
+        await core.send(wes, {"type": "cursor.move", "board": "plan", "x": 1, "y": 1})
+        # wes is no news to anyone: the cursors go at once, the roster keeps its window.
+        assert [f["type"] for f in ada_peer.take() if f["type"] != "presence"] == ["cursors"]
+        await core.send(bob, {"type": "cursor.move", "board": "plan", "x": 2, "y": 2})
+        await asyncio.sleep(PAST_WINDOW_S)
+        # bob's cursor is: the news of his return goes first.
+        kinds = [f["type"] for f in ada_peer.take() if f["type"] != "presence"]
+        assert kinds == ["participants", "cursors"]
+
+
+def test_a_window_of_news_grows_with_its_audience_beyond_200() -> None:
+    audience = [10]
+    window = Window(WINDOW_S, lambda: True, lambda: audience[0])
+    assert window.interval_s == WINDOW_S
+    audience[0] = BASE_AUDIENCE
+    assert window.interval_s == WINDOW_S
+    audience[0] = 1_000
+    assert window.interval_s == 5 * WINDOW_S
+    assert Window(WINDOW_S, lambda: True).interval_s == WINDOW_S  # cursors: fixed
