@@ -69,6 +69,7 @@ from server.store import RedisStore, SQLiteStore, Store
 from server.store.base import SessionRetention
 from server.store.group_commit import StoreWriteFailed
 from server.store.notes_store import notes_store_for
+from server.turns import TurnGate
 from server.upgrades import AcceptFailures
 from tui_collab.protocol import (
     PROTOCOL_VERSION,
@@ -169,6 +170,7 @@ class CollabServer:
             NotesLimits(config.notes_max_bytes, config.notes_update_max_bytes),
         )
         self.verifier = TokenVerifier(config.secret)
+        self.arrivals = TurnGate()
         self.boards = BoardDirectory(self.store, self.rooms)
         self.context = ServerContext(
             config=config,
@@ -186,6 +188,7 @@ class CollabServer:
             node=self.node,
             limits=self.limits,
             notes=self.notes,
+            arrivals=self.arrivals,
         )
         self.dispatcher = Dispatcher(self.context)
         self.draining = False
@@ -357,6 +360,7 @@ class CollabServer:
             return refused
         if path != WS_PATH:
             return await self.http.answer(connection, request, path)
+        await self.arrivals.turn()
         ip = peer_ip(connection)
         assert self._server is not None
         token = bearer_token(request.headers.get("Authorization"))
@@ -481,6 +485,7 @@ class CollabServer:
             return None
         except ConnectionClosed:
             return None
+        await self.arrivals.turn()
         try:
             hello = decode(frame)
             if not isinstance(hello, Hello):

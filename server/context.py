@@ -18,6 +18,7 @@ from server.notes import NotesHub
 from server.peer import Peer, Sender
 from server.presence import PresenceTracker
 from server.store.base import Store
+from server.turns import TurnGate
 from tui_collab.protocol import BoardState, Limits
 
 StreamParts = Callable[[Peer, BoardState, Sequence[bytes], Callable[[], bool]], Awaitable[int]]
@@ -50,3 +51,5 @@ class ServerContext:
     """The limits `welcome` announces."""
     notes: NotesHub
     """Each board's live notes document."""
+    arrivals: TurnGate
+    """The share of each loop turn for upgrades, hellos and board joins."""

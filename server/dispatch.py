@@ -344,6 +344,7 @@ class Dispatcher:
         _ack(session, message.id)
 
     async def _board_join(self, session: Session, message: BoardJoin) -> None:
+        await self._ctx.arrivals.turn()
         record = await self._record(session, message.board, message.id)
         while True:
             room = await self._ctx.rooms.open(record)

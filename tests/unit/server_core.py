@@ -25,6 +25,7 @@ from server.peer import Peer
 from server.presence import PresenceTracker
 from server.store import SQLiteStore
 from server.store.notes_sqlite import SQLiteNotes
+from server.turns import TurnGate
 from tests.unit.doubles import ManualClock, RecordingPeer, RecordingSender
 from tui_collab.protocol import BoardState, Limits
 
@@ -85,6 +86,7 @@ class Core:
                 0.05,
                 NotesLimits(self.config.notes_max_bytes, self.config.notes_update_max_bytes),
             ),
+            arrivals=TurnGate(),
         )
         self.dispatcher = Dispatcher(self.ctx)
 
