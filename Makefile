@@ -34,7 +34,7 @@ web-screenshot: $(VENV)/.installed-test
 
 ## test: create the venv if needed, install the project with its test extras, run the suite
 test: $(VENV)/.installed-test
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto $(PYTEST_ARGS)
 
 ## lint: ruff, mypy and the import contracts (pyproject.toml), as CI runs them
 lint: $(VENV)/.installed-dev
