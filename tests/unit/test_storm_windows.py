@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from server.hub import BASE_AUDIENCE, Session, Window
+from tests.unit.doubles import RecordingPeer
 from tests.unit.server_core import Core
 from tui_collab.client_state import ClientState
 from tui_collab.events import EventBus
@@ -164,15 +165,23 @@ async def test_a_join_the_board_state_shows_is_no_event_and_one_after_it_is(
         assert ("ParticipantJoined", "bob") in wes.take()
 
 
+async def wes_on_a_board_ada_and_bob_online(
+    core: Core,
+) -> tuple[Session, Session, RecordingPeer, Session]:
+    """wes, ada (with what she receives) and bob online; wes made board `plan` and is on it."""
+    wes, _ = await core.connect("wes")
+    ada, ada_peer = await core.connect("ada")
+    bob, _ = await core.connect("bob")
+    await core.send(
+        wes, {"type": "board.create", "board": "plan", "title": "P", "width": 4, "height": 4}
+    )
+    await join(core, wes)
+    return wes, ada, ada_peer, bob
+
+
 async def test_a_join_then_a_leave_after_the_snapshot_reach_the_joiner(tmp_path: Path) -> None:
     async with Core(tmp_path, batch_s=WINDOW_S) as core:
-        wes, _ = await core.connect("wes")
-        ada, ada_peer = await core.connect("ada")
-        bob, _ = await core.connect("bob")
-        await core.send(
-            wes, {"type": "board.create", "board": "plan", "title": "P", "width": 4, "height": 4}
-        )
-        await join(core, wes)
+        wes, ada, ada_peer, bob = await wes_on_a_board_ada_and_bob_online(core)
         await asyncio.sleep(PAST_WINDOW_S)
         await join(core, ada)  # at once
         await join(core, bob)  # in the window, after ada's snapshot
@@ -228,13 +237,7 @@ async def test_the_lists_kept_encoded_are_what_the_models_encode(tmp_path: Path)
 async def test_a_move_by_someone_known_leaves_the_joins_in_their_window(tmp_path: Path) -> None:
     roster_window_s = 0.3  # longer than the cursors' 50 ms, so the two do not meet
     async with Core(tmp_path, batch_s=roster_window_s) as core:
-        wes, _ = await core.connect("wes")
-        ada, ada_peer = await core.connect("ada")
-        bob, _ = await core.connect("bob")
-        await core.send(
-            wes, {"type": "board.create", "board": "plan", "title": "P", "width": 4, "height": 4}
-        )
-        await join(core, wes)
+        wes, ada, ada_peer, bob = await wes_on_a_board_ada_and_bob_online(core)
         await join(core, ada)
         await asyncio.sleep(roster_window_s + PAST_WINDOW_S)
         await join(core, bob)  # the lone change: at once
