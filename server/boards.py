@@ -503,11 +503,23 @@ class BoardRooms:
         self._store = store
         self._interval = cursor_interval_s
         self._rooms: dict[tuple[str, str], BoardRoom] = {}
+        self._opening: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        """Other nodes' frames for rooms being opened, (node, frame) in arrival order."""
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._colours: dict[tuple[str, str], dict[str, str]] = {}
 
     def get(self, team: str, board: str) -> BoardRoom | None:
         return self._rooms.get((team, board))
+
+    def remote_frame(self, team: str, board: str, node: str, frame: str) -> None:
+        """Another node's frame for a board: to its room, or kept for the room being
+        opened (its roster was read after the subscription began, and a join that
+        arrives before the room exists must not be lost)."""
+        room = self._rooms.get((team, board))
+        if room is not None:
+            room.remote_frame(node, frame)
+        elif (team, board) in self._opening:
+            self._opening[(team, board)].append((node, frame))
 
     async def open(self, record: BoardRecord) -> BoardRoom:
         key = (record.team, record.id)
@@ -518,28 +530,41 @@ class BoardRooms:
         async with lock:
             room = self._rooms.get(key)
             if room is None:
-                # Subscribe first: an op that lands meanwhile is in what we load next.
-                roster = await self._cluster.watch_board(record.team, record.id)
-                ops = await self._store.load_cells(record.team, record.id)
-                cells = EncodedCells()  # encoded at the first join, in slices
-                for start in range(0, len(ops), LOAD_SLICE):
-                    if start:
-                        await asyncio.sleep(0)  # a full board takes ~20 ms: not in one go
-                    for op in ops[start : start + LOAD_SLICE]:
-                        cells.apply(op)
-                room = self._rooms[key] = BoardRoom(
-                    record,
-                    cells,
-                    self._interval,
-                    self._outbound,
-                    self._colours.setdefault(key, {}),
-                    self._metrics,
-                    self._cluster,
-                    self._roster_interval,
-                )
-                room.add_roster(roster)
-                logger.debug("opened board %s/%s with %d cells", record.team, record.id, len(ops))
+                # Subscribe first: an op that lands meanwhile is in what we load next,
+                # and another node's participant frame meanwhile is kept and replayed
+                # over the roster read here (entries are state: replaying is harmless).
+                self._opening[key] = []
+                try:
+                    room = await self._load_room(record)
+                    for node, frame in self._opening[key]:
+                        room.remote_frame(node, frame)
+                finally:
+                    del self._opening[key]
         self._locks.pop(key, None)
+        return room
+
+    async def _load_room(self, record: BoardRecord) -> BoardRoom:
+        key = (record.team, record.id)
+        roster = await self._cluster.watch_board(record.team, record.id)
+        ops = await self._store.load_cells(record.team, record.id)
+        cells = EncodedCells()  # encoded at the first join, in slices
+        for start in range(0, len(ops), LOAD_SLICE):
+            if start:
+                await asyncio.sleep(0)  # a full board takes ~20 ms: not in one go
+            for op in ops[start : start + LOAD_SLICE]:
+                cells.apply(op)
+        room = self._rooms[key] = BoardRoom(
+            record,
+            cells,
+            self._interval,
+            self._outbound,
+            self._colours.setdefault(key, {}),
+            self._metrics,
+            self._cluster,
+            self._roster_interval,
+        )
+        room.add_roster(roster)
+        logger.debug("opened board %s/%s with %d cells", record.team, record.id, len(ops))
         return room
 
     def discard_if_empty(self, room: BoardRoom) -> bool:

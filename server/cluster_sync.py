@@ -80,9 +80,7 @@ class ClusterSync:
         self._ctx.presence.remote_part(team, user, node, part, last_seen)
 
     def on_board_frame(self, team: str, board: str, node: str, frame: str) -> None:
-        room = self._ctx.rooms.get(team, board)
-        if room is not None:
-            room.remote_frame(node, frame)
+        self._ctx.rooms.remote_frame(team, board, node, frame)
 
     def on_cell_event(self, team: str, board: str, event: CellEvent) -> None:
         room = self._ctx.rooms.get(team, board)

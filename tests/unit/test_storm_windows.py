@@ -263,3 +263,22 @@ def test_a_window_of_news_grows_with_its_audience_beyond_200() -> None:
     audience[0] = 1_000
     assert window.interval_s == 5 * WINDOW_S
     assert Window(WINDOW_S, lambda: True).interval_s == WINDOW_S  # cursors: fixed
+
+
+async def test_a_join_on_another_node_while_the_room_opens_here_is_kept(tmp_path: Path) -> None:
+    """The room's roster is read once its board is watched; a join another node sends
+    while the room is still loading its cells must reach the room, not be dropped."""
+    async with Core(tmp_path, batch_s=WINDOW_S) as core:
+        wes, _ = await core.connect("wes")
+        await core.send(
+            wes, {"type": "board.create", "board": "plan", "title": "P", "width": 4, "height": 4}
+        )
+        record = (await core.boards.team("core"))["plan"]
+        assert core.rooms.get("core", "plan") is None
+        opening = asyncio.ensure_future(core.rooms.open(record))
+        await asyncio.sleep(0)  # watched; now loading the cells from the store
+        assert core.rooms.get("core", "plan") is None
+        joined = encode(ParticipantJoined(board="plan", user="ada", name="Ada", color="#98c379"))
+        core.rooms.remote_frame("core", "plan", "n-other", joined)
+        room = await opening
+        assert [p["user"] for p in json.loads(room.participants_json())] == ["ada"]
