@@ -211,6 +211,8 @@ async def test_two_nodes_a_storm_ends_equal_and_cursors_are_one_frame_a_window(
     late = await Peer.join(urls[0], token("late", "core"), header=True)
     queries = itertools.count()
 
+    differences: list[str] = []
+
     async def equal() -> bool:
         state = await join_board(late, "plan")  # a rejoin: a fresh board.state
         query = f"q{next(queries)}"
@@ -219,13 +221,27 @@ async def test_two_nodes_a_storm_ends_equal_and_cursors_are_one_frame_a_window(
         roster = {p["user"]: p["color"] for p in state["participants"]} | {}
         roster.pop("late")
         presence = {m["user"]: m for m in members if m["user"] != "late"}
-        return all(
-            {u: c for u, c in roster_seen(p, "plan").items() if u != "late"} == roster
-            and {u: m for u, m in presence_seen(p).items() if u != "late"} == presence
-            for p in everyone
-        )
+        differences.clear()
+        for peer in everyone:
+            who = peer.welcome["user"]["id"]
+            seen = {u: c for u, c in roster_seen(peer, "plan").items() if u != "late"}
+            if seen != roster:
+                differences.append(f"{who}'s roster: {sorted(seen.items() ^ roster.items())}")
+            held = {u: m for u, m in presence_seen(peer).items() if u != "late"}
+            if held != presence:
+                users = sorted(
+                    u for u in held.keys() | presence.keys() if held.get(u) != presence.get(u)
+                )
+                differences.append(
+                    f"{who}'s presence of {users}: "
+                    f"{[(held.get(u), presence.get(u)) for u in users]}"
+                )
+        return not differences
 
-    await eventually(equal, 10, "every client's roster and presence equal the servers'")
+    try:
+        await eventually(equal, 10, "every client's roster and presence equal the servers'")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; still different: {differences[:6]}") from None
     await late.close()
 
     # Cursors: movers on both nodes, a watcher on each gets one frame a window.
