@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -503,23 +503,25 @@ class BoardRooms:
         self._store = store
         self._interval = cursor_interval_s
         self._rooms: dict[tuple[str, str], BoardRoom] = {}
-        self._opening: dict[tuple[str, str], list[tuple[str, str]]] = {}
-        """Other nodes' frames for rooms being opened, (node, frame) in arrival order."""
+        self._opening: dict[tuple[str, str], list[Callable[[BoardRoom], None]]] = {}
+        """Other nodes' news for rooms being opened, to apply once they are, in order."""
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._colours: dict[tuple[str, str], dict[str, str]] = {}
 
     def get(self, team: str, board: str) -> BoardRoom | None:
         return self._rooms.get((team, board))
 
-    def remote_frame(self, team: str, board: str, node: str, frame: str) -> None:
-        """Another node's frame for a board: to its room, or kept for the room being
-        opened (its roster was read after the subscription began, and a join that
-        arrives before the room exists must not be lost)."""
+    def when_open(self, team: str, board: str, apply: Callable[[BoardRoom], None]) -> None:
+        """Another node's news for a board (a participant frame, a cell op): applied to
+        its room now, or kept for the room being opened. The room's roster and cells were
+        read after the subscription began, so news that arrives before the room exists
+        is replayed over them, not lost; it is state, so replaying what the read already
+        had changes nothing. A board with no room here needs none of it."""
         room = self._rooms.get((team, board))
         if room is not None:
-            room.remote_frame(node, frame)
+            apply(room)
         elif (team, board) in self._opening:
-            self._opening[(team, board)].append((node, frame))
+            self._opening[(team, board)].append(apply)
 
     async def open(self, record: BoardRecord) -> BoardRoom:
         key = (record.team, record.id)
@@ -530,14 +532,13 @@ class BoardRooms:
         async with lock:
             room = self._rooms.get(key)
             if room is None:
-                # Subscribe first: an op that lands meanwhile is in what we load next,
-                # and another node's participant frame meanwhile is kept and replayed
-                # over the roster read here (entries are state: replaying is harmless).
+                # Subscribe first (in `_load_room`): what other nodes send meanwhile is
+                # kept (`when_open`) and replayed over what is read.
                 self._opening[key] = []
                 try:
                     room = await self._load_room(record)
-                    for node, frame in self._opening[key]:
-                        room.remote_frame(node, frame)
+                    for apply in self._opening[key]:
+                        apply(room)
                 finally:
                     del self._opening[key]
         self._locks.pop(key, None)

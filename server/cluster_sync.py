@@ -80,12 +80,13 @@ class ClusterSync:
         self._ctx.presence.remote_part(team, user, node, part, last_seen)
 
     def on_board_frame(self, team: str, board: str, node: str, frame: str) -> None:
-        self._ctx.rooms.remote_frame(team, board, node, frame)
+        self._ctx.rooms.when_open(team, board, lambda room: room.remote_frame(node, frame))
 
     def on_cell_event(self, team: str, board: str, event: CellEvent) -> None:
-        room = self._ctx.rooms.get(team, board)
-        if room is None:
-            return
+        self._ctx.rooms.when_open(team, board, lambda room: self._cell_event(room, event))
+
+    def _cell_event(self, room: BoardRoom, event: CellEvent) -> None:
+        board = room.id
         room.saw(event.version)
         if room.cells.apply(event.op):
             room.broadcast(changed_frame(board, event.op))
@@ -95,9 +96,10 @@ class ClusterSync:
     def on_cells_event(self, team: str, board: str, event: CellsEvent) -> None:
         """A batch applied on another node: one `cells.changed` here too, for the ops
         that win against this node's cells (all of them, unless some arrived already)."""
-        room = self._ctx.rooms.get(team, board)
-        if room is None:
-            return
+        self._ctx.rooms.when_open(team, board, lambda room: self._cells_event(room, event))
+
+    def _cells_event(self, room: BoardRoom, event: CellsEvent) -> None:
+        board = room.id
         won = []
         for op in event.ops:
             room.saw(op.version)

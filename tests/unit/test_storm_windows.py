@@ -13,9 +13,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from server.cluster_sync import ClusterSync
 from server.hub import BASE_AUDIENCE, Session, Window
+from server.wire import CellEvent
 from tests.unit.doubles import RecordingPeer
 from tests.unit.server_core import Core
+from tui_collab.cells import CellOp
 from tui_collab.client_state import ClientState
 from tui_collab.events import EventBus
 from tui_collab.protocol import (
@@ -279,6 +282,24 @@ async def test_a_join_on_another_node_while_the_room_opens_here_is_kept(tmp_path
         await asyncio.sleep(0)  # watched; now loading the cells from the store
         assert core.rooms.get("core", "plan") is None
         joined = encode(ParticipantJoined(board="plan", user="ada", name="Ada", color="#98c379"))
-        core.rooms.remote_frame("core", "plan", "n-other", joined)
+        core.rooms.when_open("core", "plan", lambda room: room.remote_frame("n-other", joined))
         room = await opening
         assert [p["user"] for p in json.loads(room.participants_json())] == ["ada"]
+
+
+async def test_a_cell_op_from_another_node_while_the_room_opens_here_is_kept(
+    tmp_path: Path,
+) -> None:
+    async with Core(tmp_path, batch_s=WINDOW_S) as core:
+        wes, _ = await core.connect("wes")
+        await core.send(
+            wes, {"type": "board.create", "board": "plan", "title": "P", "width": 4, "height": 4}
+        )
+        record = (await core.boards.team("core"))["plan"]
+        opening = asyncio.ensure_future(core.rooms.open(record))
+        await asyncio.sleep(0)  # watched; now loading the cells from the store
+        op = CellOp(1, 1, "from n-other", clock=1, client="c-ada", by="ada", version=1)
+        ClusterSync(core.ctx).on_cell_event("core", "plan", CellEvent("n-other", 1, op))
+        room = await opening
+        room.cells.refresh()
+        assert b"from n-other" in room.cells.fragment(1, 1)
