@@ -7,6 +7,8 @@ made by pycrdt documents, as a client in any language would send them.
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from tests.support.peer import Message, Peer
 from tests.support.waiting import eventually
 from tui_collab.client import ClientError, CollabClient
 from tui_collab.events import NotesCaretsChanged, NotesChanged, OutboxFailed
+from tui_collab.notes import SharedNotes
 from tui_collab.outbox import Outbox
 from tui_collab.yupdate import EMPTY_UPDATE, split_update
 
@@ -215,14 +218,22 @@ async def test_a_notes_update_over_the_rate_is_refused_rate_limited(
     assert error["re"].startswith("k")
 
 
-async def test_client_library_syncs_edits_carets_and_events(server: CollabServer) -> None:
+@asynccontextmanager
+async def alice_and_bob_in_plans_notes(
+    server: CollabServer,
+) -> AsyncIterator[tuple[CollabClient, SharedNotes, SharedNotes]]:
+    """Bob's library client, and the notes of board `plan` (alice made it) open for alice
+    and for bob."""
     async with (
         CollabClient(server.url, token=token("alice", "core")) as alice,
         CollabClient(server.url, token=token("bob", "core")) as bob,
     ):
         await alice.create_board("Plan", 8, 4, board="plan")
-        a = await alice.open_notes("plan")
-        b = await bob.open_notes("plan")
+        yield bob, await alice.open_notes("plan"), await bob.open_notes("plan")
+
+
+async def test_client_library_syncs_edits_carets_and_events(server: CollabServer) -> None:
+    async with alice_and_bob_in_plans_notes(server) as (bob, a, b):
         changes: list[NotesChanged] = []
         bob.on(NotesChanged, changes.append)
         caret_events: list[NotesCaretsChanged] = []
@@ -303,13 +314,7 @@ async def test_a_caret_anywhere_is_sent_or_left_out_never_fatal(server: CollabSe
     """Yrs panics for some positions (the end, after multi-byte text two people typed):
     every index of such a text gives a caret or none, and the other side places every
     caret it gets within the text; in ASCII text exactly where it was set."""
-    async with (
-        CollabClient(server.url, token=token("alice", "core")) as alice,
-        CollabClient(server.url, token=token("bob", "core")) as bob,
-    ):
-        await alice.create_board("Plan", 8, 4, board="plan")
-        a = await alice.open_notes("plan")
-        b = await bob.open_notes("plan")
+    async with alice_and_bob_in_plans_notes(server) as (_, a, b):
         a.set_caret(0, 0)  # an empty text
         a.insert(0, "plain text")
         await eventually(lambda: str(b.text) == "plain text")
