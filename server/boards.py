@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -51,12 +51,15 @@ LOAD_SLICE: Final = 2_000
 """Cells loaded into a room's map per turn of the loop."""
 
 
-def pick_colour(in_use: list[str], previous: str | None) -> str:
-    """A rejoining user keeps their colour if free; otherwise the least-used colour wins."""
-    if previous is not None and previous not in in_use:
+def pick_colour(in_use: Mapping[str, int], previous: str | None) -> str:
+    """A rejoining user keeps their colour if free; otherwise the least-used colour wins.
+
+    `in_use` counts the board's participants per colour: a room keeps it up to date,
+    so a join costs the palette, not the roster (a crowd of 1,000 joining a board
+    would otherwise count 1,000 colours each)."""
+    if previous is not None and in_use.get(previous, 0) <= 0:
         return previous
-    counts = Counter(in_use)
-    return min(PALETTE, key=lambda colour: (counts[colour], PALETTE.index(colour)))
+    return min(PALETTE, key=lambda colour: (in_use.get(colour, 0), PALETTE.index(colour)))
 
 
 def changed_frame(board: str, op: CellOp) -> str:
@@ -170,6 +173,9 @@ class BoardRoom:
         self.cells = cells
         self._interval = cursor_interval_s
         self.participants: dict[str, _Participant] = {}
+        self._colour_use: Counter[str] = Counter()
+        """Participants per colour, this node's and the others' (a user on both counts
+        twice, as both hold a colour)."""
         # Shared with BoardRooms, so a colour outlives the room while the server runs.
         self._previous_colours = {} if previous_colours is None else previous_colours
         self.connections: set[Peer] = set()
@@ -232,11 +238,8 @@ class BoardRoom:
         participant = self.participants.get(session.user)
         fresh = participant is None
         if participant is None:
-            colour = pick_colour(
-                [p.colour for p in self.participants.values()]
-                + [p.color for _, p in self.remote.values()],
-                self._previous_colours.get(session.user),
-            )
+            colour = pick_colour(self._colour_use, self._previous_colours.get(session.user))
+            self._colour_use[colour] += 1
             participant = _Participant(session.user, session.identity.name, colour)
             participant.json = encode(participant.model())
             self.participants[session.user] = participant
@@ -256,6 +259,7 @@ class BoardRoom:
         if participant.sessions:
             return None
         del self.participants[session.user]
+        self._colour_use[participant.colour] -= 1
         self._participants_json = None
         if self.cursors.pop(session.user, None) is not None:
             self._cursors_json = None
@@ -346,8 +350,7 @@ class BoardRoom:
     def add_roster(self, entries: list[RosterEntry]) -> None:
         for entry in entries:
             model = Participant(user=entry.user, name=entry.name, color=entry.colour)
-            self.remote[entry.user] = (entry.node, model)
-            self._remote_json[entry.user] = encode(model)
+            self._put_remote(entry.node, model)
         self._participants_json = None
 
     def remote_frame(self, node: str, frame: str) -> None:
@@ -358,8 +361,7 @@ class BoardRoom:
         user = message.get("user")
         if kind == "participant.joined":
             model = Participant(user=user, name=message["name"], color=message["color"])
-            self.remote[user] = (node, model)
-            self._remote_json[user] = encode(model)
+            self._put_remote(node, model)
             self._participants_json = None
             if user not in self.participants:  # else our own clients know this user
                 self._queue_joined(model)
@@ -386,10 +388,21 @@ class BoardRoom:
             if user not in self.participants:
                 self._queue_left(participant)
 
+    def _put_remote(self, node: str, model: Participant) -> None:
+        """Hold a user another node has here (in place of what it said of them before)."""
+        before = self.remote.get(model.user)
+        if before is not None:
+            self._colour_use[before[1].color] -= 1
+        self.remote[model.user] = (node, model)
+        self._remote_json[model.user] = encode(model)
+        self._colour_use[model.color] += 1
+
     def _forget_remote(self, user: str) -> tuple[str, Participant] | None:
         """Drop a user another node held here: their entry, kept JSON and cursor; return
         the entry (node, participant), if there was one."""
         gone = self.remote.pop(user, None)
+        if gone is not None:
+            self._colour_use[gone[1].color] -= 1
         self._remote_json.pop(user, None)
         self._participants_json = None
         if self.remote_cursors.pop(user, None) is not None:
