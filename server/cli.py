@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from server import __version__
 from server.auth import format_ttl, load_secret, mint_token, parse_ttl
+from server.collector import settle as settle_collector
 from server.config import FLAG, Flag, ServerConfig
 from server.forwarded import parse_trusted
 from server.logs import HeldLogs
@@ -293,6 +294,8 @@ async def _serve(config: ServerConfig, held: HeldLogs) -> None:
     except OSError as exc:  # no check foresaw it; still one line (--debug shows where)
         raise StartupError(f"cannot start: {exc}") from exc
     held.release()
+    # Start-up is done: what it made stays for the life of the process.
+    settle_collector()
     try:
         # Scripts wait for this exact line; it is printed once connections are accepted.
         print(f"listening on {server.url}", flush=True)
