@@ -204,6 +204,11 @@ def run_storm(
             row[f"{name}_{key}"] = value
         row[f"{name}_cpu_pct"] = sampler.percent(start, end)
         row[f"{name}_machine_pct"] = whole.percent(start, end)
+    # What the server spent on each joiner (and on everyone else meanwhile): unlike the
+    # time, it does not depend on how much of the machine the load left the server.
+    row["storm_cpu_ms_per_joiner"] = (
+        row["storm_cpu_pct"] * 10 * (all_joined - release) / max(1, joiners)
+    )
     for who, chosen in (("member", False), ("joiner", True)):
         mine = [p["frames"] for p in parts if p["joiner"] is chosen]
         total: Counter[str] = sum(mine, Counter())
@@ -295,9 +300,9 @@ def main() -> None:
     print(
         "| joiners | server | all joined s | join p50 / p99 ms | members p99 ms: calm "
         "| storm | after | delivered during storm | server CPU % calm / storm "
-        "| machine CPU % storm | roster / presence mismatches |"
+        "| server CPU ms per joiner | machine CPU % storm | roster / presence mismatches |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---|")
+    print("|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|")
     servers = [(False, "bare relay"), (True, "tui-collab")]
     if args.only != "both":
         servers = [s for s in servers if s[0] == (args.only == "ours")]
@@ -352,6 +357,7 @@ def main() -> None:
                 f"| {row['storm_delivered']:,.0f} / {row['storm_expected']:,.0f} "
                 f"(lost {row['storm_lost']:.0f}) "
                 f"| {row['calm_cpu_pct']:.0f} / {row['storm_cpu_pct']:.0f} "
+                f"| {row['storm_cpu_ms_per_joiner']:.2f} "
                 f"| {row['storm_machine_pct']:.0f} | {mismatches} |",
                 flush=True,
             )
