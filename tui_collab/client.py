@@ -657,6 +657,11 @@ class CollabClient:
                 user_agent_header=f"tui-collab/{__version__}",
                 compression=None,
                 max_size=None,  # board snapshots can be large; the server is trusted
+                # Reading pauses past 256 frames not yet handled and resumes at 64: with
+                # websockets' 16 and 4, a client a burst had put behind (a team's
+                # reconnect, a window of edits) stopped and restarted reading every 12
+                # frames, a tenth of its time in a 500-client restart storm.
+                max_queue=(256, 64),
                 open_timeout=self._open_timeout,
                 ping_interval=10,
                 ping_timeout=10,
