@@ -1,4 +1,5 @@
-"""The storm benchmarks run end to end at a tiny size, and what they check holds there.
+"""The storm and fan-out benchmarks run end to end at a tiny size, and what they check
+holds there.
 
 Not timed: these assert correctness the benchmarks report (every client's roster and
 presence equal the server's after a join storm; no acked edit lost and every client back
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import common, restart_storm, storm
+from bench import common, fanout, restart_storm, storm
 
 
 @pytest.fixture(autouse=True)
@@ -33,3 +34,9 @@ def test_restart_storm_loses_no_acked_edit() -> None:
     assert row["acked"] > 0
     assert row["lost"] == 0
     assert row["flapped"] == 0
+
+
+async def test_fanout_measures_both_ways_of_sending() -> None:
+    costs = await fanout.measure(peers=5, rounds=2)
+    assert set(costs) == {"websockets broadcast", "Outbound.send"}
+    assert all(micros > 0 for micros in costs.values())
