@@ -18,6 +18,9 @@ same port and data dir. Reported:
   counted apart;
 - slow-consumer closes: how often the server closed a client that read too slowly
   (its log, both runs);
+- CPU while the clients come back (from the restart to the last one back): the whole
+  machine's and the server's, in % of one core: on a small machine the load
+  processes, each client decoding every edit, can hold the cores the clients need;
 - presence: one client also observes the team. After every event it compares the
   client library's presence mirror with the one before and counts, per user, the
   status changes it saw and the offline -> online transitions (target: none more than
@@ -44,7 +47,15 @@ from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
 
-from bench.common import Served, create_board, machine, median, percentile, start_ours
+from bench.common import (
+    CpuSampler,
+    Served,
+    create_board,
+    machine,
+    median,
+    percentile,
+    start_ours,
+)
 from tui_collab.backoff import Backoff
 from tui_collab.client import CollabClient
 from tui_collab.client_state import ClientError, ClientState, NotConnected
@@ -268,6 +279,7 @@ def run_once(
             time.sleep(0.05)
         row["joined_s"] = time.perf_counter() - started
         shared.edit_at.value = time.perf_counter()
+        whole = CpuSampler(0).start()
         time.sleep(before_s)
         shared.sigterm_at.value = sigterm_at = time.perf_counter()
         served.proc.send_signal(signal.SIGTERM)
@@ -275,6 +287,7 @@ def run_once(
         exited_at = time.perf_counter()
         served = start_ours(*FLAGS, port=port, data_dir=data_dir, log=str(log))
         listening_at = time.perf_counter()
+        server_cpu = CpuSampler(served.proc.pid).start()
         cap = cap_s
         while shared.back.value < clients:
             if time.perf_counter() - sigterm_at > cap + 120:
@@ -282,6 +295,12 @@ def run_once(
             time.sleep(0.02)
         all_back_at = time.perf_counter()
         back_count = shared.back.value
+        # Where the cores went while the clients came back: on a small machine the load
+        # processes (every client decoding every edit) can hold them, not the server.
+        row["machine_cpu_pct"] = whole.percent(listening_at, all_back_at)
+        row["server_cpu_pct"] = server_cpu.percent(listening_at, all_back_at)
+        whole.stop()
+        server_cpu.stop()
         shared.stop_at.value = time.perf_counter() + after_s
         time.sleep(after_s)
         results = collect(out, procs, 600)
@@ -365,16 +384,18 @@ def main() -> None:
     print(
         "| clients | initial join s | shutdown s | restart s | all back s (cap) "
         "| back p50 / p99 s | acked edits | lost | unacked at end | attempts p50 / max "
-        "| users flapping | status changes per user mean / max | slow-consumer closes |"
+        "| users flapping | status changes per user mean / max | slow-consumer closes "
+        "| CPU % coming back: machine / server |"
     )
-    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(
         f"| {args.clients} | {row['joined_s']:.1f} | {row['shutdown_s']:.2f} "
         f"| {row['restart_s']:.2f} | {row['all_back_s']:.1f} ({row['cap_s']:.0f} s) "
         f"| {row['back_p50_s']:.1f} / {row['back_p99_s']:.1f} | {row['acked']:,.0f} "
         f"| {row['lost']:.0f} | {row['unacked']:.0f} "
         f"| {row['attempts_p50']:.0f} / {row['attempts_max']:.0f} | {row['flapped']:.0f} "
-        f"| {row['changes_mean']:.2f} / {row['changes_max']:.0f} | {row['slow_closes']:.0f} |"
+        f"| {row['changes_mean']:.2f} / {row['changes_max']:.0f} | {row['slow_closes']:.0f} "
+        f"| {row['machine_cpu_pct']:.0f} / {row['server_cpu_pct']:.0f} |"
     )
     if row["back"] < args.clients:
         print(f"\n{args.clients - row['back']:.0f} clients were not back by the deadline")
