@@ -11,9 +11,10 @@ Two settings, made once the server is listening:
 - what start-up made (modules, the protocol's schemas, the store) is frozen: it is never
   garbage, and no collection walks it again;
 - the youngest generation is collected after `YOUNG_THRESHOLD` allocations, not 700.
-  The same crowd then saw 8 collections, none of the oldest generation, 75 ms in all
-  and 15 ms at the longest. Cycles still go, a little later: a connection's objects
-  live for minutes, and most of a request's die without a cycle, by reference count.
+  The same crowd then saw 8 or 9 collections, at most one of them full: 75-125 ms in
+  all, 15-33 ms at the longest. Cycles still go, a little later: a connection's
+  objects live for minutes, and most of a request's die without a cycle, by reference
+  count.
 """
 
 from __future__ import annotations
