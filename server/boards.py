@@ -351,7 +351,6 @@ class BoardRoom:
         for entry in entries:
             model = Participant(user=entry.user, name=entry.name, color=entry.colour)
             self._put_remote(entry.node, model)
-        self._participants_json = None
 
     def remote_frame(self, node: str, frame: str) -> None:
         """A frame another node broadcast to its own share of this board: participant
@@ -362,7 +361,6 @@ class BoardRoom:
         if kind == "participant.joined":
             model = Participant(user=user, name=message["name"], color=message["color"])
             self._put_remote(node, model)
-            self._participants_json = None
             if user not in self.participants:  # else our own clients know this user
                 self._queue_joined(model)
         elif kind == "participant.left":
@@ -389,12 +387,14 @@ class BoardRoom:
                 self._queue_left(participant)
 
     def _put_remote(self, node: str, model: Participant) -> None:
-        """Hold a user another node has here (in place of what it said of them before)."""
+        """Hold a user another node has here (in place of what it said of them before):
+        their entry, kept JSON and colour."""
         before = self.remote.get(model.user)
         if before is not None:
             self._colour_use[before[1].color] -= 1
         self.remote[model.user] = (node, model)
         self._remote_json[model.user] = encode(model)
+        self._participants_json = None
         self._colour_use[model.color] += 1
 
     def _forget_remote(self, user: str) -> tuple[str, Participant] | None:
