@@ -88,8 +88,8 @@ CROWD_NICE = 10
 machine of 2 cores the crowd's own work (1,000 clients reading some 175 KB each) took
 the cores from the server it measures: with the crowd at the same priority the server
 had 65-70 % of a core during the storm and the members' p99 was some 380 ms, at 10 it
-had 80 % and 240 ms. Clients do not share the server's cores in use; on a machine with
-cores to spare, `--crowd-nice 0` changes nothing."""
+had 80 % and 240 ms. A real crowd's clients run on machines of their own; on a machine
+with cores to spare, `--crowd-nice 0` changes nothing."""
 
 
 def _niced_worker(niceness: int, *args: Any) -> None:
