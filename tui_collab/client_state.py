@@ -355,6 +355,16 @@ class ClientState:
 
     def handle(self, message: ServerMessage) -> None:
         """Apply one server message to the mirrors, settle what it answers, emit it."""
+        # A busy board's commonest frames come first: the tests below cost 4 µs a frame.
+        if isinstance(message, CellChanged | Cursors):
+            mirror = self.joined.get(message.board)
+            if mirror is not None:
+                if isinstance(message, CellChanged):
+                    mirror.apply_change(message)
+                else:
+                    mirror.apply_cursors(message)
+            self._bus.emit(message)
+            return
         if isinstance(message, NotesState | NotesUpdated | NotesCarets):
             peer = self.notes.get(message.board)
             if peer is not None:
@@ -375,18 +385,10 @@ class ClientState:
         if isinstance(message, BoardState):
             if not self._on_board_state(message):
                 return  # a part of a snapshot: nothing to tell until the last
-        elif isinstance(message, CellChanged):
-            mirror = self.joined.get(message.board)
-            if mirror is not None:
-                mirror.apply_change(message)
         elif isinstance(message, CellsChanged):
             mirror = self.joined.get(message.board)
             if mirror is not None:
                 mirror.apply_changes(message)
-        elif isinstance(message, Cursors):
-            mirror = self.joined.get(message.board)
-            if mirror is not None:
-                mirror.apply_cursors(message)
         elif isinstance(message, BoardCreated | BoardUpdated):
             self.boards[message.board.id] = message.board
             mirror = self.joined.get(message.board.id)
