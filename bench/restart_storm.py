@@ -25,6 +25,11 @@ same port and data dir. Reported:
   client library's presence mirror with the one before and counts, per user, the
   status changes it saw and the offline -> online transitions (target: none more than
   once per user).
+
+Once every client has joined, each load process collects garbage as the server does
+(`--load-gc settled`, server/collector.py): one of them holds the mirrors of 125
+clients, a full collection walks them all and stops every one of them, where a
+person's app walks only its own. `--load-gc default` keeps CPython's settings.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from bench.common import (
     percentile,
     start_ours,
 )
+from server import collector
 from tui_collab.backoff import Backoff
 from tui_collab.client import CollabClient
 from tui_collab.client_state import ClientError, ClientState, NotConnected
@@ -197,6 +203,19 @@ def collect(out: Any, procs: list[Any], timeout_s: float) -> list[dict[str, Any]
     return [r for part in results for r in part]
 
 
+async def settle_once_joined(shared: Shared) -> None:
+    """Once every client has joined, collect as the server does (server/collector.py).
+
+    One process here stands for a crowd of separate ones: its heap holds every mirror
+    of its clients, so each full collection walked all of them and stopped every one
+    of its clients (48 of 150 ms each in one 500-client run, 7.3 s of the load's CPU).
+    A person's app collects only its own.
+    """
+    while not shared.edit_at.value:
+        await asyncio.sleep(0.05)
+    collector.settle()
+
+
 def _worker(
     url: str,
     users: list[int],
@@ -205,11 +224,17 @@ def _worker(
     cap_s: float,
     every_s: float,
     out: Any,
+    settle_gc: bool = True,
 ) -> None:
     async def run() -> list[dict[str, Any]]:
-        return await asyncio.gather(
-            *(member(url, n, shared, seed, n == 0, cap_s, every_s) for n in users)
-        )
+        settling = asyncio.create_task(settle_once_joined(shared)) if settle_gc else None
+        try:
+            return await asyncio.gather(
+                *(member(url, n, shared, seed, n == 0, cap_s, every_s) for n in users)
+            )
+        finally:
+            if settling is not None:
+                settling.cancel()
 
     logging.getLogger("tui_collab").setLevel(logging.ERROR)  # reconnects are counted
     out.put(asyncio.run(run()))
@@ -243,6 +268,7 @@ def run_once(
     seed: int,
     cap_s: float = Backoff.cap_s,
     every_s: float = 10.0,
+    settle_gc: bool = True,
 ) -> dict[str, Any]:
     data_dir = tempfile.TemporaryDirectory(prefix="tui-collab-restart-")
     log = Path(data_dir.name) / "server.log"
@@ -266,6 +292,7 @@ def run_once(
                     cap_s,
                     every_s,
                     out,
+                    settle_gc,
                 ),
             )
             proc.start()
@@ -364,9 +391,16 @@ def main() -> None:
     parser.add_argument(
         "--edit-every-s", type=float, default=10.0, help="mean time between a client's edits"
     )
+    parser.add_argument(
+        "--load-gc",
+        choices=("settled", "default"),
+        default="settled",
+        help="the load processes' collector once all joined: as the server's, or CPython's",
+    )
     args = parser.parse_args()
     print(f"# restart storm: {args.clients} CollabClients in {args.processes} processes; ")
-    print(f"# {machine()}; medians of {args.repeats} run(s)\n")
+    print(f"# {machine()}; load processes' collector: {args.load_gc}")
+    print(f"# medians of {args.repeats} run(s)\n")
     runs = []
     for _ in range(args.repeats):
         run = run_once(
@@ -377,6 +411,7 @@ def main() -> None:
             args.seed,
             args.cap_s,
             args.edit_every_s,
+            args.load_gc == "settled",
         )
         print(f"<!-- run: {run} -->", flush=True)
         runs.append(run)
