@@ -13,7 +13,7 @@ from server.app import CollabServer
 from server.config import ServerConfig
 from tests.conftest import StartServer, token
 from tests.support.batch import batch, edit, send_batch
-from tests.support.board import create_board, join_board
+from tests.support.board import create_board, join_board, whole_board
 from tests.support.peer import Closed, Message, Peer
 from tests.support.process import ServerProcess
 from tests.support.waiting import eventually
@@ -330,11 +330,11 @@ async def test_sigkill_mid_batches_keeps_acked_batches_whole(tmp_path: Path) -> 
     try:
         url = server.start()
         reader = await Peer.join(url, user="checker", team="core")
-        state = await join_board(reader, "plan")
+        board = await whole_board(reader, "plan")
         await reader.close()
     finally:
         server.stop()
-    cells = {(c["x"], c["y"]): c["value"] for c in state["cells"]}
+    cells = {at: c["value"] for at, c in board.items()}
     stripe = {cells.get((i, 0)) for i in range(25)}
     assert len(stripe) == 1, f"row 0 holds parts of several batches: {stripe}"
     (last,) = stripe

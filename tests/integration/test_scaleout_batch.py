@@ -23,7 +23,7 @@ from server.redis_util import awaited
 from server.store import BoardRecord, RedisStore
 from tests.conftest import SECRET, token
 from tests.integration.test_scaleout import Nodes
-from tests.support.board import create_board, join_board
+from tests.support.board import create_board, join_board, whole_board
 from tests.support.peer import Closed, Peer
 from tests.support.process import ServerProcess
 from tests.support.redis_server import RedisServer
@@ -91,7 +91,7 @@ async def test_a_full_batch_on_one_node_is_one_frame_on_another(two_nodes: Nodes
     assert [m.get("re") for m in ada.log if m["type"] == "ack"].count("b1") == 2
 
     late = await Peer.join(two_nodes.urls[1], token("cy", "core"), header=True)
-    state = await _full_state(late)
+    state = await whole_board(late, "plan")
     assert len(state) == MAX_BATCH_OPS
     assert state[(0, 0)]["value"] == "w"
     assert state[(WIDTH - 1, HEIGHT - 1)]["value"] == f"v{MAX_BATCH_OPS - 1}"
@@ -102,15 +102,6 @@ async def test_a_full_batch_on_one_node_is_one_frame_on_another(two_nodes: Nodes
 
 def _op(clock: int) -> dict[str, Any]:
     return {"op": f"single-{clock}", "clock": clock}
-
-
-async def _full_state(peer: Peer) -> dict[tuple[int, int], dict[str, Any]]:
-    """Join "plan" and collect every part of the snapshot, by cell."""
-    first = await join_board(peer, "plan")
-    parts = [first]
-    while len(parts) < first.get("parts", 1):
-        parts.append(await peer.next("board.state", timeout=5))
-    return {(c["x"], c["y"]): c for part in parts for c in part["cells"]}
 
 
 async def test_history_and_op_times_are_shared_by_the_nodes(two_nodes: Nodes) -> None:
@@ -318,7 +309,7 @@ async def test_a_node_killed_mid_stream_leaves_whole_batches(
     try:
         url = server.start()
         reader = await Peer.join(url, token("checker", "core"), header=True)
-        cells = await _full_state(reader)
+        cells = await whole_board(reader, "plan")
         await reader.close()
     finally:
         server.stop()

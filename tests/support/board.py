@@ -24,3 +24,13 @@ async def create_board(peer: Peer, board: str, width: int = 10, height: int = 10
 async def join_board(peer: Peer, board: str, **extra: Any) -> Message:
     await peer.send({"type": "board.join", "id": f"join-{board}", "board": board, **extra})
     return await peer.next("board.state", re=f"join-{board}")
+
+
+async def whole_board(peer: Peer, board: str) -> dict[tuple[int, int], Message]:
+    """Join `board` and collect every part of the snapshot, by cell."""
+    first = await join_board(peer, board)
+    parts = [first]
+    while len(parts) < first.get("parts", 1):
+        parts.append(await peer.next("board.state", timeout=5))
+    return {(c["x"], c["y"]): c for part in parts for c in part["cells"]}
+
