@@ -306,6 +306,8 @@ class CollabServer:
 
     async def stop(self) -> None:
         """Close every connection with 1001, then flush and close the store."""
+        for room in self.rooms.rooms():
+            room.news.flush()  # the acks waiting for it go out before the close
         if self._server is not None:
             self._server.close(close_connections=True)
             # Upgrades under way would otherwise hold shutdown up until their deadline.

@@ -13,23 +13,19 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
+from server.cell_news import CellNews
 from server.cluster import Cluster, LocalCluster, RosterEntry
 from server.hub import Session, Window
 from server.metrics import Metrics
 from server.peer import Peer, Sender
 from server.snapshot import EncodedCells
 from server.store.base import BoardRecord, Store
-from tui_collab.cells import CellOp
 from tui_collab.protocol import (
     BoardMeta,
-    CellChanged,
-    CellsChanged,
-    ChangedCell,
     ColumnWidth,
     CursorPosition,
     Participant,
@@ -60,42 +56,6 @@ def pick_colour(in_use: Mapping[str, int], previous: str | None) -> str:
     if previous is not None and in_use.get(previous, 0) <= 0:
         return previous
     return min(PALETTE, key=lambda colour: (in_use.get(colour, 0), PALETTE.index(colour)))
-
-
-def changed_frame(board: str, op: CellOp) -> str:
-    """The `cell.changed` event for an op the store applied (`op.version` set)."""
-    return encode(CellChanged(board=board, **op_fields(op)))
-
-
-def cells_changed_frame(board: str, ops: Sequence[CellOp]) -> str:
-    """The `cells.changed` event for the ops of one batch that won (`version` set), in order."""
-    return encode(
-        CellsChanged(
-            board=board,
-            version=max(op.version for op in ops),
-            cells=[ChangedCell(**op_fields(op)) for op in ops],
-        )
-    )
-
-
-def op_fields(op: CellOp) -> dict[str, Any]:
-    """An applied op as the protocol's cell messages name its fields (`CellChanged`,
-    `ChangedCell`, `HistoryEntry`, which ignores `x` and `y`)."""
-    return {
-        "x": op.x,
-        "y": op.y,
-        "value": op.value,
-        "clock": op.clock,
-        "client": op.client,
-        "by": op.by,
-        "version": op.version,
-        "at": op_time(op),
-    }
-
-
-def op_time(op: CellOp) -> datetime | None:
-    """`op.at` (Unix ms) as the protocol's `at`; None when not recorded."""
-    return datetime.fromtimestamp(op.at / 1000, UTC) if op.at else None
 
 
 def board_meta(record: BoardRecord, version: int | None = None) -> BoardMeta:
@@ -137,9 +97,10 @@ def cursors_frame(board: str, positions: dict[str, tuple[int, int]]) -> str:
 class BoardRoom:
     """One board's live state; cursors never touch the store.
 
-    Participant changes and cursor moves go out in leading-edge windows (`hub.Window`,
-    `cursor_interval_s`): a lone change at once, changes within a window as one frame at
-    its end (`participants`, `cursors`), encoded once for every connection. Changes
+    Participant changes, cursor moves and cell ops go out in leading-edge windows
+    (`hub.Window`, `cursor_interval_s`): a lone change at once, changes within a window
+    as one frame at its end (`participants`, `cursors`, `cells.changed`: `news`),
+    encoded once for every connection. Changes
     other nodes report join this node's windows, so a client gets at most one frame of
     each per window however many nodes share the board. The participant and cursor
     lists of `board.state` are kept encoded between changes.
@@ -185,6 +146,10 @@ class BoardRoom:
         self._moved_remote: dict[str, tuple[int, int]] = {}
         """Other nodes' users who moved in the window (merged into this node's flush)."""
         self._cursor_window = Window(cursor_interval_s, self._flush_cursors)
+        self.news = CellNews(
+            record.id, cursor_interval_s, self.broadcast, lambda: len(self.connections)
+        )
+        """The ops this room took, on their way to its connections."""
         self._joined: dict[str, Participant] = {}
         self._left: dict[str, Participant] = {}
         """The window's participant changes; a user who left and came back is in both."""
@@ -234,7 +199,10 @@ class BoardRoom:
         return board_meta(self.record, self.version)
 
     def join(self, session: Session) -> tuple[_Participant, bool]:
-        """Add a session; return its participant and whether the user is new on the board."""
+        """Add a session; return its participant and whether the user is new on the board.
+
+        The ops waiting in the window go out first: the joiner's snapshot has them."""
+        self.news.flush()
         participant = self.participants.get(session.user)
         fresh = participant is None
         if participant is None:
@@ -484,6 +452,7 @@ class BoardRoom:
         return True
 
     def close(self) -> None:
+        self.news.close()  # the replies waiting for it go out too
         self._cursor_window.close()
         self._roster_window.close()
 

@@ -9,7 +9,7 @@ from collections.abc import Coroutine
 from dataclasses import replace
 from typing import Any
 
-from server.boards import BoardRoom, cells_changed_frame, changed_frame
+from server.boards import BoardRoom
 from server.cluster import Part
 from server.context import ServerContext
 from server.store.base import BoardRecord
@@ -86,10 +86,9 @@ class ClusterSync:
         self._ctx.rooms.when_open(team, board, lambda room: self._cell_event(room, event))
 
     def _cell_event(self, room: BoardRoom, event: CellEvent) -> None:
-        board = room.id
         room.saw(event.version)
         if room.cells.apply(event.op):
-            room.broadcast(changed_frame(board, event.op))
+            room.news.publish([event.op])
         if room.seen_above:
             self._refill(room)  # a version is missing: unless it turns up, read it
 
@@ -99,14 +98,12 @@ class ClusterSync:
         self._ctx.rooms.when_open(team, board, lambda room: self._cells_event(room, event))
 
     def _cells_event(self, room: BoardRoom, event: CellsEvent) -> None:
-        board = room.id
         won = []
         for op in event.ops:
             room.saw(op.version)
             if room.cells.apply(op):
                 won.append(op)
-        if won:
-            room.broadcast(cells_changed_frame(board, won))
+        room.news.publish(won, batch=True)
         if room.seen_above:
             self._refill(room)
 
@@ -151,8 +148,7 @@ class ClusterSync:
                 ops = await self._ctx.store.load_cells(room.team, room.id, since)
                 ordered = sorted(ops, key=lambda o: o.version)
                 fresh = [op for op in ordered if room.cells.apply(op)]
-                for op in fresh:
-                    room.broadcast(changed_frame(room.id, op))
+                room.news.publish(fresh)
                 if fresh:
                     logger.info(
                         "board %s/%s: %d changes refilled after version %d",

@@ -17,7 +17,8 @@ from redis.exceptions import RedisError
 from server import __version__
 from server.audit import AUTH_FAILED, RATE_LIMIT_CLOSE, audit
 from server.auth import AuthError
-from server.boards import BoardRoom, board_meta, cells_changed_frame, changed_frame, op_fields
+from server.boards import BoardRoom, board_meta
+from server.cell_news import op_fields
 from server.context import ServerContext
 from server.hub import Session
 from server.join_stream import cost_tokens
@@ -456,7 +457,8 @@ class Dispatcher:
     async def _cell_set(self, session: Session, message: CellSet) -> None:
         room = await self._joined_room(session, message.board, message.op)
         (result,) = await self._apply_edits(session, room, [message], message.op, batch=False)
-        session.send(encode(Ack(re=message.op, version=result.version, applied=result.applied)))
+        ack = encode(Ack(re=message.op, version=result.version, applied=result.applied))
+        self._reply_after_news(session, room, ack)
 
     async def _cells_set(self, session: Session, message: CellsSet) -> None:
         """A batch: one token, one commit, one `cells.changed`; checked whole first."""
@@ -471,15 +473,22 @@ class Dispatcher:
                 message.id,
             )
         results = await self._apply_edits(session, room, message.ops, message.id, batch=True)
-        session.send(
-            encode(
-                Ack(
-                    re=message.id,
-                    version=max(result.version for result in results),
-                    ops=[OpResult(version=r.version, applied=r.applied) for r in results],
-                )
-            )
+        ack = Ack(
+            re=message.id,
+            version=max(result.version for result in results),
+            ops=[OpResult(version=r.version, applied=r.applied) for r in results],
         )
+        self._reply_after_news(session, room, encode(ack))
+
+    def _reply_after_news(self, session: Session, room: BoardRoom, frame: str) -> None:
+        """Send an edit's ack once the room has sent the ops it took before it (this
+        edit's among them): a client sees its edit's event before the ack, and a lost
+        op's winner before learning it lost."""
+        live = self._ctx.rooms.get(session.team, room.id)
+        if live is None:
+            session.send(frame)
+        else:
+            live.news.after(lambda: session.send(frame))
 
     async def _apply_edits(
         self,
@@ -541,7 +550,7 @@ class Dispatcher:
         self, session: Session, room: BoardRoom, ops: list[CellOp], *, batch: bool
     ) -> list[AppliedOp]:
         """Store the ops in one commit and count those that won in the live room before
-        returning; their event goes out before the caller's ack."""
+        returning; their event goes out before the caller's ack (`_reply_after_news`)."""
         store = self._ctx.store
         if batch:
             results = await store.apply_cell_ops(session.team, room.id, ops)
@@ -559,10 +568,7 @@ class Dispatcher:
                 # may have brought this very op in while the store's answer was on its way.
                 if live.cells.apply(stored):
                     news.append(stored)
-        if news:
-            live.broadcast(
-                cells_changed_frame(room.id, news) if batch else changed_frame(room.id, news[0])
-            )
+        live.news.publish(news, batch=batch)
         return results
 
     async def _cell_history(self, session: Session, message: CellHistoryQuery) -> None:

@@ -36,12 +36,14 @@ class Window:
     timely to a person at a quarter of a second. A fixed window suits what people watch
     move (cursors).
 
-    `flush` returns whether it sent anything; only a send starts a window.
+    `interval_s` may also be a function, asked at each event, for a window that follows
+    a rule of its own (cell_news.py). `flush` returns whether it sent anything; only a
+    send starts a window.
     """
 
     def __init__(
         self,
-        interval_s: float,
+        interval_s: float | Callable[[], float],
         flush: Callable[[], bool],
         audience: Callable[[], int] | None = None,
     ) -> None:
@@ -53,6 +55,8 @@ class Window:
 
     @property
     def interval_s(self) -> float:
+        if callable(self._base_interval):
+            return self._base_interval()
         if self._audience is None:
             return self._base_interval
         return self._base_interval * max(1.0, self._audience() / BASE_AUDIENCE)

@@ -119,7 +119,8 @@ class BoardMirror:
         self.cells.apply(cell_op(change, change.version))
 
     def apply_changes(self, changes: CellsChanged) -> None:
-        """Every cell one `cells.set` won, held like a `cell.changed` during a snapshot."""
+        """Every cell of a `cells.changed` (a window's ops), held like a `cell.changed`
+        during a snapshot."""
         if self._parts is not None:
             self._held.append(changes)
             return

@@ -523,7 +523,8 @@ class CellChanged(_Message):
 
 
 class CellsChanged(_Message):
-    """Every op of one `cells.set` that won its cell, in one frame; `version` is the last."""
+    """The ops a board took within one 50 ms window (every op of a `cells.set` that won
+    its cell among them, never split), in the order taken; `version` is the highest."""
 
     type: Literal["cells.changed"] = "cells.changed"
     board: Identifier

@@ -12,7 +12,7 @@ import logging
 import pytest
 
 from tests.conftest import StartServer, token
-from tests.support.board import create_board, join_board
+from tests.support.board import cell_events, create_board, join_board, next_cell
 from tests.support.metrics import sample
 from tests.support.peer import Peer
 from tests.support.refusals import audit_lines, refused_status
@@ -250,11 +250,11 @@ async def test_a_peer_behind_skips_cursors_then_gets_every_position_when_it_catc
     await asyncio.sleep(0.1)
     behind.ws.transport.resume_reading()
     # Every cell change arrives (none is ever skipped), then the current cursor.
-    await behind.next("cell.changed", re=None, clock=n, timeout=5)
+    await next_cell(behind, clock=n, timeout=5)
     cursor = await behind.next("cursors", timeout=5)
     while cursor["cursors"] != [{"user": "ada", "x": 7, "y": 7}]:
         cursor = await behind.next("cursors", timeout=5)
-    changed = [m["clock"] for m in behind.log if m["type"] == "cell.changed"]
+    changed = [cell["clock"] for cell in cell_events(behind.log)]
     assert changed == list(range(1, n + 1))
     assert server.hub.connection_count == 2
     await writer.close()

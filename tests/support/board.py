@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.support.peer import Message, Peer
@@ -34,3 +35,23 @@ async def whole_board(peer: Peer, board: str) -> dict[tuple[int, int], Message]:
         parts.append(await peer.next("board.state", timeout=5))
     return {(c["x"], c["y"]): c for part in parts for c in part["cells"]}
 
+
+def cell_events(messages: list[Message]) -> list[Message]:
+    """Every cell change in `messages`, in order: a `cell.changed` as it is, and each
+    cell of a `cells.changed` with its board (a window's ops come in one frame)."""
+    cells: list[Message] = []
+    for message in messages:
+        if message.get("type") == "cell.changed":
+            cells.append(message)
+        elif message.get("type") == "cells.changed":
+            cells.extend({"board": message["board"], **cell} for cell in message["cells"])
+    return cells
+
+
+async def next_cell(peer: Peer, timeout: float = 3.0, **where: Any) -> Message:
+    """The next cell change whose fields equal `where`, whichever frame carries it."""
+    async with asyncio.timeout(timeout):
+        while True:
+            for cell in cell_events([await peer.next(timeout=timeout)]):
+                if all(cell.get(k) == v for k, v in where.items()):
+                    return cell

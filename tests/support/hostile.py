@@ -50,6 +50,7 @@ SERVER_TYPES = {
     "participants",
     "cursors",
     "cell.changed",
+    "cells.changed",
     "typing",
     "ack",
     "error",

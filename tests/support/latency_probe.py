@@ -1,7 +1,7 @@
 """A well-behaved pair of clients in their own process, timing what the other one sees.
 
 Usage: python -m tests.support.latency_probe URL WRITER_TOKEN READER_TOKEN BOARD RATE
-The writer sets a cell RATE times a second; the reader times each `cell.changed` from
+The writer sets a cell RATE times a second; the reader times each cell change from
 the moment the writer sent it (one clock: same process). Runs until stdin closes, then
 prints one JSON line: {"sent", "received", "missing", "p50_ms", "p99_ms"}.
 
@@ -18,6 +18,8 @@ import sys
 import time
 
 from websockets.asyncio.client import ClientConnection, connect
+
+from tests.support.board import cell_events
 
 
 async def open_joined(url: str, token: str, board: str) -> tuple[ClientConnection, int, str]:
@@ -74,8 +76,8 @@ async def main(url: str, writer_token: str, reader_token: str, board: str, rate:
     async def drain_writer() -> None:
         nonlocal highest
         async for frame in writer:  # acks, and every change to the board
-            if '"cell.changed"' in frame:
-                highest = max(highest, json.loads(frame)["clock"])
+            if '"cell.changed"' in frame or '"cells.changed"' in frame:
+                highest = max([highest, *(c["clock"] for c in cell_events([json.loads(frame)]))])
             elif '"ack"' in frame:
                 ack = json.loads(frame)
                 if ack.get("re", "").startswith("p"):
@@ -88,11 +90,11 @@ async def main(url: str, writer_token: str, reader_token: str, board: str, rate:
             # Others' traffic is skipped unparsed: the probe times the server, not itself.
             if writer_id not in frame:
                 continue
-            message = json.loads(frame)
-            if message.get("type") == "cell.changed" and message["client"] == writer_id:
-                started = sent_at.get(message["clock"])
-                if started is not None:
-                    latencies.append(time.perf_counter() - started)
+            for cell in cell_events([json.loads(frame)]):
+                if cell["client"] == writer_id:
+                    started = sent_at.get(cell["clock"])
+                    if started is not None:
+                        latencies.append(time.perf_counter() - started)
 
     tasks = [asyncio.create_task(t()) for t in (write, drain_writer, read)]
     await stop.wait()

@@ -37,7 +37,8 @@ def apply_change(cells: CellMap, change: Message) -> None:
 
 
 def mirror(log: list[Message], board: str) -> CellMap:
-    """Replay a peer's log: every board.state and cell.changed of `board`, in arrival order."""
+    """Replay a peer's log: every `board.state`, `cell.changed` and `cells.changed` of
+    `board`, in arrival order."""
     cells = CellMap()
     for message in log:
         if message["type"] == "board.state" and message["board"]["id"] == board:
@@ -46,4 +47,7 @@ def mirror(log: list[Message], board: str) -> CellMap:
             apply_state(cells, message)
         elif message["type"] == "cell.changed" and message["board"] == board:
             apply_change(cells, message)
+        elif message["type"] == "cells.changed" and message["board"] == board:
+            for cell in message["cells"]:
+                apply_change(cells, cell)
     return cells

@@ -8,7 +8,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.boards import op_time
+from server.cell_news import op_time
 from server.snapshot import EncodedCells, encode_cell, pack
 from tui_collab.cells import CellMap, CellOp
 from tui_collab.protocol import Cell, encode
