@@ -141,7 +141,12 @@ class CollabServer:
             heartbeat_s=config.presence_heartbeat_s,
         )
         self.rooms = BoardRooms(
-            self.store, config.cursor_interval_s, self.outbound, self.metrics, self.cluster
+            self.store,
+            config.cursor_interval_s,
+            self.outbound,
+            self.metrics,
+            self.cluster,
+            cell_window_from=config.cell_window_from,
         )
         self.metrics.track(lambda: self.hub.connection_count, self.presence.online_count)
         observe = getattr(self.store, "observe_commits", None)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from server.cell_news import CellNews
+from server.cell_news import WINDOWED_FROM, CellNews
 from server.cluster import Cluster, LocalCluster, RosterEntry
 from server.hub import Session, Window
 from server.metrics import Metrics
@@ -116,6 +116,7 @@ class BoardRoom:
         metrics: Metrics | None = None,
         cluster: Cluster | None = None,
         roster_interval_s: float | None = None,
+        cell_window_from: int = WINDOWED_FROM,
     ) -> None:
         self.outbound = outbound
         self.metrics = metrics
@@ -147,7 +148,11 @@ class BoardRoom:
         """Other nodes' users who moved in the window (merged into this node's flush)."""
         self._cursor_window = Window(cursor_interval_s, self._flush_cursors)
         self.news = CellNews(
-            record.id, cursor_interval_s, self.broadcast, lambda: len(self.connections)
+            record.id,
+            cursor_interval_s,
+            self.broadcast,
+            lambda: len(self.connections),
+            cell_window_from,
         )
         """The ops this room took, on their way to its connections."""
         self._joined: dict[str, Participant] = {}
@@ -476,9 +481,12 @@ class BoardRooms:
         metrics: Metrics | None = None,
         cluster: Cluster | None = None,
         roster_interval_s: float | None = None,
+        cell_window_from: int = WINDOWED_FROM,
     ) -> None:
-        """`roster_interval_s`: the participant window, by default the cursors' one."""
+        """`roster_interval_s`: the participant window, by default the cursors' one;
+        `cell_window_from`: connections from which cell events wait for it too."""
         self._roster_interval = roster_interval_s
+        self._cell_window_from = cell_window_from
         self._outbound = outbound
         self._metrics = metrics
         self._cluster: Cluster = cluster or LocalCluster("local")
@@ -545,6 +553,7 @@ class BoardRooms:
             self._metrics,
             self._cluster,
             self._roster_interval,
+            self._cell_window_from,
         )
         room.add_roster(roster)
         logger.debug("opened board %s/%s with %d cells", record.team, record.id, len(ops))

@@ -1,18 +1,18 @@
 """A board's cell events, sent in leading-edge windows, and the acks that follow them.
 
-One `cell.changed` per op to every connection made a busy board costly for everyone:
-500 people each editing every 10 s is 50 ops a second, 25,000 frames a second from the
-server and 50 a second for each client to read and draw. Ops now go out as cursors
-do: after a quiet window a lone op at once, as `cell.changed`; the ops taken during
+One `cell.changed` per op to every connection makes a crowded board costly for
+everyone: 500 people each editing every 10 s is 50 ops a second, 25,000 frames a second
+from the server and 50 a second for each client to read and draw. So ops go out as
+cursors do: after a quiet window a lone op at once, as `cell.changed`; the ops taken during
 the window at its end, as one `cells.changed` (each cell with its own version, in the
 order the room took them). A `cells.set` is never split: its ops go out in one
 `cells.changed`, as before.
 
-The window is shorter on a board with fewer connections, in proportion: 50 ms from
-`FULL_WINDOW_AUDIENCE` (100) on, 5 ms for 10, half a millisecond for one. A frame costs
-a write per connection, so a small board's ops go out nearly at once for what little
-they cost, and a board's cell events never take more than about 2,000 writes a second
-below 100 connections (20 frames a second to each above).
+Only a crowded board has the window: from `WINDOWED_FROM` (50) connections on
+(`ServerConfig.cell_window_from`). A frame costs a write per connection, and a smaller
+board's per-op frames cost less than the window's timer and the wait: on 10
+connections at 1,000 ops a second, a 5 ms window doubled the acks' p99 (about 8 to
+17 ms) and took more server CPU, not less.
 
 A writer's ack waits for the frame that carries its op (`after`), so every client
 still sees its edit's event before its ack, and nobody learns of version N+1 before N
@@ -33,8 +33,8 @@ NEWS_BYTES: Final = 256 * 1024
 """A window's frame at most, about (`op_bytes`): one `cells.set` of 64 KiB makes a
 `cells.changed` of up to about 280 KiB, and a window of long values from many writers
 should not make a larger one. A batch is never split to keep under it."""
-FULL_WINDOW_AUDIENCE: Final = 100
-"""Connections on a board from which its cell window is the whole `interval_s`."""
+WINDOWED_FROM: Final = 50
+"""Connections on a board from which its cell events wait for a window."""
 OP_JSON_BYTES: Final = 300
 """A `ChangedCell` without its value, at most: two 64-character ids, a clock, a
 version, coordinates and a timestamp."""
@@ -90,6 +90,7 @@ class CellNews:
         interval_s: float,
         send: Callable[[str], None],
         audience: Callable[[], int],
+        windowed_from: int = WINDOWED_FROM,
     ) -> None:
         self._board = board
         self._send = send
@@ -99,7 +100,7 @@ class CellNews:
         """Whether a `cells.set` is among the ops: its reply promised a `cells.changed`."""
         self._replies: list[Callable[[], None]] = []
         self._window = Window(
-            lambda: interval_s * min(1.0, audience() / FULL_WINDOW_AUDIENCE), self._flush
+            lambda: interval_s if audience() >= windowed_from else 0.0, self._flush
         )
         self.frames_sent = 0
 

@@ -127,6 +127,9 @@ class ServerConfig:
     )
     """After SIGTERM, how long `/readyz` says 503 while clients are still served."""
     cursor_interval_s: float = 0.05
+    cell_window_from: int = 50
+    """Connections on a board from which its cell events wait for the cursors' window
+    (server/cell_news.py)."""
     max_connections_per_user: int = field(
         default=_ANNOUNCED.max_connections_per_user,
         metadata=flag(
