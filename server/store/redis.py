@@ -249,6 +249,8 @@ class RedisStore:
         self._cell_writer: asyncio.Task[None] | None = None
         self.cell_scripts = 0
         """Cell script calls made (one per group), for tests and benchmarks."""
+        self._recording: dict[str, asyncio.Future[None]] = {}
+        """Member rows on their way, by user key: a presence row waits for its user's."""
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -416,14 +418,24 @@ class RedisStore:
     # --- users and presence ---------------------------------------------------------
 
     async def record_user(self, team: str, user: str, name: str) -> None:
+        """Store a member. A presence row saved after this call started waits for it:
+        the two go out on different connections of the pool, in either order, and the
+        presence script refuses a user not yet recorded."""
         now = _iso(datetime.now(UTC))
         key = f"{self._team(team)}:u:{user}"
-        async with self._require().pipeline(transaction=True) as pipe:
-            pipe.sadd(f"{self.prefix}teams", team)
-            pipe.sadd(f"{self._team(team)}:users", user)
-            pipe.hsetnx(key, "created_at", now)
-            pipe.hset(key, mapping={"name": name, "updated_at": now})
-            await pipe.execute()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._recording[key] = done  # before the first await: callers queue in order
+        try:
+            async with self._require().pipeline(transaction=True) as pipe:
+                pipe.sadd(f"{self.prefix}teams", team)
+                pipe.sadd(f"{self._team(team)}:users", user)
+                pipe.hsetnx(key, "created_at", now)
+                pipe.hset(key, mapping={"name": name, "updated_at": now})
+                await pipe.execute()
+        finally:
+            done.set_result(None)
+            if self._recording.get(key) is done:
+                del self._recording[key]
 
     async def reset_presence(self) -> None:
         """Nothing to do: other nodes' users are still connected.
@@ -440,6 +452,9 @@ class RedisStore:
     async def save_presence(self, record: PresenceRecord) -> None:
         """Store status and activity; last_seen and alive_at only move forward (None keeps)."""
         key = f"{self._team(record.team)}:u:{record.user}"
+        recording = self._recording.get(key)
+        if recording is not None:
+            await recording  # the member row first (it may have failed: then this does)
         saved = await self._run.save_presence(
             keys=[key],
             args=[

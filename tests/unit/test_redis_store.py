@@ -209,6 +209,25 @@ async def test_a_node_starting_leaves_other_nodes_presence_alone(
     assert await second.load_presence("core") == [record]
 
 
+async def test_a_new_users_first_presence_follows_its_member_row(
+    nodes: tuple[RedisStore, RedisStore],
+) -> None:
+    """A hello queues the member row, then the first presence row, as two tasks in that
+    order (server/app.py `_record_user`); the presence script needs the row, and the two
+    calls go out on different connections of the pool."""
+    first, _ = nodes
+    users = [f"u{n}" for n in range(200)]
+    tasks = []
+    for user in users:
+        tasks.append(asyncio.create_task(first.record_user("core", user, user)))
+        record = PresenceRecord("core", user, user, "online", None, None)
+        tasks.append(asyncio.create_task(first.save_presence(record)))
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    stored = {record.user: record.status for record in await first.load_presence("core")}
+    assert stored == dict.fromkeys(users, "online")
+
+
 async def test_board_version_and_ping(nodes: tuple[RedisStore, RedisStore]) -> None:
     first, second = nodes
     await first.ping()
