@@ -97,13 +97,13 @@ def cursors_frame(board: str, positions: dict[str, tuple[int, int]]) -> str:
 class BoardRoom:
     """One board's live state; cursors never touch the store.
 
-    Participant changes, cursor moves and cell ops go out in leading-edge windows
-    (`hub.Window`, `cursor_interval_s`): a lone change at once, changes within a window
-    as one frame at its end (`participants`, `cursors`, `cells.changed`: `news`),
-    encoded once for every connection. Changes
-    other nodes report join this node's windows, so a client gets at most one frame of
-    each per window however many nodes share the board. The participant and cursor
-    lists of `board.state` are kept encoded between changes.
+    Participant changes, cursor moves and (on a crowded board) cell ops go out in
+    leading-edge windows (`hub.Window`, `cursor_interval_s`): a lone change at once,
+    changes within a window as one frame at its end (`participants`, `cursors`,
+    `cells.changed`: `news`), encoded once for every connection. Changes other nodes
+    report join this node's windows, so a client gets at most one frame of each per
+    window however many nodes share the board. The participant and cursor lists of
+    `board.state` are kept encoded between changes.
     """
 
     def __init__(
