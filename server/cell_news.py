@@ -102,7 +102,6 @@ class CellNews:
         self._window = Window(
             lambda: interval_s if audience() >= windowed_from else 0.0, self._flush
         )
-        self.frames_sent = 0
 
     @property
     def window_s(self) -> float:
@@ -159,7 +158,6 @@ class CellNews:
         self._send(
             changed_frame(self._board, ops[0]) if lone else cells_changed_frame(self._board, ops)
         )
-        self.frames_sent += 1
         for reply in replies:
             reply()
         return True
