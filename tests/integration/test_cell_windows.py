@@ -12,6 +12,15 @@ WINDOW_S = 1.0  # long, so that what waits for the window's end is seen waiting
 CELL_TYPES = ("cell.changed", "cells.changed")
 
 
+async def on_plan(url: str, *users: str) -> list[Peer]:
+    """`users` connected and on board "plan", which the first one creates."""
+    peers = [await Peer.join(url, token(user, "core")) for user in users]
+    await create_board(peers[0], "plan")
+    for peer in peers:
+        await join_board(peer, "plan")
+    return peers
+
+
 def edit(n: int) -> Message:
     return {"type": "cell.set", "board": "plan", "x": n, "y": 0, "value": f"v{n}", "op": f"o{n}"}
 
@@ -20,11 +29,7 @@ async def test_a_windows_ops_come_in_one_frame_each_ack_after_it(
     start_server: StartServer,
 ) -> None:
     server = await start_server(cursor_interval_s=WINDOW_S, cell_window_from=1)
-    ada = await Peer.join(server.url, token("ada", "core"))
-    bob = await Peer.join(server.url, token("bob", "core"))
-    await create_board(ada, "plan")
-    await join_board(ada, "plan")
-    await join_board(bob, "plan")
+    ada, bob = await on_plan(server.url, "ada", "bob")
     for n in (1, 2, 3):
         await ada.send({**edit(n), "clock": n})
     await ada.next("ack", re="o3", timeout=5)
@@ -43,12 +48,8 @@ async def test_a_joiner_gets_the_waiting_ops_in_its_snapshot_and_never_again(
     start_server: StartServer,
 ) -> None:
     server = await start_server(cursor_interval_s=WINDOW_S, cell_window_from=1)
-    ada = await Peer.join(server.url, token("ada", "core"))
-    bob = await Peer.join(server.url, token("bob", "core"))
+    ada, bob = await on_plan(server.url, "ada", "bob")
     carol = await Peer.join(server.url, token("carol", "core"))
-    await create_board(ada, "plan")
-    await join_board(ada, "plan")
-    await join_board(bob, "plan")
     await ada.send({**edit(1), "clock": 1})  # at once: it starts the window
     await ada.send({**edit(2), "clock": 2})  # waits for the window's end
     room = server.rooms.get("core", "plan")
@@ -68,9 +69,7 @@ async def test_a_joiner_gets_the_waiting_ops_in_its_snapshot_and_never_again(
 
 async def test_a_small_board_sends_each_op_at_once(start_server: StartServer) -> None:
     server = await start_server(cursor_interval_s=WINDOW_S)  # windows from 50 connections
-    ada = await Peer.join(server.url, token("ada", "core"))
-    await create_board(ada, "plan")
-    await join_board(ada, "plan")
+    (ada,) = await on_plan(server.url, "ada")
     for n in (1, 2, 3):
         await ada.send({**edit(n), "clock": n})
         await ada.next("ack", re=f"o{n}", timeout=WINDOW_S / 2)  # no window to wait for

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from server.cell_news import NEWS_BYTES, WINDOWED_FROM, CellNews
 from tests.support.waiting import eventually
 from tui_collab.cells import CellOp
@@ -31,6 +33,11 @@ class Wire:
         return [item for kind, item in self.log if kind == "frame"]
 
 
+def crowded(wire: Wire) -> CellNews:
+    """The news of a board with enough connections for the window."""
+    return CellNews("plan", WINDOW_S, wire.send, lambda: WINDOWED_FROM)
+
+
 def op(version: int, value: str = "v") -> CellOp:
     return CellOp(version % 50, version // 50, value, version, "c-1", "ada", version, at=1)
 
@@ -42,7 +49,7 @@ def values(frame: dict[str, Any]) -> list[int]:
 
 async def test_a_lone_op_goes_at_once_and_its_reply_after_it() -> None:
     wire = Wire()
-    news = CellNews("plan", WINDOW_S, wire.send, lambda: WINDOWED_FROM)
+    news = crowded(wire)
     news.publish([op(1)])
     news.after(wire.reply("o1"))
     assert [kind for kind, _ in wire.log] == ["frame", "reply"]
@@ -53,7 +60,7 @@ async def test_a_lone_op_goes_at_once_and_its_reply_after_it() -> None:
 
 async def test_ops_within_the_window_go_in_one_frame_in_order_then_their_replies() -> None:
     wire = Wire()
-    news = CellNews("plan", WINDOW_S, wire.send, lambda: WINDOWED_FROM)
+    news = crowded(wire)
     news.publish([op(1)])
     news.after(wire.reply("o1"))
     for version in (2, 3, 4):
@@ -73,7 +80,7 @@ async def test_ops_within_the_window_go_in_one_frame_in_order_then_their_replies
 
 async def test_a_reply_with_nothing_waiting_goes_at_once_even_inside_a_window() -> None:
     wire = Wire()
-    news = CellNews("plan", WINDOW_S, wire.send, lambda: WINDOWED_FROM)
+    news = crowded(wire)
     news.publish([op(1)])
     news.publish([])  # an op that lost its cell: nothing to send
     news.after(wire.reply("lost"))
@@ -83,19 +90,21 @@ async def test_a_reply_with_nothing_waiting_goes_at_once_even_inside_a_window() 
 
 async def test_a_batch_is_a_cells_changed_even_alone() -> None:
     wire = Wire()
-    news = CellNews("plan", WINDOW_S, wire.send, lambda: WINDOWED_FROM)
+    news = crowded(wire)
     news.publish([op(1)], batch=True)
     assert wire.frames()[0]["type"] == "cells.changed"
     news.close()
 
 
-async def test_flush_sends_what_waits_before_a_snapshot_is_taken() -> None:
+@pytest.mark.parametrize("now", ["flush", "close"])
+async def test_flush_and_close_send_what_waits_then_its_replies(now: str) -> None:
+    """`flush`: before a joiner's snapshot is taken; `close`: the room or server ends."""
     wire = Wire()
-    news = CellNews("plan", WINDOW_S, wire.send, lambda: WINDOWED_FROM)
+    news = crowded(wire)
     news.publish([op(1)])
     news.publish([op(2)])
     news.after(wire.reply("o2"))
-    news.flush()
+    getattr(news, now)()
     assert [values(f) for f in wire.frames()] == [[1], [2]]
     assert wire.log[-1] == ("reply", "o2")
     assert news.waiting == 0
@@ -104,7 +113,7 @@ async def test_flush_sends_what_waits_before_a_snapshot_is_taken() -> None:
 
 async def test_a_batch_that_would_overflow_the_frame_goes_whole_after_the_others() -> None:
     wire = Wire()
-    news = CellNews("plan", WINDOW_S, wire.send, lambda: WINDOWED_FROM)
+    news = crowded(wire)
     news.publish([op(1)])  # starts the window
     news.publish([op(v) for v in range(2, 2 + MAX_BATCH_OPS - 5)])
     batch = [op(v) for v in range(2 + MAX_BATCH_OPS - 5, 2 + MAX_BATCH_OPS + 5)]
@@ -117,7 +126,7 @@ async def test_a_batch_that_would_overflow_the_frame_goes_whole_after_the_others
 
 async def test_a_refill_larger_than_a_frame_goes_in_several() -> None:
     wire = Wire()
-    news = CellNews("plan", WINDOW_S, wire.send, lambda: WINDOWED_FROM)
+    news = crowded(wire)
     news.publish([op(v) for v in range(1, 2 * MAX_BATCH_OPS + 501)])
     news.close()
     sizes = [len(values(f)) for f in wire.frames()]
@@ -127,7 +136,7 @@ async def test_a_refill_larger_than_a_frame_goes_in_several() -> None:
 
 async def test_long_values_from_many_writers_make_no_frame_over_the_byte_bound() -> None:
     wire = Wire()
-    news = CellNews("plan", WINDOW_S, wire.send, lambda: WINDOWED_FROM)
+    news = crowded(wire)
     long = "é" * 256  # 512 bytes
     news.publish([op(1, long)])
     for version in range(2, 600):
@@ -137,32 +146,3 @@ async def test_long_values_from_many_writers_make_no_frame_over_the_byte_bound()
     assert len(frames) > 2
     assert max(wire.sizes) <= NEWS_BYTES
     assert [v for f in frames for v in values(f)] == list(range(1, 600))
-
-
-async def test_close_sends_what_waits_and_runs_its_replies() -> None:
-    wire = Wire()
-    news = CellNews("plan", WINDOW_S, wire.send, lambda: WINDOWED_FROM)
-    news.publish([op(1)])
-    news.publish([op(2)])
-    news.after(wire.reply("o2"))
-    news.close()
-    assert [values(f) for f in wire.frames()] == [[1], [2]]
-    assert wire.log[-1] == ("reply", "o2")
-
-
-async def test_only_a_crowded_board_has_a_window() -> None:
-    audience = [WINDOWED_FROM]
-    wire = Wire()
-    news = CellNews("plan", WINDOW_S, wire.send, lambda: audience[0])
-    windows = []
-    for count in (1_000, WINDOWED_FROM, WINDOWED_FROM - 1, 1, 0):
-        audience[0] = count
-        windows.append(news.window_s)
-    assert windows == [WINDOW_S, WINDOW_S, 0.0, 0.0, 0.0]
-    audience[0] = WINDOWED_FROM - 1
-    for version in (1, 2, 3):  # a small board: each op at once, each reply after it
-        news.publish([op(version)])
-        news.after(wire.reply(f"o{version}"))
-    assert [values(f) for f in wire.frames()] == [[1], [2], [3]]
-    assert [kind for kind, _ in wire.log] == ["frame", "reply"] * 3
-    news.close()
