@@ -19,7 +19,7 @@ from typing import Final
 
 from server.cell_news import WINDOWED_FROM, CellNews
 from server.cluster import Cluster, LocalCluster, RosterEntry
-from server.hub import Session, Window
+from server.hub import Session, Window, grows_with
 from server.metrics import Metrics
 from server.peer import Peer, Sender
 from server.snapshot import EncodedCells
@@ -161,9 +161,11 @@ class BoardRoom:
         self._lone_exclude: Peer | None = None
         """The joiner, while its join is the window's only change: it is not told of it."""
         self._roster_window = Window(
-            cursor_interval_s if roster_interval_s is None else roster_interval_s,
+            grows_with(
+                cursor_interval_s if roster_interval_s is None else roster_interval_s,
+                lambda: len(self.connections),
+            ),
             self._flush_roster,
-            lambda: len(self.connections),
         )
         self._participants_json: str | None = None
         self._cursors_json: str | None = None

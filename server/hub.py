@@ -23,43 +23,41 @@ BASE_AUDIENCE = 200
 """Recipients a window's own interval is for; it grows in proportion beyond them."""
 
 
+def grows_with(interval_s: float, audience: Callable[[], int]) -> Callable[[], float]:
+    """A window's interval that grows in proportion with `audience` (how many sockets a
+    flush goes to) beyond `BASE_AUDIENCE` recipients: a 50 ms window is 250 ms at 1,000.
+
+    A flush costs a send per recipient (14 µs each when measured, 9 since `Outbound`
+    serializes a frame once: `python -m bench.fanout`), so during a crowd's arrival 50 ms
+    windows of presence news to 1,200 sockets took a third of a core, and the news is no
+    less timely to a person at a quarter of a second. A fixed window suits what people
+    watch move (cursors)."""
+    return lambda: interval_s * max(1.0, audience() / BASE_AUDIENCE)
+
+
 class Window:
     """Leading-edge coalescing of one stream of events (a board's cursors, a team's
     presence): after a quiet `interval_s` an event goes out at once; events during the
     window wait for its end, where one call of `flush` sends them all.
 
-    With `audience` (how many sockets a flush goes to), the window grows in proportion
-    beyond `BASE_AUDIENCE` recipients: a 50 ms window is 250 ms at 1,000. A flush costs
-    a send per recipient (14 µs each when measured, 9 since `Outbound` serializes a
-    frame once: `python -m bench.fanout`), so during a crowd's arrival 50 ms windows
-    of presence news to 1,200 sockets took a third of a core, and the news is no less
-    timely to a person at a quarter of a second. A fixed window suits what people watch
-    move (cursors).
-
-    `interval_s` may also be a function, asked at each event, for a window that follows
-    a rule of its own (cell_news.py). `flush` returns whether it sent anything; only a
-    send starts a window.
+    `interval_s` may be a function, asked at each event, for a window whose length
+    follows its audience (`grows_with`; cell_news.py). `flush` returns whether it sent
+    anything; only a send starts a window.
     """
 
     def __init__(
         self,
         interval_s: float | Callable[[], float],
         flush: Callable[[], bool],
-        audience: Callable[[], int] | None = None,
     ) -> None:
-        self._base_interval = interval_s
-        self._audience = audience
+        self._interval = interval_s
         self._flush = flush
         self._last = float("-inf")
         self._handle: asyncio.TimerHandle | None = None
 
     @property
     def interval_s(self) -> float:
-        if callable(self._base_interval):
-            return self._base_interval()
-        if self._audience is None:
-            return self._base_interval
-        return self._base_interval * max(1.0, self._audience() / BASE_AUDIENCE)
+        return self._interval() if callable(self._interval) else self._interval
 
     @property
     def waiting(self) -> bool:

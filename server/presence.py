@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from server.cluster import Cluster, LocalCluster, Part
-from server.hub import Hub, Session, Window
+from server.hub import Hub, Session, Window, grows_with
 from server.store.base import AliveMark, PresenceRecord, Store
 from tui_collab.protocol import Activity, Presence, PresenceStatus, Status, encode, utc_now
 
@@ -442,7 +442,8 @@ class PresenceTracker:
         window = self._windows.get(team)
         if window is None:
             window = self._windows[team] = Window(
-                self._batch_s, lambda: self._flush(team), lambda: self._hub.team_size(team)
+                grows_with(self._batch_s, lambda: self._hub.team_size(team)),
+                lambda: self._flush(team),
             )
         window.poke()
 

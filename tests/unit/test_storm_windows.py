@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from server.cluster_sync import ClusterSync
-from server.hub import BASE_AUDIENCE, Session, Window
+from server.hub import BASE_AUDIENCE, Session, Window, grows_with
 from server.wire import CellEvent
 from tests.unit.doubles import RecordingPeer
 from tests.unit.server_core import Core
@@ -259,7 +259,7 @@ async def test_a_move_by_someone_known_leaves_the_joins_in_their_window(tmp_path
 
 def test_a_window_of_news_grows_with_its_audience_beyond_200() -> None:
     audience = [10]
-    window = Window(WINDOW_S, lambda: True, lambda: audience[0])
+    window = Window(grows_with(WINDOW_S, lambda: audience[0]), lambda: True)
     assert window.interval_s == WINDOW_S
     audience[0] = BASE_AUDIENCE
     assert window.interval_s == WINDOW_S
