@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from server.cell_news import WINDOWED_FROM
 from server.forwarded import parse_trusted
 from server.store.base import SESSION_RETENTION_S, SESSIONS_PER_USER
 from tui_collab.defaults import DEFAULT_PORT
@@ -127,7 +128,7 @@ class ServerConfig:
     )
     """After SIGTERM, how long `/readyz` says 503 while clients are still served."""
     cursor_interval_s: float = 0.05
-    cell_window_from: int = 50
+    cell_window_from: int = WINDOWED_FROM
     """Connections on a board from which its cell events wait for the cursors' window
     (server/cell_news.py)."""
     max_connections_per_user: int = field(
