@@ -84,6 +84,12 @@ class Shared:
         self.stop_at = ctx.RawValue("d", 0.0)
 
 
+async def everyone_joined(shared: Shared) -> None:
+    """Return once the parent saw every client join (and set the edits going)."""
+    while not shared.edit_at.value:
+        await asyncio.sleep(0.05)
+
+
 def _count(counter: Any) -> None:
     with counter.get_lock():
         counter.value += 1
@@ -157,8 +163,7 @@ async def member(
         await client.set_cell("grid", x, y, value)
         acked.append((x, y, value))
 
-    while not shared.edit_at.value:  # edits start once everyone has joined
-        await asyncio.sleep(0.05)
+    await everyone_joined(shared)  # edits start then
     k = 0
     while not shared.stop_at.value or time.perf_counter() < shared.stop_at.value:
         await asyncio.sleep(rng.uniform(0.5, 1.5) * every_s)
@@ -211,8 +216,7 @@ async def settle_once_joined(shared: Shared) -> None:
     of its clients (48 of 150 ms each in one 500-client run, 7.3 s of the load's CPU).
     A person's app collects only its own.
     """
-    while not shared.edit_at.value:
-        await asyncio.sleep(0.05)
+    await everyone_joined(shared)
     collector.settle()
 
 
