@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.support.board import cell_events
 from tests.support.peer import Message
 from tui_collab.cells import CellMap, CellOp
 
@@ -45,9 +46,8 @@ def mirror(log: list[Message], board: str) -> CellMap:
             if message["complete"]:
                 cells = CellMap()
             apply_state(cells, message)
-        elif message["type"] == "cell.changed" and message["board"] == board:
-            apply_change(cells, message)
-        elif message["type"] == "cells.changed" and message["board"] == board:
-            for cell in message["cells"]:
-                apply_change(cells, cell)
+        else:
+            for cell in cell_events([message]):
+                if cell["board"] == board:
+                    apply_change(cells, cell)
     return cells
