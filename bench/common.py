@@ -12,8 +12,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from websockets.asyncio.client import connect
 
@@ -245,6 +247,32 @@ def percentile(values: list[float], pct: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+Run = dict[str, Any]
+
+
+def alternate(
+    names: Sequence[str], repeats: int, run: Callable[[str, int], Run]
+) -> dict[str, list[Run]]:
+    """`repeats` runs of each server (`run(name, repeat)`), taken in turn and in
+    mirrored order: relay, ours, ours, relay, relay, ours. Run all of one then all of the
+    other and the two see different machines: other tenants' load drifts over minutes
+    (the relay's own join time moved 1.6x between two sets 10 minutes apart), and a pair
+    taken side by side shares it; mirroring the order cancels a steady drift."""
+    runs: dict[str, list[Run]] = {name: [] for name in names}
+    for repeat in range(repeats):
+        for name in names if repeat % 2 == 0 else reversed(names):
+            runs[name].append(run(name, repeat))
+    return runs
+
+
+def paired_ratio(ours: list[Run], base: list[Run], key: str) -> tuple[float, list[float]]:
+    """The median of the run-by-run ratios `ours[i][key] / base[i][key]` (runs paired
+    by `alternate`), and the ratios: steadier than a ratio of the two medians when the
+    machine drifts between pairs."""
+    ratios = [o[key] / b[key] for o, b in zip(ours, base, strict=True) if b[key]]
+    return median(ratios), ratios
 
 
 def machine() -> str:

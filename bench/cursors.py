@@ -44,12 +44,15 @@ from websockets.exceptions import ConnectionClosed
 
 from bench.common import (
     CpuSampler,
+    Run,
     Served,
+    alternate,
     cpu_seconds,
     create_board,
     frame_type,
     machine,
     median,
+    paired_ratio,
     percentile,
     start_bare,
     start_ours,
@@ -678,13 +681,17 @@ def people_table(clients: list[int], seconds: float, repeats: int, seed: int) ->
     )
     print("|---:|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")
     for n in clients:
-        rows = {}
-        for ours, name in ((False, "bare relay"), (True, "tui-collab")):
-            runs = []
-            for _ in range(repeats):
-                runs.append(run_people(ours, n, seconds, seed))
-                print(f"<!-- run {name} {n}: {runs[-1]} -->", flush=True)
-            rows[name] = {k: median([r[k] for r in runs]) for k in runs[0]}
+
+        def one(name: str, _repeat: int, n: int = n) -> Run:
+            run = run_people(name == "tui-collab", n, seconds, seed)
+            print(f"<!-- run {name} {n}: {run} -->", flush=True)
+            return run
+
+        runs = alternate(["bare relay", "tui-collab"], repeats, one)
+        rows = {
+            name: {k: median([r[k] for r in taken]) for k in taken[0]}
+            for name, taken in runs.items()
+        }
         bare = rows["bare relay"]
         for window, label in (("joins", "during joins"), ("after", "after joins")):
             for name, row in rows.items():
@@ -700,6 +707,10 @@ def people_table(clients: list[int], seconds: float, repeats: int, seed: int) ->
                     f"| {row[f'{window}_machine_pct']:.0f} |",
                     flush=True,
                 )
+        for key in ("after_p99_ms", "after_cpu_pct"):
+            ratio, ratios = paired_ratio(runs["tui-collab"], runs["bare relay"], key)
+            shown = " / ".join(f"{r:.2f}" for r in ratios)
+            print(f"<!-- N={n}: {key}, ours / relay run by run: median {ratio:.2f}x ({shown}) -->")
         skipped = {name: (row["skipped"], row["dropped"]) for name, row in rows.items()}
         print(
             f"<!-- N={n}: moves skipped by late load processes, connections dropped: {skipped} -->"

@@ -29,7 +29,16 @@ from typing import Any
 from redis import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.common import Served, cpu_seconds, machine, median, percentile, start_ours
+from bench.common import (
+    Served,
+    alternate,
+    cpu_seconds,
+    machine,
+    median,
+    paired_ratio,
+    percentile,
+    start_ours,
+)
 from tests.support.redis_server import RedisServer
 
 PROCESSES = 2
@@ -244,10 +253,7 @@ def main() -> None:
         f"batch every {args.batch or '-'}; {machine()}"
     )
     print(f"# medians of {args.repeats} runs of {args.seconds:g} s, SQLite and Redis alternating\n")
-    runs: dict[str, list[dict[str, float]]] = {"sqlite": [], "redis": []}
-    for _ in range(args.repeats):
-        for store in runs:
-            runs[store].append(run_once(store, args))
+    runs = alternate(["sqlite", "redis"], args.repeats, lambda store, _: run_once(store, args))
     print(
         "| store | acked edits/s | ack p50 ms | ack p99 ms | node CPU µs/edit | node CPU % "
         "| redis CPU % | evalsha/edit |"
@@ -262,7 +268,10 @@ def main() -> None:
             f"| {row['redis_cpu_pct']:.0f} | {row['evalsha_per_edit']:.2f} |"
         )
     ratio = rows["redis"]["node_us_per_edit"] / rows["sqlite"]["node_us_per_edit"]
+    paired, ratios = paired_ratio(runs["redis"], runs["sqlite"], "node_us_per_edit")
+    shown = " / ".join(f"{r:.2f}" for r in ratios)
     print(f"\nRedis node CPU per acked edit: {ratio:.2f}x SQLite's")
+    print(f"run by run: median {paired:.2f}x ({shown})")
 
 
 if __name__ == "__main__":

@@ -52,9 +52,11 @@ from typing import Any
 
 from bench.common import (
     CpuSampler,
+    alternate,
     create_board,
     machine,
     median,
+    paired_ratio,
     percentile,
     start_bare,
     start_ours,
@@ -307,41 +309,44 @@ def main() -> None:
     if args.only != "both":
         servers = [s for s in servers if s[0] == (args.only == "ours")]
     for joiners in (int(j) for j in args.joiners.split(",") if j):
+
+        def one(name: str, repeat: int, joiners: int = joiners) -> dict[str, Any]:
+            ours = name == "tui-collab"
+            profile = spy = ""
+            if args.profile and ours and repeat == 0:
+                Path(args.profile).mkdir(parents=True, exist_ok=True)
+                profile = str(Path(args.profile) / f"storm-{joiners}.prof")
+            if args.py_spy and ours and repeat == 0:
+                Path(args.py_spy).mkdir(parents=True, exist_ok=True)
+                spy = str(Path(args.py_spy) / f"storm-{joiners}.txt")
+            run = run_storm(
+                ours,
+                args.members,
+                joiners,
+                args.calm_s,
+                args.tail_s,
+                args.seed,
+                profile,
+                spy,
+                crowd_nice=args.crowd_nice,
+            )
+            brief = {k: v for k, v in run.items() if not k.endswith("_frames")}
+            print(f"<!-- run {name} {joiners}: {brief} -->", flush=True)
+            if profile and Path(profile).exists():
+                print(f"<!-- cProfile of our server ({profile}):")
+                print(profile_summary(profile) + "-->", flush=True)
+            if spy and Path(spy).exists():
+                print(f"<!-- py-spy of our server during the storm ({spy}):")
+                print(spy_summary(spy) + "\n-->", flush=True)
+            return run
+
+        runs = alternate([name for _, name in servers], args.repeats, one)
         rows: dict[str, dict[str, Any]] = {}
-        for ours, name in servers:
-            runs = []
-            for repeat in range(args.repeats):
-                profile = spy = ""
-                if args.profile and ours and repeat == 0:
-                    Path(args.profile).mkdir(parents=True, exist_ok=True)
-                    profile = str(Path(args.profile) / f"storm-{joiners}.prof")
-                if args.py_spy and ours and repeat == 0:
-                    Path(args.py_spy).mkdir(parents=True, exist_ok=True)
-                    spy = str(Path(args.py_spy) / f"storm-{joiners}.txt")
-                run = run_storm(
-                    ours,
-                    args.members,
-                    joiners,
-                    args.calm_s,
-                    args.tail_s,
-                    args.seed,
-                    profile,
-                    spy,
-                    crowd_nice=args.crowd_nice,
-                )
-                brief = {k: v for k, v in run.items() if not k.endswith("_frames")}
-                print(f"<!-- run {name} {joiners}: {brief} -->", flush=True)
-                if profile and Path(profile).exists():
-                    print(f"<!-- cProfile of our server ({profile}):")
-                    print(profile_summary(profile) + "-->", flush=True)
-                if spy and Path(spy).exists():
-                    print(f"<!-- py-spy of our server during the storm ({spy}):")
-                    print(spy_summary(spy) + "\n-->", flush=True)
-                runs.append(run)
+        for name, taken in runs.items():
             row: dict[str, Any] = {
-                k: median([r[k] for r in runs]) for k in runs[0] if not k.endswith("_frames")
+                k: median([r[k] for r in taken]) for k in taken[0] if not k.endswith("_frames")
             }
-            row["frames"] = runs[0]
+            row["frames"] = taken[0]
             rows[name] = row
         for name, row in rows.items():
             mismatches = (
@@ -359,6 +364,14 @@ def main() -> None:
                 f"| {row['calm_cpu_pct']:.0f} / {row['storm_cpu_pct']:.0f} "
                 f"| {row['storm_cpu_ms_per_joiner']:.2f} "
                 f"| {row['storm_machine_pct']:.0f} | {mismatches} |",
+                flush=True,
+            )
+        for key in ("all_joined_s", "storm_p99_ms") if len(runs) == 2 else ():
+            ratio, ratios = paired_ratio(runs["tui-collab"], runs["bare relay"], key)
+            shown = " / ".join(f"{r:.2f}" for r in ratios)
+            print(
+                f"<!-- {joiners}: {key}, ours / relay run by run (alternating): "
+                f"median {ratio:.2f}x ({shown}) -->",
                 flush=True,
             )
         for name, row in rows.items():
