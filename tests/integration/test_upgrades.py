@@ -100,7 +100,7 @@ async def test_1100_half_open_upgrades_leave_a_normal_client_connecting_at_once(
             started = time.monotonic()
             peer = await Peer.join(server.url, token("ada", "core"), header=True)
             connect_s = time.monotonic() - started
-        assert connect_s < 1.0, connect_s
+        assert connect_s < 2.0, connect_s  # behind the backlog's deadline it took 9.6 s
 
         def refused() -> float:
             return sample(
@@ -117,7 +117,9 @@ async def test_1100_half_open_upgrades_leave_a_normal_client_connecting_at_once(
         assert len(lines) == 1, lines  # one per IP per interval, not one per socket
         assert "ip=127.0.0.2" in lines[0]
         # The deadline closes the ones that were let in; the client that upgraded stays.
-        await eventually(lambda: len(server.upgrades) == 0, 1.3, "the upgrade deadline")
+        # Stragglers taken from the backlog late get their own 1 s: a few deadlines, not
+        # the 5 s default nor forever.
+        await eventually(lambda: len(server.upgrades) == 0, 3.0, "the upgrade deadline")
         assert len(server.upgrades) == 0
         # Closing a thousand sockets takes the server a moment on a busy machine.
         await eventually(
