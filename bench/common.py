@@ -35,6 +35,13 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
+def machine_stolen_seconds() -> float:
+    """CPU seconds the hypervisor gave other guests while this machine wanted them:
+    on a shared host, the runs that look slow are the ones with the most of it."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / CLK_TCK
+
+
 QUIET_PATIENCE_S = float(os.environ.get("BENCH_QUIET_PATIENCE_S", "20"))
 """How long a run waits for the machine to idle before it starts anyway (0: not at all)."""
 
@@ -175,11 +182,15 @@ async def create_board(url: str, width: int, height: int) -> None:
             pass
 
 
+STOLEN = -1
+"""`CpuSampler`'s pid for the machine's stolen time."""
+
+
 @dataclass
 class CpuSampler:
-    """Samples a process's CPU time (pid 0: the whole machine's busy time) every
-    `every_s` in a thread, so the CPU of any window can be read afterwards, even one
-    whose bounds were not known in advance."""
+    """Samples a process's CPU time (pid 0: the whole machine's busy time; STOLEN: the
+    time the host took from it) every `every_s` in a thread, so the CPU of any window
+    can be read afterwards, even one whose bounds were not known in advance."""
 
     pid: int
     every_s: float = 0.1
@@ -195,7 +206,10 @@ class CpuSampler:
 
     def _sample(self) -> None:
         with contextlib.suppress(OSError, IndexError, ValueError):  # the process is gone
-            used = cpu_seconds(self.pid) if self.pid else machine_busy_seconds()
+            if self.pid == STOLEN:
+                used = machine_stolen_seconds()
+            else:
+                used = cpu_seconds(self.pid) if self.pid else machine_busy_seconds()
             self.samples.append((time.perf_counter(), used))
 
     def _run(self) -> None:

@@ -43,6 +43,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.common import (
+    STOLEN,
     CpuSampler,
     Run,
     Served,
@@ -545,6 +546,7 @@ def run_people(
         quiet = wait_for_quiet()
         sampler = CpuSampler(served.proc.pid).start()
         whole = CpuSampler(0).start()
+        stolen = CpuSampler(STOLEN).start()
         plan = Plan(
             served.url,
             ours,
@@ -567,6 +569,7 @@ def run_people(
         results = collect(out, procs)
         sampler.stop()
         whole.stop()
+        stolen.stop()
     finally:
         for proc in procs:
             if proc.is_alive():
@@ -588,6 +591,7 @@ def run_people(
             row[f"{name}_{key}"] = value
         row[f"{name}_cpu_pct"] = sampler.percent(start, end)
         row[f"{name}_machine_pct"] = whole.percent(start, end)
+        row[f"{name}_stolen_pct"] = stolen.percent(start, end)
     return row
 
 
@@ -677,7 +681,7 @@ def people_table(clients: list[int], seconds: float, repeats: int, seed: int) ->
     print(f"# latency over the {WATCHERS} watching clients\n")
     print(
         "| N | server | window | all joined s | p50 ms | p99 ms | max ms "
-        "| delivered / expected | server CPU % | CPU ratio | p99 ratio | machine CPU % |"
+        "| delivered / expected | server CPU % | CPU ratio | p99 ratio | machine CPU % (stolen) |"
     )
     print("|---:|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")
     for n in clients:
@@ -704,7 +708,8 @@ def people_table(clients: list[int], seconds: float, repeats: int, seed: int) ->
                     f"| {row[f'{window}_delivered']:,.0f} / {row[f'{window}_expected']:,.0f} "
                     f"({row[f'{window}_delivered_pct']:.2f} %, lost {row[f'{window}_lost']:.0f}) "
                     f"| {row[f'{window}_cpu_pct']:.0f} | {cpu_ratio:.2f} | {p99_ratio:.2f} "
-                    f"| {row[f'{window}_machine_pct']:.0f} |",
+                    f"| {row[f'{window}_machine_pct']:.0f} "
+                    f"({row[f'{window}_stolen_pct']:.0f}) |",
                     flush=True,
                 )
         for key in ("after_p99_ms", "after_cpu_pct"):

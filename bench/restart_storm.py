@@ -53,6 +53,7 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import connect
 
 from bench.common import (
+    STOLEN,
     CpuSampler,
     Served,
     create_board,
@@ -311,6 +312,7 @@ def run_once(
         row["joined_s"] = time.perf_counter() - started
         shared.edit_at.value = time.perf_counter()
         whole = CpuSampler(0).start()
+        stolen = CpuSampler(STOLEN).start()
         time.sleep(before_s)
         shared.sigterm_at.value = sigterm_at = time.perf_counter()
         served.proc.send_signal(signal.SIGTERM)
@@ -330,7 +332,9 @@ def run_once(
         # processes (every client decoding every edit) can hold them, not the server.
         row["machine_cpu_pct"] = whole.percent(listening_at, all_back_at)
         row["server_cpu_pct"] = server_cpu.percent(listening_at, all_back_at)
+        row["stolen_cpu_pct"] = stolen.percent(listening_at, all_back_at)
         whole.stop()
+        stolen.stop()
         server_cpu.stop()
         shared.stop_at.value = time.perf_counter() + after_s
         time.sleep(after_s)
@@ -424,7 +428,7 @@ def main() -> None:
         "| clients | initial join s | shutdown s | restart s | all back s (cap) "
         "| back p50 / p99 s | acked edits | lost | unacked at end | attempts p50 / max "
         "| users flapping | status changes per user mean / max | slow-consumer closes "
-        "| CPU % coming back: machine / server |"
+        "| CPU % coming back: machine (stolen) / server |"
     )
     print("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(
@@ -434,7 +438,8 @@ def main() -> None:
         f"| {row['lost']:.0f} | {row['unacked']:.0f} "
         f"| {row['attempts_p50']:.0f} / {row['attempts_max']:.0f} | {row['flapped']:.0f} "
         f"| {row['changes_mean']:.2f} / {row['changes_max']:.0f} | {row['slow_closes']:.0f} "
-        f"| {row['machine_cpu_pct']:.0f} / {row['server_cpu_pct']:.0f} |"
+        f"| {row['machine_cpu_pct']:.0f} ({row['stolen_cpu_pct']:.0f}) "
+        f"/ {row['server_cpu_pct']:.0f} |"
     )
     if row["back"] < args.clients:
         print(f"\n{args.clients - row['back']:.0f} clients were not back by the deadline")

@@ -13,7 +13,9 @@ the same board, all released at once. Reported:
   joiners' p50/p99;
 - the moving members' cursor latency (p50/p99) and delivery, before the storm (calm),
   during it (release to last join) and for `--tail-s` after it;
-- the server's CPU in each of those windows (sampled from /proc);
+- the server's CPU in each of those windows (sampled from /proc), and the machine's,
+  with the part of it the host gave to other guests (steal: on a shared host the runs
+  that look slow are the ones with the most);
 - the frames each client received, by type, whatever the types are;
 - for our server: at the end, every client's roster of the board and the team's
   presence list, rebuilt from the frames it received with the client library's own
@@ -51,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    STOLEN,
     CpuSampler,
     alternate,
     create_board,
@@ -131,6 +134,7 @@ def run_storm(
         quiet = wait_for_quiet()
         sampler = CpuSampler(served.proc.pid).start()
         whole = CpuSampler(0).start()
+        stolen = CpuSampler(STOLEN).start()
         plan = Plan(
             served.url,
             ours,
@@ -177,6 +181,7 @@ def run_storm(
         sampler.stop()
         slow_closes = log.read_text().count("slow_consumer_close") if log.exists() else 0
         whole.stop()
+        stolen.stop()
     finally:
         for proc in procs:
             if proc.is_alive():
@@ -206,6 +211,7 @@ def run_storm(
             row[f"{name}_{key}"] = value
         row[f"{name}_cpu_pct"] = sampler.percent(start, end)
         row[f"{name}_machine_pct"] = whole.percent(start, end)
+        row[f"{name}_stolen_pct"] = stolen.percent(start, end)
     # What the server spent on each joiner (and on everyone else meanwhile): unlike the
     # time, it does not depend on how much of the machine the load left the server.
     row["storm_cpu_ms_per_joiner"] = (
@@ -302,7 +308,7 @@ def main() -> None:
     print(
         "| joiners | server | all joined s | join p50 / p99 ms | members p99 ms: calm "
         "| storm | after | delivered during storm | server CPU % calm / storm "
-        "| server CPU ms per joiner | machine CPU % storm | roster / presence mismatches |"
+        "| server CPU ms per joiner | machine CPU % storm (stolen) | roster / presence mismatches |"
     )
     print("|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|")
     servers = [(False, "bare relay"), (True, "tui-collab")]
@@ -363,7 +369,8 @@ def main() -> None:
                 f"(lost {row['storm_lost']:.0f}) "
                 f"| {row['calm_cpu_pct']:.0f} / {row['storm_cpu_pct']:.0f} "
                 f"| {row['storm_cpu_ms_per_joiner']:.2f} "
-                f"| {row['storm_machine_pct']:.0f} | {mismatches} |",
+                f"| {row['storm_machine_pct']:.0f} ({row['storm_stolen_pct']:.0f}) "
+                f"| {mismatches} |",
                 flush=True,
             )
         for key in ("all_joined_s", "storm_p99_ms") if len(runs) == 2 else ():
