@@ -20,6 +20,7 @@ from typing import Final
 from server.cell_news import WINDOWED_FROM, CellNews
 from server.cluster import Cluster, LocalCluster, RosterEntry
 from server.hub import Session, Window, grows_with
+from server.json_lists import appended
 from server.metrics import Metrics
 from server.peer import Peer, Sender
 from server.snapshot import EncodedCells
@@ -219,7 +220,13 @@ class BoardRoom:
             participant.json = encode(participant.model())
             self.participants[session.user] = participant
             self._previous_colours[session.user] = colour
-            self._participants_json = None
+            # Where nobody else is on another node, the kept list's order is the
+            # participants', and the newcomer goes at its end.
+            kept = self._participants_json
+            if kept is not None and not self._remote_json:
+                self._participants_json = appended(kept, participant.json)
+            else:
+                self._participants_json = None
         participant.sessions.add(session)
         self.connections.add(session.ws)
         return participant, fresh

@@ -36,6 +36,7 @@ from typing import Any
 
 from server.cluster import Cluster, LocalCluster, Part
 from server.hub import Hub, Session, Window, grows_with
+from server.json_lists import appended
 from server.store.base import AliveMark, PresenceRecord, Store
 from tui_collab.protocol import Activity, Presence, PresenceStatus, Status, encode, utc_now
 
@@ -436,8 +437,13 @@ class PresenceTracker:
 
     def _announce(self, team: str, user: str, view: Presence) -> None:
         """Keep the new view encoded and send it in the team's window."""
-        self._encoded.setdefault(team, {})[user] = encode(view)
-        self._members_json.pop(team, None)
+        encoded = self._encoded.setdefault(team, {})
+        newcomer = user not in encoded
+        encoded[user] = encode(view)
+        kept = self._members_json.pop(team, None)
+        if newcomer and kept is not None:
+            # The kept list is in the order members were first encoded: they go last.
+            self._members_json[team] = appended(kept, encoded[user])
         self._pending.setdefault(team, {})[user] = None
         window = self._windows.get(team)
         if window is None:
