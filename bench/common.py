@@ -28,18 +28,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def _all_cores_ticks() -> list[int]:
+    """/proc/stat's first line: user, nice, system, idle, iowait, irq, softirq, steal, …"""
+    return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores spent not idle so far (every process, the kernel too)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = _all_cores_ticks()[:8]
     return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
 def machine_stolen_seconds() -> float:
     """CPU seconds the hypervisor gave other guests while this machine wanted them:
     on a shared host, the runs that look slow are the ones with the most of it."""
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-    return int(fields[8]) / CLK_TCK
+    return _all_cores_ticks()[7] / CLK_TCK
 
 
 QUIET_PATIENCE_S = float(os.environ.get("BENCH_QUIET_PATIENCE_S", "20"))
@@ -288,6 +291,12 @@ def paired_ratio(ours: list[Run], base: list[Run], key: str) -> tuple[float, lis
     machine drifts between pairs."""
     ratios = [o[key] / b[key] for o, b in zip(ours, base, strict=True) if b[key]]
     return median(ratios), ratios
+
+
+def paired_summary(ours: list[Run], base: list[Run], key: str) -> str:
+    """`paired_ratio` as the benchmarks print it: `median 1.58x (1.58 / 1.58 / 1.29)`."""
+    ratio, ratios = paired_ratio(ours, base, key)
+    return f"median {ratio:.2f}x ({' / '.join(f'{r:.2f}' for r in ratios)})"
 
 
 def machine() -> str:

@@ -53,7 +53,7 @@ from bench.common import (
     frame_type,
     machine,
     median,
-    paired_ratio,
+    paired_summary,
     percentile,
     start_bare,
     start_ours,
@@ -713,9 +713,8 @@ def people_table(clients: list[int], seconds: float, repeats: int, seed: int) ->
                     flush=True,
                 )
         for key in ("after_p99_ms", "after_cpu_pct"):
-            ratio, ratios = paired_ratio(runs["tui-collab"], runs["bare relay"], key)
-            shown = " / ".join(f"{r:.2f}" for r in ratios)
-            print(f"<!-- N={n}: {key}, ours / relay run by run: median {ratio:.2f}x ({shown}) -->")
+            pairs = paired_summary(runs["tui-collab"], runs["bare relay"], key)
+            print(f"<!-- N={n}: {key}, ours / relay run by run: {pairs} -->")
         skipped = {name: (row["skipped"], row["dropped"]) for name, row in rows.items()}
         print(
             f"<!-- N={n}: moves skipped by late load processes, connections dropped: {skipped} -->"

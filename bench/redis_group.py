@@ -35,7 +35,7 @@ from bench.common import (
     cpu_seconds,
     machine,
     median,
-    paired_ratio,
+    paired_summary,
     percentile,
     start_ours,
 )
@@ -268,10 +268,8 @@ def main() -> None:
             f"| {row['redis_cpu_pct']:.0f} | {row['evalsha_per_edit']:.2f} |"
         )
     ratio = rows["redis"]["node_us_per_edit"] / rows["sqlite"]["node_us_per_edit"]
-    paired, ratios = paired_ratio(runs["redis"], runs["sqlite"], "node_us_per_edit")
-    shown = " / ".join(f"{r:.2f}" for r in ratios)
     print(f"\nRedis node CPU per acked edit: {ratio:.2f}x SQLite's")
-    print(f"run by run: median {paired:.2f}x ({shown})")
+    print(f"run by run: {paired_summary(runs['redis'], runs['sqlite'], 'node_us_per_edit')}")
 
 
 if __name__ == "__main__":

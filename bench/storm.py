@@ -59,7 +59,7 @@ from bench.common import (
     create_board,
     machine,
     median,
-    paired_ratio,
+    paired_summary,
     percentile,
     start_bare,
     start_ours,
@@ -374,11 +374,9 @@ def main() -> None:
                 flush=True,
             )
         for key in ("all_joined_s", "storm_p99_ms") if len(runs) == 2 else ():
-            ratio, ratios = paired_ratio(runs["tui-collab"], runs["bare relay"], key)
-            shown = " / ".join(f"{r:.2f}" for r in ratios)
+            pairs = paired_summary(runs["tui-collab"], runs["bare relay"], key)
             print(
-                f"<!-- {joiners}: {key}, ours / relay run by run (alternating): "
-                f"median {ratio:.2f}x ({shown}) -->",
+                f"<!-- {joiners}: {key}, ours / relay run by run (alternating): {pairs} -->",
                 flush=True,
             )
         for name, row in rows.items():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.common import Run, alternate, paired_ratio
+from bench.common import Run, alternate, paired_ratio, paired_summary
 
 
 def test_runs_alternate_in_mirrored_order() -> None:
@@ -41,3 +41,9 @@ def test_paired_ratio_skips_a_pair_whose_baseline_is_zero() -> None:
     ratio, ratios = paired_ratio([{"t": 1.0}, {"t": 2.0}], [{"t": 0.0}, {"t": 1.0}], "t")
     assert ratios == [2.0]
     assert ratio == 2.0
+
+
+def test_the_pairs_are_printed_with_their_median() -> None:
+    ours = [{"t": 1.5}, {"t": 3.0}, {"t": 16.0}]
+    relay = [{"t": 1.0}, {"t": 2.0}, {"t": 8.0}]
+    assert paired_summary(ours, relay, "t") == "median 1.50x (1.50 / 1.50 / 2.00)"
